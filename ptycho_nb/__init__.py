@@ -1,0 +1,13 @@
+"""ptycho_nb: Jupyter-first physics-informed neural-network ptychography.
+
+The public API: ``simulate``, ``load``, ``save`` and ``PtychoData`` (data), the configuration
+dataclasses (``PyTorchExecutionConfig``, ``ModelConfig``, ``TrainingConfig``, ``InferenceConfig``)
+and the submodules ``physics``, ``data``, ``config`` and ``metrics``.
+"""
+
+__version__ = "0.1.0"
+
+from .data import PtychoData, load, save
+from .physics import simulate
+
+__all__ = ["PtychoData", "load", "save", "simulate", "__version__"]
