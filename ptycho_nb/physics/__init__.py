@@ -1,0 +1,21 @@
+"""Physics: forward model, probes, objects, scans and simulation (see ``forward`` for conventions)."""
+
+from .forward import (FFT_NORM, FFT_SHIFTED, exit_waves, extract_patches, far_field,
+                      forward_amplitude, forward_from_object, place_patches, poisson_nll, stitch)
+from .objects import OBJECT_KINDS, make_object
+from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe, make_probe,
+                     probe_diameter, zone_plate_probe)
+from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
+                   spiral_scan, step_from_overlap)
+from .simulate import simulate
+
+__all__ = [
+    "FFT_NORM", "FFT_SHIFTED", "far_field", "extract_patches", "place_patches", "stitch",
+    "exit_waves", "forward_amplitude", "forward_from_object", "poisson_nll",
+    "make_object", "OBJECT_KINDS",
+    "make_probe", "disc_probe", "gaussian_probe", "zone_plate_probe", "probe_diameter",
+    "fresnel_propagate", "PROBE_KINDS",
+    "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
+    "overlap_from_step", "SCAN_KINDS",
+    "simulate",
+]

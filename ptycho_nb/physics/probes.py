@@ -1,0 +1,190 @@
+"""Synthetic probes (numpy): complex64 (N, N), normalised to unit total intensity sum|P|² = 1.
+
+Lengths are in pixels of the probe (= object) plane. Propagation distances are given as the
+product ``lam_z = wavelength · distance`` in pixel² units, which is all paraxial (Fresnel)
+propagation needs: the angular-spectrum transfer function is ``exp(-i π lam_z (fx² + fy²))`` with
+spatial frequencies fx, fy in cycles per pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import erfc
+
+__all__ = ["disc_probe", "gaussian_probe", "zone_plate_probe", "make_probe", "probe_diameter",
+           "fresnel_propagate", "PROBE_KINDS"]
+
+
+def _check_n(N: int) -> None:
+    if not isinstance(N, (int, np.integer)) or N < 4 or N % 2:
+        raise ValueError(f"N: expected an even int >= 4, got {N!r}")
+
+
+def _radius_grid(N: int) -> np.ndarray:
+    """Distance (pixels) of each pixel from the centre pixel (N//2, N//2), shape (N, N)."""
+    c = np.arange(N) - N // 2
+    return np.hypot(c[:, None], c[None, :])
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    return (p / np.sqrt(np.sum(np.abs(p) ** 2))).astype(np.complex64)
+
+
+def _guard_window(N: int) -> np.ndarray:
+    """Smooth super-Gaussian guard aperture (≈1 inside radius 0.38 N, ≈0 at the window edge).
+
+    FFT propagation is periodic; the guard removes the faint fringes that would otherwise wrap
+    around and keeps the probe ~0 at the edges of the N×N window.
+    """
+    r = _radius_grid(N) / (0.42 * N)
+    return np.exp(-(r ** 12))
+
+
+def fresnel_propagate(field: np.ndarray, lam_z: float) -> np.ndarray:
+    """Paraxial angular-spectrum propagation of a centred (N, N) field by ``lam_z`` (pixel²)."""
+    n = field.shape[-1]
+    f = np.fft.fftfreq(n)  # cycles / pixel
+    h = np.exp(-1j * np.pi * lam_z * (f[:, None] ** 2 + f[None, :] ** 2))
+    # ifftshift/fftshift keep the field centred on pixel N//2 through the FFT pair.
+    return np.fft.fftshift(np.fft.ifft2(np.fft.fft2(np.fft.ifftshift(field)) * h))
+
+
+def disc_probe(N: int = 64, radius: float | None = None, curvature: float = 0.01,
+               softness: float = 1.0, lam_z: float = 60.0) -> np.ndarray:
+    """Soft-edged circular aperture with defocus curvature, Fresnel-propagated (ring structure).
+
+    Parameters
+    ----------
+    N : int
+        Window side (pixels, even).
+    radius : float, optional
+        Aperture radius in pixels; default ``N/5`` (illuminated diameter ≈ 0.4 N).
+    curvature : float
+        Quadratic phase ``curvature · r²`` (rad/pixel²) — a slightly converging/diverging wave.
+    softness : float
+        Edge width of the aperture (pixels, > 0): ``0.5·erfc((r − radius)/softness)``.
+    lam_z : float
+        Wavelength × propagation distance (pixel²) from the aperture to the sample plane; gives
+        Fresnel edge rings (Fresnel number ``radius²/lam_z``). 0 = no propagation.
+
+    Returns
+    -------
+    ndarray, (N, N) complex64, sum|P|² = 1, centred on pixel (N//2, N//2).
+    """
+    _check_n(N)
+    radius = N / 5 if radius is None else radius
+    if not (0 < radius < N / 2):
+        raise ValueError(f"radius: expected 0 < radius < N/2 = {N / 2}, got {radius!r}")
+    if not (softness > 0):
+        raise ValueError(f"softness: expected > 0 pixels, got {softness!r}")
+    if not (lam_z >= 0):
+        raise ValueError(f"lam_z: expected >= 0 (pixel²), got {lam_z!r}")
+    r = _radius_grid(N)
+    p = 0.5 * erfc((r - radius) / softness) * np.exp(1j * curvature * r ** 2)
+    if lam_z > 0:
+        p = fresnel_propagate(p, lam_z)
+    return _normalise(p * _guard_window(N))
+
+
+def gaussian_probe(N: int = 64, sigma: float | None = None, curvature: float = 0.0) -> np.ndarray:
+    """Gaussian beam ``exp(-r²/(2σ²)) · exp(i · curvature · r²)``.
+
+    Parameters
+    ----------
+    N : int — window side (pixels, even)
+    sigma : float, optional — amplitude standard deviation in pixels; default ``N/8``
+    curvature : float — quadratic phase (rad/pixel²)
+
+    Returns
+    -------
+    ndarray, (N, N) complex64, sum|P|² = 1.
+    """
+    _check_n(N)
+    sigma = N / 8 if sigma is None else sigma
+    if not (0 < sigma < N):
+        raise ValueError(f"sigma: expected 0 < sigma < N = {N}, got {sigma!r}")
+    r = _radius_grid(N)
+    return _normalise(np.exp(-r ** 2 / (2 * sigma ** 2)) * np.exp(1j * curvature * r ** 2))
+
+
+def zone_plate_probe(N: int = 64, outer_radius: float | None = None, stop_fraction: float = 0.35,
+                     lam_z: float = 48.0, softness: float = 0.75) -> np.ndarray:
+    """Defocused Fresnel zone-plate (FZP) focus: annular pupil → focus → defocused plane.
+
+    The lens pupil (zone plate with central stop) is modelled in the far field of the sample
+    plane: an annulus of spatial frequencies with outer radius ``outer_radius`` (frequency pixels of
+    the N×N grid). Its inverse FFT is the in-focus spot; a defocus of ``lam_z`` (wavelength ×
+    distance, pixel²) spreads it into the familiar ring-shaped, phase-curved beam of radius
+    ≈ ``lam_z · outer_radius / N``.
+
+    Parameters
+    ----------
+    N : int — window side (pixels, even)
+    outer_radius : float, optional — pupil radius in frequency pixels; default ``N/4``
+    stop_fraction : float — central-stop radius as a fraction of ``outer_radius``, in [0, 1)
+    lam_z : float — defocus, wavelength × distance (pixel²), may be negative (before focus)
+    softness : float — pupil edge width (frequency pixels, > 0)
+
+    Returns
+    -------
+    ndarray, (N, N) complex64, sum|P|² = 1.
+    """
+    _check_n(N)
+    outer_radius = N / 4 if outer_radius is None else outer_radius
+    if not (0 < outer_radius <= N / 2):
+        raise ValueError(f"outer_radius: expected 0 < outer_radius <= N/2 = {N / 2}, got {outer_radius!r}")
+    if not (0 <= stop_fraction < 1):
+        raise ValueError(f"stop_fraction: expected in [0, 1), got {stop_fraction!r}")
+    if not (softness > 0):
+        raise ValueError(f"softness: expected > 0, got {softness!r}")
+    q = _radius_grid(N)  # frequency-pixel radius in the centred pupil
+    pupil = (0.5 * erfc((q - outer_radius) / softness)
+             * (1 - 0.5 * erfc((q - stop_fraction * outer_radius) / softness)))
+    fq = q / N  # cycles / pixel
+    pupil = pupil * np.exp(-1j * np.pi * lam_z * fq ** 2)  # defocus in the pupil
+    p = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(pupil)))
+    return _normalise(p * _guard_window(N))
+
+
+PROBE_KINDS: dict[str, Any] = {
+    "disc": disc_probe,
+    "gaussian": gaussian_probe,
+    "zone_plate": zone_plate_probe,
+}
+_ALIASES = {"airy": "disc", "defocused_disc": "disc", "gauss": "gaussian", "fzp": "zone_plate",
+            "zoneplate": "zone_plate"}
+
+
+def make_probe(kind: str = "disc", N: int = 64, **kw: Any) -> np.ndarray:
+    """Build a probe by name: 'disc' (default), 'gaussian', 'zone_plate'; ``kw`` go to the builder.
+
+    Returns (N, N) complex64 with sum|P|² = 1.
+    """
+    key = _ALIASES.get(str(kind).lower(), str(kind).lower())
+    if key not in PROBE_KINDS:
+        raise ValueError(f"kind: unknown probe kind {kind!r}; expected one of {sorted(PROBE_KINDS)}")
+    try:
+        return PROBE_KINDS[key](N, **kw)
+    except TypeError as exc:  # unexpected keyword → a ValueError naming it
+        raise ValueError(f"make_probe({key!r}): {exc}") from None
+
+
+def probe_diameter(probe: np.ndarray) -> float:
+    """Effective illuminated diameter (pixels): ``2·√2 · r_rms`` of the intensity (summed over modes).
+
+    Exact for a flat disc (r_rms = R/√2); used to turn an overlap into a scan step.
+    """
+    p = np.asarray(probe)
+    inten = np.abs(p) ** 2
+    if inten.ndim == 3:
+        inten = inten.sum(0)
+    if inten.ndim != 2 or inten.sum() <= 0:
+        raise ValueError(f"probe: expected a non-zero (N, N) or (K, N, N) array, got shape {p.shape}")
+    n0, n1 = inten.shape
+    yy, xx = np.mgrid[:n0, :n1].astype(np.float64)
+    tot = inten.sum()
+    cy, cx = (inten * yy).sum() / tot, (inten * xx).sum() / tot
+    r2 = ((yy - cy) ** 2 + (xx - cx) ** 2)
+    return float(2 * np.sqrt(2) * np.sqrt((inten * r2).sum() / tot))

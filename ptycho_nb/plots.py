@@ -1,0 +1,72 @@
+"""Matplotlib figures (object-oriented API only: no pyplot global state, safe in kernels/threads)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from .data.container import PtychoData
+
+__all__ = ["plot_dataset"]
+
+
+def plot_dataset(data: PtychoData, path: str | os.PathLike | None = None, index: int = 0) -> Figure:
+    """Overview of a dataset: object amplitude/phase with scan positions, probe, one pattern.
+
+    Parameters
+    ----------
+    data : PtychoData
+    path : str or PathLike, optional
+        Where to save a PNG (150 dpi).
+    index : int
+        Which diffraction pattern to show (log scale).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(data, PtychoData):
+        raise ValueError(f"data: expected a PtychoData, got {type(data).__name__}")
+    if not (-data.n_patterns <= index < data.n_patterns):
+        raise ValueError(f"index: expected within [0, {data.n_patterns}), got {index}")
+    has_obj = data.object is not None
+    ncols = 5 if has_obj else 3
+    fig = Figure(figsize=(3.4 * ncols, 3.4), layout="constrained")
+    FigureCanvasAgg(fig)  # attach an Agg canvas explicitly: works whatever pyplot backend is set
+    axes = fig.subplots(1, ncols)
+    k = 0
+
+    def show(ax, img, title, cmap, **kw):
+        im = ax.imshow(img, cmap=cmap, **kw)
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        return im
+
+    if has_obj:
+        o = data.object
+        for ax, img, title, cmap in ((axes[0], np.abs(o), "object amplitude", "gray"),
+                                     (axes[1], np.angle(o), "object phase (rad)", "viridis")):
+            show(ax, img, title, cmap)
+            # x = column, y = row: imshow puts columns on the horizontal axis.
+            ax.plot(data.xcoords, data.ycoords, ".", color="tab:red", ms=1.5, alpha=0.6)
+        k = 2
+    modes = data.probe_modes
+    p_int = np.sqrt(np.sum(np.abs(modes) ** 2, axis=0))
+    show(axes[k], p_int, f"probe amplitude ({modes.shape[0]} mode{'s' if modes.shape[0] > 1 else ''})", "viridis")
+    # a cyclic map over the full [-π, π] for the wrapped probe phase
+    show(axes[k + 1], np.angle(modes[0]), "probe phase (rad)", "twilight", vmin=-np.pi, vmax=np.pi)
+    counts = np.square(data.diffraction[index].astype(np.float64))
+    pos = counts[counts > 0]
+    vmin = float(pos.min()) if pos.size else 1.0
+    show(axes[k + 2], np.maximum(counts, vmin), f"pattern {index} counts (log)", "magma",
+         norm=LogNorm(vmin=vmin, vmax=max(vmin * 10, float(counts.max()))))
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=150)
+    return fig

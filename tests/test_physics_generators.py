@@ -1,0 +1,122 @@
+"""Probes, objects and scans: shapes, normalisation, ranges, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ptycho_nb.physics import (OBJECT_KINDS, PROBE_KINDS, make_object, make_probe, make_scan,
+                               overlap_from_step, probe_diameter, random_scan, raster_scan,
+                               spiral_scan, step_from_overlap)
+
+
+@pytest.mark.parametrize("kind", sorted(PROBE_KINDS))
+def test_probes_normalised_centred_and_decaying(kind):
+    p = make_probe(kind, 64)
+    assert p.shape == (64, 64) and p.dtype == np.complex64
+    assert np.sum(np.abs(p) ** 2) == pytest.approx(1.0, rel=1e-5)
+    a = np.abs(p)
+    edge = max(a[0].max(), a[-1].max(), a[:, 0].max(), a[:, -1].max())
+    assert edge < 1e-2 * a.max()  # ~0 at the window edge
+    # fills roughly a third to half of the window
+    assert 0.3 * 64 <= probe_diameter(p) <= 0.55 * 64
+    # centred on (N//2, N//2): intensity centroid within a pixel
+    yy, xx = np.mgrid[:64, :64]
+    w = a ** 2
+    assert abs((w * yy).sum() - 32) < 1 and abs((w * xx).sum() - 32) < 1
+
+
+def test_disc_probe_has_structure():
+    p = make_probe("disc", 64)
+    # defocus curvature: phase is not flat across the illuminated region
+    mask = np.abs(p) > 0.3 * np.abs(p).max()
+    assert np.ptp(np.angle(p[mask] * np.conj(p[32, 32]))) > 0.5
+    assert make_probe("disc", 32).shape == (32, 32)
+
+
+def test_probe_diameter_of_flat_disc():
+    yy, xx = np.mgrid[:64, :64] - 32
+    disc = (np.hypot(yy, xx) <= 12).astype(complex)
+    assert probe_diameter(disc) == pytest.approx(24, rel=0.05)
+
+
+@pytest.mark.parametrize("kw,match", [({"kind": "nope"}, "kind"), ({"N": 63}, "N"),
+                                      ({"kind": "gaussian", "sigma": -1}, "sigma"),
+                                      ({"kind": "disc", "radius": 40}, "radius"),
+                                      ({"kind": "disc", "bogus": 1}, "bogus")])
+def test_probe_bad_args(kw, match):
+    kw = {"kind": "disc", "N": 64, **kw}
+    with pytest.raises(ValueError, match=match):
+        make_probe(kw.pop("kind"), kw.pop("N"), **kw)
+
+
+@pytest.mark.parametrize("kind", sorted(OBJECT_KINDS))
+def test_objects_in_range(kind):
+    o = make_object(kind, (40, 56), amplitude_range=(0.3, 0.9), phase_range=(-1.0, 0.5), seed=3)
+    assert o.shape == (40, 56) and o.dtype == np.complex64
+    a, ph = np.abs(o), np.angle(o)
+    tol = 1e-5
+    assert a.min() >= 0.3 - tol and a.max() <= 0.9 + tol
+    assert ph.min() >= -1.0 - tol and ph.max() <= 0.5 + tol
+    # ranges are used (normalised maps span [0, 1])
+    assert a.max() - a.min() > 0.5 and ph.max() - ph.min() > 1.0
+    # amplitude and phase are not the same map
+    assert abs(np.corrcoef(a.ravel(), ph.ravel())[0, 1]) < 0.95
+
+
+def test_objects_seeded_and_images_bundled():
+    assert np.array_equal(make_object("grf", (32, 32), seed=1), make_object("grf", (32, 32), seed=1))
+    assert not np.array_equal(make_object("grf", (32, 32), seed=1), make_object("grf", (32, 32), seed=2))
+    o = make_object("image", (30, 70), amplitude="terrain", phase="hopper")
+    assert o.shape == (30, 70)
+
+
+@pytest.mark.parametrize("kw,match", [({"kind": "nope"}, "kind"),
+                                      ({"amplitude_range": (0.9, 0.1)}, "amplitude_range"),
+                                      ({"phase_range": (1.0, -1.0)}, "phase_range"),
+                                      ({"shape": (2, 40)}, "shape"),
+                                      ({"kind": "grf", "correlation_length": 0}, "correlation_length"),
+                                      ({"kind": "image", "amplitude": "moon"}, "name")])
+def test_object_bad_args(kw, match):
+    kw = {"kind": "grf", "shape": (20, 20), **kw}
+    with pytest.raises(ValueError, match=match):
+        make_object(kw.pop("kind"), kw.pop("shape"), **kw)
+
+
+@pytest.mark.parametrize("kind", ["raster", "spiral", "random"])
+def test_scans_inside_valid_range(kind):
+    shape, n = (150, 200), 32
+    x, y = make_scan(kind, shape, n, step=9.0, jitter=2.0, seed=4)
+    assert x.dtype == np.float64 and x.shape == y.shape and x.size > 50
+    assert x.min() >= n / 2 and x.max() <= shape[1] - n / 2
+    assert y.min() >= n / 2 and y.max() <= shape[0] - n / 2
+
+
+def test_scan_spacing_and_overlap_relation():
+    x, y = raster_scan((100, 100), 20, step=10.0)
+    assert np.allclose(np.diff(np.unique(x)), 10.0) and np.unique(y).size == 9
+    # spiral: nearest-neighbour distance ≈ step
+    xs, ys = spiral_scan((200, 200), 20, step=10.0)
+    d = np.hypot(xs[:, None] - xs[None], ys[:, None] - ys[None]) + np.eye(xs.size) * 1e9
+    assert 0.7 * 10 < np.median(d.min(1)) < 1.3 * 10
+    assert step_from_overlap(0.75, 40.0) == pytest.approx(10.0)
+    assert overlap_from_step(10.0, 40.0) == pytest.approx(0.75)
+    a = make_scan("raster", (100, 100), 20, overlap=0.5, probe_diameter=20.0)
+    b = raster_scan((100, 100), 20, step=10.0)
+    assert np.array_equal(a[0], b[0])
+    x, _ = make_scan("spiral", (200, 200), 20, step=10.0, n_positions=37)
+    assert x.size == 37
+    x, _ = random_scan((100, 100), 20, n_positions=11, seed=0)
+    assert x.size == 11
+
+
+@pytest.mark.parametrize("kw,match", [({"kind": "zigzag"}, "kind"), ({"step": -1.0}, "step"),
+                                      ({"overlap": 1.2, "step": None}, "overlap"),
+                                      ({"N": 15}, "N"), ({"object_shape": (10, 100)}, "object_shape"),
+                                      ({"jitter": -1.0}, "jitter"),
+                                      ({"n_positions": 10 ** 6}, "n_positions"),
+                                      ({"overlap": 0.5}, "step/overlap")])
+def test_scan_bad_args(kw, match):
+    kw = {"kind": "raster", "object_shape": (100, 100), "N": 16, "step": 5.0, **kw}
+    with pytest.raises(ValueError, match=match):
+        make_scan(kw.pop("kind"), kw.pop("object_shape"), kw.pop("N"), **kw)
