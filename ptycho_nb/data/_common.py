@@ -1,0 +1,86 @@
+"""Small helpers shared by the readers and writers (error messages that name file and key)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .container import PtychoData
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def existing_file(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a Path; FileNotFoundError naming it when missing, ValueError if a dir."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{p}: is a directory; expected a data file")
+    return p
+
+
+def sniff(path: Path) -> str:
+    """Return 'hdf5', 'zip' or 'unknown' from the first bytes of the file."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    return "unknown"
+
+
+def build(path: Path, keys: dict[str, str], **fields: Any) -> PtychoData:
+    """Construct PtychoData, re-raising its ValueError with the file and the source key named.
+
+    ``keys`` maps container field names to the key/dataset each came from in the file.
+    """
+    try:
+        return PtychoData(**fields)
+    except ValueError as exc:
+        msg = str(exc)
+        src = [f"{f} <- '{k}'" for f, k in keys.items() if f"PtychoData.{f}" in msg]
+        where = f" (file key {', '.join(src)})" if src else ""
+        raise ValueError(f"{path}{where}: {msg}") from exc
+
+
+def metadata_to_json(metadata: dict[str, Any]) -> str:
+    """Serialise metadata; the container already guarantees it is JSON-serialisable."""
+    return json.dumps(metadata, sort_keys=True)
+
+
+def metadata_from_json(path: Path, key: str, text: Any) -> dict[str, Any]:
+    """Parse a metadata JSON string read from ``path[key]``; ValueError naming both if bad."""
+    if isinstance(text, np.ndarray):
+        text = text.item() if text.shape == () else text
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise ValueError(f"{path}: key '{key}' should hold a JSON string, got {type(text).__name__}")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: key '{key}' is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: key '{key}' should hold a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def amplitudes_from_counts(path: Path, key: str, counts: np.ndarray) -> np.ndarray:
+    """sqrt of photon counts as float32; ValueError naming file/key for NaN/inf or negatives."""
+    c = np.asarray(counts)
+    if np.iscomplexobj(c) or not np.issubdtype(c.dtype, np.number):
+        raise ValueError(f"{path}: key '{key}' should hold real photon counts, got dtype {c.dtype}")
+    c = c.astype(np.float64)
+    if not np.all(np.isfinite(c)):
+        raise ValueError(f"{path}: key '{key}' contains {int(np.sum(~np.isfinite(c)))} NaN/inf counts")
+    if np.any(c < 0):
+        raise ValueError(f"{path}: key '{key}' holds negative photon counts (minimum {c.min():g}); "
+                         "counts must be >= 0 (mask or clip detector flag values first)")
+    return np.sqrt(c).astype(np.float32)

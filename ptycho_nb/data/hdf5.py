@@ -1,0 +1,134 @@
+"""ptycho_nb's own HDF5 layout (gzip-compressed datasets, units as attributes).
+
+Layout (``format_version`` 1)::
+
+    /                 attrs: format = "ptycho_nb", format_version = 1, metadata = JSON string
+    /diffraction      (M, N, N) float32, attrs units = "sqrt(photons)"   (amplitudes)
+    /xcoords          (M,) float64, attrs units = "pixel" (patch-centre column)
+    /ycoords          (M,) float64, attrs units = "pixel" (patch-centre row)
+    /probe            (N, N) or (K, N, N) complex64, attrs units = "sqrt(photons)"
+    /object           optional (H, W) complex64, attrs units = "transmission"
+    /scan_index       optional (M,) int64
+
+A reader seeing ``/diffraction`` with ``units = "photons"`` square-roots it (the units say so);
+any other unit is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..atomic import atomic_path
+from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
+from .container import PtychoData
+
+__all__ = ["read_hdf5", "write_hdf5", "FORMAT_NAME", "FORMAT_VERSION", "is_ptycho_nb_hdf5"]
+
+FORMAT_NAME = "ptycho_nb"
+FORMAT_VERSION = 1
+_COMPRESS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4}
+
+
+def _attr_str(value: Any) -> Any:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open read-only; a non-HDF5, truncated or corrupt file → ValueError naming it."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable HDF5 file; truncated or corrupt? ({exc})") from exc
+
+
+def read_dataset(path: Path, f: h5py.File, key: str, required: bool = True) -> np.ndarray | None:
+    """Read dataset ``key``; missing (when required), not a dataset or unreadable → ValueError."""
+    if key not in f:
+        if required:
+            raise ValueError(f"{path}: missing dataset '/{key}'; found {sorted(f.keys())}")
+        return None
+    item = f[key]
+    if not isinstance(item, h5py.Dataset):
+        raise ValueError(f"{path}: '/{key}' is a {type(item).__name__}, expected a dataset")
+    try:
+        return np.asarray(item[()])
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: dataset '/{key}' could not be read; truncated or corrupt? ({exc})") from exc
+
+
+def is_ptycho_nb_hdf5(f: h5py.File) -> bool:
+    """True when the open file declares our format in its root attributes."""
+    return _attr_str(f.attrs.get("format")) == FORMAT_NAME
+
+
+def read_hdf5(path: str | os.PathLike[str]) -> PtychoData:
+    """Read a file written by :func:`write_hdf5` into a :class:`PtychoData`."""
+    p = existing_file(path)
+    with open_h5(p) as f:
+        if not is_ptycho_nb_hdf5(f):
+            raise ValueError(f"{p}: root attribute 'format' is {_attr_str(f.attrs.get('format'))!r}, "
+                             f"expected {FORMAT_NAME!r}; datasets found: {sorted(f.keys())}")
+        version = f.attrs.get("format_version")
+        if version is None or int(version) > FORMAT_VERSION:
+            raise ValueError(f"{p}: root attribute 'format_version' is {version!r}; this ptycho_nb "
+                             f"reads versions up to {FORMAT_VERSION}")
+        meta: dict[str, Any] = {}
+        if "metadata" in f.attrs:
+            meta = metadata_from_json(p, "metadata (root attribute)", f.attrs["metadata"])
+        diff = read_dataset(p, f, "diffraction")
+        units = _attr_str(f["diffraction"].attrs.get("units", "sqrt(photons)"))
+        xc = read_dataset(p, f, "xcoords")
+        yc = read_dataset(p, f, "ycoords")
+        for key in ("xcoords", "ycoords"):
+            u = _attr_str(f[key].attrs.get("units", "pixel"))
+            if u != "pixel":
+                raise ValueError(f"{p}: dataset '/{key}' has units {u!r}, expected 'pixel'")
+        probe = read_dataset(p, f, "probe")
+        obj = read_dataset(p, f, "object", required=False)
+        scan = read_dataset(p, f, "scan_index", required=False)
+    assert diff is not None
+    if units == "photons":
+        diff = amplitudes_from_counts(p, "diffraction", diff)
+    elif units != "sqrt(photons)":
+        raise ValueError(f"{p}: dataset '/diffraction' has units {units!r}; expected "
+                         "'sqrt(photons)' (amplitudes) or 'photons' (counts)")
+    meta["diffraction"] = "amplitude"
+    return build(p, {k: k for k in ("diffraction", "xcoords", "ycoords", "probe", "object", "scan_index")},
+                 diffraction=diff, xcoords=xc, ycoords=yc, probe=probe, object=obj,
+                 scan_index=scan, metadata=meta)
+
+
+def write_hdf5(data: PtychoData, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``data`` in the ptycho_nb HDF5 layout, atomically; returns the path.
+
+    FileExistsError when the file exists and ``overwrite`` is False.
+    """
+    if not isinstance(data, PtychoData):
+        raise TypeError(f"write_hdf5: expected PtychoData, got {type(data).__name__}")
+    meta = dict(data.metadata)
+    meta["diffraction"] = "amplitude"
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["metadata"] = metadata_to_json(meta)
+            d = f.create_dataset("diffraction", data=data.diffraction.astype(np.float32), **_COMPRESS)
+            d.attrs["units"] = "sqrt(photons)"
+            d.attrs["description"] = "far-field amplitudes, DC at (N//2, N//2)"
+            for key, what in (("xcoords", "column"), ("ycoords", "row")):
+                c = f.create_dataset(key, data=getattr(data, key).astype(np.float64), **_COMPRESS)
+                c.attrs["units"] = "pixel"
+                c.attrs["description"] = f"patch-centre {what} in object pixels"
+            pr = f.create_dataset("probe", data=data.probe.astype(np.complex64), **_COMPRESS)
+            pr.attrs["units"] = "sqrt(photons)"
+            if data.object is not None:
+                o = f.create_dataset("object", data=data.object.astype(np.complex64), **_COMPRESS)
+                o.attrs["units"] = "transmission"
+            if data.scan_index is not None:
+                f.create_dataset("scan_index", data=data.scan_index.astype(np.int64), **_COMPRESS)
+    return Path(path)

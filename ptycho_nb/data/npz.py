@@ -1,0 +1,185 @@
+"""PtychoPINN NPZ contract: reader and writer.
+
+Keys (upstream-compatible):
+
+==============  =========================================================================
+``diffraction`` (M, N, N) diffraction; upstream files may call it ``diff3d`` (read as well)
+``probeGuess``  (N, N) or (K, N, N) complex probe
+``objectGuess`` optional (H, W) complex object (ground truth for simulations)
+``xcoords``     (M,) patch-centre column, object pixels
+``ycoords``     (M,) patch-centre row, object pixels
+``scan_index``  optional (M,) int
+``metadata_json`` optional JSON object (ours); ``diffraction`` in it says 'amplitude'/'counts'
+==============  =========================================================================
+
+Amplitude or counts is never guessed silently. ``read_npz(path, diffraction_kind=None)``:
+
+- ``'amplitude'`` / ``'counts'``: the caller says what the file holds (counts are square-rooted).
+- ``None``: use what the file's metadata records. If it records nothing, the PtychoPINN contract
+  (amplitudes) is assumed, **except** when every value is integer-valued and the maximum exceeds
+  :data:`COUNTS_LIKE_MAX` -- such data are almost surely raw photon counts, and reading them as
+  amplitudes would square the photon scale -- then a ``ValueError`` asks the caller to pass
+  ``diffraction_kind`` explicitly.
+
+Files are opened with ``allow_pickle=False``: object arrays are refused, never unpickled. Upstream
+extras (``xcoords_start``, ``ycoords_start``, ``bad_pixels``, ...) are ignored. Coordinates are
+taken as-is in our patch-centre convention (note: ptychodus's own NPZ export writes its
+``(N-1)/2``-centred pixel coordinates, half a pixel below ours; see ``ptycho_nb.data.ptychodus``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
+from .container import PtychoData
+
+__all__ = ["read_npz", "write_npz", "COUNTS_LIKE_MAX", "METADATA_KEY"]
+
+METADATA_KEY = "metadata_json"
+#: An unlabelled file whose values are all integers with a maximum above this is treated as
+#: ambiguous (probably counts) and refused until ``diffraction_kind`` is given.
+COUNTS_LIKE_MAX = 50.0
+
+DiffractionKind = Literal["amplitude", "counts"]
+_KINDS = ("amplitude", "counts")
+
+
+def _get(path: Path, npz: Any, key: str) -> np.ndarray:
+    """Read one array; any failure (pickled object array, CRC/zlib error) names file and key."""
+    try:
+        return np.asarray(npz[key])
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ValueError(f"{path}: key '{key}' holds a Python object array; refusing to unpickle "
+                             "(allow_pickle=False). Re-save it as a numeric array.") from exc
+        raise ValueError(f"{path}: key '{key}' could not be read ({exc})") from exc
+    except Exception as exc:  # zipfile.BadZipFile, zlib.error, EOFError, OSError on a truncated file
+        raise ValueError(f"{path}: key '{key}' could not be read; the file looks truncated or "
+                         f"corrupt ({type(exc).__name__}: {exc})") from exc
+
+
+def _looks_like_counts(d: np.ndarray) -> bool:
+    d = np.asarray(d, dtype=np.float64)
+    return bool(d.size and np.all(np.isfinite(d)) and d.max() > COUNTS_LIKE_MAX
+                and np.all(d == np.round(d)))
+
+
+def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | None = None) -> PtychoData:
+    """Read a PtychoPINN-contract NPZ file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.npz`` file.
+    diffraction_kind : {'amplitude', 'counts', None}
+        What the diffraction array holds; None → what the file's metadata records (see module
+        docstring for the unlabelled case).
+
+    Returns
+    -------
+    PtychoData
+        Diffraction as float32 amplitudes (sqrt counts); ``metadata['diffraction'] = 'amplitude'``
+        and ``metadata['source_diffraction_kind']`` records what the file held.
+    """
+    if diffraction_kind not in (None, *_KINDS):
+        raise ValueError(f"diffraction_kind: expected 'amplitude', 'counts' or None, got {diffraction_kind!r}")
+    p = existing_file(path)
+    try:
+        npz = np.load(p, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{p}: not an NPZ archive (numpy could not read it without unpickling: {exc})") from exc
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ValueError(f"{p}: not a readable NPZ archive; truncated or corrupt? "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{p}: holds a single .npy array, expected an NPZ archive with keys "
+                         "'diffraction', 'probeGuess', 'xcoords', 'ycoords'")
+    with npz:
+        keys = set(npz.files)
+        diff_key = "diffraction" if "diffraction" in keys else "diff3d" if "diff3d" in keys else None
+        missing = [k for k in ("probeGuess", "xcoords", "ycoords") if k not in keys]
+        if diff_key is None:
+            missing.insert(0, "diffraction (or diff3d)")
+        if missing:
+            raise ValueError(f"{p}: missing key(s) {', '.join(missing)}; keys found: {sorted(keys)}. "
+                             "Expected the PtychoPINN NPZ contract.")
+        meta: dict[str, Any] = {}
+        if METADATA_KEY in keys:
+            meta = metadata_from_json(p, METADATA_KEY, _get(p, npz, METADATA_KEY))
+        diff = _get(p, npz, diff_key)
+        probe = _get(p, npz, "probeGuess")
+        xc = _get(p, npz, "xcoords")
+        yc = _get(p, npz, "ycoords")
+        obj = _get(p, npz, "objectGuess") if "objectGuess" in keys else None
+        scan = _get(p, npz, "scan_index") if "scan_index" in keys else None
+
+    recorded = meta.get("diffraction")
+    if recorded is not None and recorded not in _KINDS:
+        raise ValueError(f"{p}: key '{METADATA_KEY}' records diffraction={recorded!r}; "
+                         "expected 'amplitude' or 'counts'")
+    kind = diffraction_kind
+    if kind is None:
+        kind = recorded
+    elif recorded is not None and recorded != kind:
+        warnings.warn(f"{p}: file metadata says diffraction is {recorded!r} but "
+                      f"diffraction_kind={kind!r} was passed; using {kind!r}", UserWarning, stacklevel=2)
+    if kind is None:
+        if np.issubdtype(diff.dtype, np.number) and not np.iscomplexobj(diff) and _looks_like_counts(diff):
+            raise ValueError(
+                f"{p}: key '{diff_key}' records no kind and its values are all integers up to "
+                f"{float(np.max(diff)):g}: these look like photon COUNTS, but the PtychoPINN contract "
+                "says amplitudes. Pass diffraction_kind='counts' (values are square-rooted) or "
+                "diffraction_kind='amplitude' to load them as they are.")
+        kind = "amplitude"
+    if np.iscomplexobj(diff) or not np.issubdtype(diff.dtype, np.number):
+        raise ValueError(f"{p}: key '{diff_key}' should hold real {kind}s, got dtype {diff.dtype}")
+    if kind == "counts":
+        diff = amplitudes_from_counts(p, diff_key, diff)
+    elif np.any(np.isfinite(diff) & (diff < 0)):
+        raise ValueError(f"{p}: key '{diff_key}' holds negative amplitudes (minimum {np.nanmin(diff):g})")
+
+    meta = dict(meta)
+    meta["diffraction"] = "amplitude"
+    meta["source_diffraction_kind"] = kind
+    return build(p, {"diffraction": diff_key, "probe": "probeGuess", "object": "objectGuess",
+                     "xcoords": "xcoords", "ycoords": "ycoords", "scan_index": "scan_index"},
+                 diffraction=diff, xcoords=xc, ycoords=yc, probe=probe, object=obj,
+                 scan_index=scan, metadata=meta)
+
+
+def write_npz(data: PtychoData, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``data`` as a PtychoPINN-contract NPZ (compressed), atomically.
+
+    ``diffraction`` holds float32 amplitudes and ``metadata_json`` records
+    ``diffraction='amplitude'``; ``objectGuess`` is written when ``data.object`` is known.
+    Returns the path written. FileExistsError when it exists and ``overwrite`` is False.
+    """
+    if not isinstance(data, PtychoData):
+        raise TypeError(f"write_npz: expected PtychoData, got {type(data).__name__}")
+    meta = dict(data.metadata)
+    meta["diffraction"] = "amplitude"
+    meta.pop("source_diffraction_kind", None)
+    arrays: dict[str, np.ndarray] = {
+        "diffraction": data.diffraction.astype(np.float32),
+        "probeGuess": data.probe.astype(np.complex64),
+        "xcoords": data.xcoords.astype(np.float64),
+        "ycoords": data.ycoords.astype(np.float64),
+        METADATA_KEY: np.asarray(metadata_to_json(meta)),
+    }
+    if data.object is not None:
+        arrays["objectGuess"] = data.object.astype(np.complex64)
+    if data.scan_index is not None:
+        arrays["scan_index"] = data.scan_index.astype(np.int64)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        # A file handle, not a name: np.savez would otherwise append '.npz' to odd suffixes.
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    return Path(path)
