@@ -1,0 +1,1 @@
+"""Workflows: training, inference, comparison and the model archive."""

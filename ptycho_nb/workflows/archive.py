@@ -1,0 +1,502 @@
+"""The model archive ``wts.h5.zip`` (design.md §6): safe to load, atomic to write.
+
+Layout of the zip (all members at the top level):
+
+``manifest.json``
+    ``format`` = ``"ptycho_nb-model"``, ``format_version`` = 1, ``backend`` = ``"pytorch"``,
+    ``package_version``, ``torch_version``, ``model_name``, ``created_utc`` (ISO 8601),
+    ``weights`` (list of ``{"name", "shape", "dtype"}`` in state_dict order, dtype as
+    ``"torch.float32"`` etc.) and ``checksums`` (member name → sha256 hex digest of its bytes,
+    for every member except the manifest itself).
+``configs.json``, ``params.json``, ``scaling.json``, optional ``extra.json``
+    Plain JSON (numpy scalars/arrays, tuples and paths are converted to JSON types).
+``wts.h5``
+    One HDF5 dataset per state_dict entry in the group ``/weights``, named by the state_dict key.
+    Complex tensors are stored natively (h5py's compound ``{r, i}`` type, complex64 stays
+    complex64), so a round trip is bit-identical with no reshaping convention to remember;
+    bfloat16 (which numpy lacks) is stored as its raw 16-bit pattern (uint16). Every dataset has
+    the attribute ``torch_dtype`` (e.g. ``"torch.complex64"``).
+
+Reading never unpickles: members are read as bytes, JSON is parsed with :mod:`json` and the
+weights are read by h5py from memory. Archives of another backend (upstream PtychoPINN's
+TensorFlow archive with ``*.dill``/``model.keras`` members or a pickled manifest) are refused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import pathlib
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from zlib import error as zlib_error  # raised by zipfile on corrupt deflate streams
+
+import h5py
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Archive",
+    "write_archive",
+    "read_archive",
+    "load_state_dict_strict",
+    "load_checkpoint_weights",
+]
+
+FORMAT = "ptycho_nb-model"
+FORMAT_VERSION = 1
+BACKEND = "pytorch"
+MANIFEST = "manifest.json"
+WEIGHTS = "wts.h5"
+JSON_MEMBERS = ("configs.json", "params.json", "scaling.json")
+EXTRA = "extra.json"
+REQUIRED = (MANIFEST, *JSON_MEMBERS, WEIGHTS)
+_H5_GROUP = "weights"
+
+# suffixes/names that mark archives written by other backends (upstream PtychoPINN, Keras, pickle)
+_FOREIGN_SUFFIXES = (".dill", ".pkl", ".pickle", ".keras", ".pb", ".pt", ".pth", ".ckpt")
+_PICKLE_MAGIC = b"\x80"  # protocol 2+ pickles start with PROTO (0x80)
+
+# torch dtypes that numpy/h5py cannot hold directly → (numpy storage dtype)
+_RAW_STORED = {torch.bfloat16: np.uint16}
+_DTYPES = {str(d): d for d in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64,
+    torch.complex64, torch.complex128,
+    torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool,
+)}
+
+
+@dataclass
+class Archive:
+    """Contents of a ptycho_nb model archive.
+
+    Attributes
+    ----------
+    manifest : dict
+        Parsed ``manifest.json``.
+    configs, params, scaling : dict
+        Canonical configs, flat legacy params dict, scaling statistics.
+    state_dict : dict[str, torch.Tensor]
+        Weights on the CPU, in the order recorded in the manifest.
+    extra : dict or None
+        Optional ``extra.json``.
+    """
+
+    manifest: dict[str, Any]
+    configs: dict[str, Any]
+    params: dict[str, Any]
+    scaling: dict[str, Any]
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    extra: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert the non-JSON types configs commonly hold."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (pathlib.PurePath,)):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _json_bytes(obj: Any, member: str) -> bytes:
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{member}: expected a dict, got {type(obj).__name__}")
+    try:
+        text = json.dumps(dict(obj), indent=2, default=_json_default, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{member}: cannot be written as JSON ({exc})") from exc
+    return text.encode("utf-8")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _weights_to_h5_bytes(state_dict: Mapping[str, torch.Tensor]) -> tuple[bytes, list[dict]]:
+    """Serialise tensors to an in-memory HDF5 file; return its bytes and the manifest entries."""
+    entries: list[dict] = []
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        grp = f.create_group(_H5_GROUP)
+        for name, tensor in state_dict.items():
+            if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+                raise ValueError(f"state_dict: key {name!r} cannot name an HDF5 dataset "
+                                 "(expected a non-empty string without '/')")
+            if not isinstance(tensor, torch.Tensor):
+                raise ValueError(f"state_dict[{name!r}]: expected a torch.Tensor, "
+                                 f"got {type(tensor).__name__}")
+            t = tensor.detach().cpu().contiguous()
+            if str(t.dtype) not in _DTYPES:
+                raise ValueError(f"state_dict[{name!r}]: dtype {t.dtype} is not supported "
+                                 f"(expected one of {sorted(_DTYPES)})")
+            if t.dtype in _RAW_STORED:
+                arr = t.view(torch.int16).numpy().view(_RAW_STORED[t.dtype])
+            else:
+                arr = t.numpy()
+            ds = grp.create_dataset(name, data=arr)
+            ds.attrs["torch_dtype"] = str(t.dtype)
+            entries.append({"name": name, "shape": list(t.shape), "dtype": str(t.dtype)})
+    return buf.getvalue(), entries
+
+
+def write_archive(path: str | os.PathLike, *, state_dict: Mapping[str, torch.Tensor],
+                  configs: dict[str, dict], params: dict, scaling: dict, model_name: str,
+                  extra: dict | None = None, overwrite: bool = False) -> pathlib.Path:
+    """Write a model archive atomically.
+
+    The zip is built in a temporary file in the target folder and moved into place with
+    :func:`os.replace`, so a failure leaves neither a partial archive nor a changed old one.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file, conventionally ``…/wts.h5.zip``.
+    state_dict : mapping of str → torch.Tensor
+        Weights (any device; stored from the CPU copy).
+    configs : dict of dict
+        Canonical configs as plain dicts (e.g. ``{"model": {...}, "training": {...}}``).
+    params : dict
+        The flat legacy params dict.
+    scaling : dict
+        Scaling statistics (e.g. intensity scale).
+    model_name : str
+    extra : dict, optional
+        Anything else JSON-serialisable, stored as ``extra.json``.
+    overwrite : bool
+        Replace an existing file; otherwise FileExistsError.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    from .. import __version__  # imported late: the package __init__ may import this module
+
+    target = pathlib.Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target}: already exists (pass overwrite=True to replace it)")
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{target}: exists and is not a regular file")
+    if not isinstance(model_name, str) or not model_name:
+        raise ValueError(f"model_name: expected a non-empty string, got {model_name!r}")
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"state_dict: expected a mapping of str to tensors, got "
+                         f"{type(state_dict).__name__}")
+    if not isinstance(configs, Mapping) or not all(isinstance(v, Mapping) for v in configs.values()):
+        raise ValueError("configs: expected a dict of dicts (one per canonical config)")
+    members = {"configs.json": _json_bytes(configs, "configs.json"),
+               "params.json": _json_bytes(params, "params.json"),
+               "scaling.json": _json_bytes(scaling, "scaling.json")}
+    if extra is not None:
+        members[EXTRA] = _json_bytes(extra, EXTRA)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, data in members.items():
+                    zf.writestr(name, data)
+                weights_bytes, entries = _weights_to_h5_bytes(state_dict)
+                zf.writestr(WEIGHTS, weights_bytes)
+                members[WEIGHTS] = weights_bytes
+                manifest = {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "backend": BACKEND,
+                    "package_version": __version__,
+                    "torch_version": torch.__version__,
+                    "model_name": model_name,
+                    "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "weights": entries,
+                    "checksums": {name: _sha256(data) for name, data in members.items()},
+                }
+                # the manifest goes last: it needs every other member's checksum
+                zf.writestr(MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+def _unsafe_reason(name: str) -> str | None:
+    """Why a zip member name could escape an extraction folder, or None if it is safe."""
+    if not name:
+        return "empty name"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    first = name.split("/", 1)[0]
+    if len(first) >= 2 and first[1] == ":":
+        return "starts with a drive letter"
+    if any(part == ".." for part in name.split("/")):
+        return "contains a '..' component"
+    if "\x00" in name:
+        return "contains a NUL byte"
+    return None
+
+
+def _foreign_error(path: pathlib.Path, why: str) -> ValueError:
+    return ValueError(
+        f"{path}: this is not a ptycho_nb model archive but appears to be a TensorFlow/PtychoPINN "
+        f"archive from another backend ({why}); ptycho_nb will not unpickle it. Retrain with "
+        "ptycho_nb or convert the weights with the upstream tools.")
+
+
+def _parse_json(data: bytes, member: str, path: pathlib.Path) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: member {member!r} is not valid UTF-8 JSON ({exc})") from exc
+
+
+def _read_weights(data: bytes, entries: list, path: pathlib.Path) -> dict[str, torch.Tensor]:
+    """Tensors from the in-memory ``wts.h5``, checked against the manifest's entries."""
+    state: dict[str, torch.Tensor] = {}
+    try:
+        f = h5py.File(io.BytesIO(data), "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: member {WEIGHTS!r} is not a readable HDF5 file ({exc})") from exc
+    with f:
+        if _H5_GROUP not in f or not isinstance(f[_H5_GROUP], h5py.Group):
+            raise ValueError(f"{path}: member {WEIGHTS!r} lacks the group '/{_H5_GROUP}'")
+        grp = f[_H5_GROUP]
+        listed = [e.get("name") for e in entries]
+        unlisted = sorted(set(grp.keys()) - set(listed))
+        if unlisted:
+            raise ValueError(f"{path}: {WEIGHTS} holds datasets not in the manifest: {unlisted}")
+        for entry in entries:
+            name, shape, dtype = entry.get("name"), entry.get("shape"), entry.get("dtype")
+            if not isinstance(name, str) or not isinstance(shape, list) or dtype not in _DTYPES:
+                raise ValueError(f"{path}: manifest weight entry {entry!r} is malformed "
+                                 f"(expected name, shape list and a dtype in {sorted(_DTYPES)})")
+            if name not in grp or not isinstance(grp[name], h5py.Dataset):
+                raise ValueError(f"{path}: weight {name!r} listed in the manifest is missing "
+                                 f"from {WEIGHTS}")
+            ds = grp[name]
+            if list(ds.shape) != shape:
+                raise ValueError(f"{path}: weight {name!r}: manifest shape {tuple(shape)}, "
+                                 f"stored shape {ds.shape}")
+            stored_dtype = ds.attrs.get("torch_dtype")
+            if isinstance(stored_dtype, bytes):
+                stored_dtype = stored_dtype.decode()
+            if stored_dtype != dtype:
+                raise ValueError(f"{path}: weight {name!r}: manifest dtype {dtype}, "
+                                 f"stored dtype attribute {stored_dtype}")
+            torch_dtype = _DTYPES[dtype]
+            expected_np = _RAW_STORED.get(torch_dtype)
+            if expected_np is None:
+                expected_np = torch.empty(0, dtype=torch_dtype).numpy().dtype
+            if ds.dtype != np.dtype(expected_np):
+                raise ValueError(f"{path}: weight {name!r}: manifest dtype {dtype} needs HDF5 "
+                                 f"data of {np.dtype(expected_np)}, found {ds.dtype}")
+            arr = np.array(ds[()], dtype=ds.dtype, copy=True).reshape(shape)
+            tensor = torch.from_numpy(arr)
+            if torch_dtype in _RAW_STORED:
+                tensor = tensor.view(torch.int16).view(torch_dtype)
+            state[name] = tensor
+    return state
+
+
+def read_archive(path: str | os.PathLike, *,
+                 extract_to: str | os.PathLike | None = None) -> Archive:
+    """Read and validate a model archive without executing any pickled code.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``wts.h5.zip`` file.
+    extract_to : path-like, optional
+        Also write the (validated) members into this folder.
+
+    Returns
+    -------
+    Archive
+
+    Raises
+    ------
+    ValueError
+        Not a zip or truncated; unsafe member name; archive of another backend; missing member;
+        bad manifest; checksum mismatch; weights not matching the manifest.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such archive file")
+    try:
+        zf = zipfile.ZipFile(path, "r")
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"{path}: not a valid zip archive (truncated or corrupt): {exc}") from exc
+    with zf:
+        names = [info.filename for info in zf.infolist()]
+        for name in names:
+            why = _unsafe_reason(name)
+            if why is not None:
+                raise ValueError(f"{path}: zip entry {name!r} is unsafe ({why}); refusing to read")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{path}: duplicate zip entries {dupes}")
+        foreign = [n for n in names if n.lower().endswith(_FOREIGN_SUFFIXES)
+                   or n.rsplit("/", 1)[-1].lower() in ("saved_model.pb", "keras_metadata.pb")]
+        if foreign and MANIFEST not in names:
+            raise _foreign_error(path, f"members {foreign}")
+
+        def member(name: str) -> bytes:
+            try:
+                return zf.read(name)
+            except KeyError as exc:
+                raise ValueError(f"{path}: required member {name!r} is missing") from exc
+            except (zipfile.BadZipFile, EOFError, OSError, zlib_error) as exc:
+                raise ValueError(f"{path}: member {name!r} cannot be read (truncated or "
+                                 f"corrupt zip): {exc}") from exc
+
+        if MANIFEST not in names:
+            raise ValueError(f"{path}: required member {MANIFEST!r} is missing "
+                             "(not a ptycho_nb model archive)")
+        raw_manifest = member(MANIFEST)
+        if raw_manifest.startswith(_PICKLE_MAGIC):
+            raise _foreign_error(path, f"{MANIFEST} holds pickle data")
+        manifest = _parse_json(raw_manifest, MANIFEST, path)
+        if not isinstance(manifest, dict):
+            raise ValueError(f"{path}: {MANIFEST} must hold a JSON object")
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{path}: manifest format {manifest.get('format')!r}, "
+                             f"expected {FORMAT!r}")
+        if manifest.get("backend") != BACKEND:
+            raise _foreign_error(path, f"manifest backend {manifest.get('backend')!r}")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path}: manifest format_version {version!r}; this ptycho_nb reads "
+                             f"format_version {FORMAT_VERSION} (a newer archive needs a newer "
+                             "ptycho_nb)")
+        if foreign:
+            raise ValueError(f"{path}: unexpected pickle/model members {foreign} in a ptycho_nb "
+                             "archive; refusing to read it")
+        for name in REQUIRED:
+            if name not in names:
+                raise ValueError(f"{path}: required member {name!r} is missing")
+        checksums = manifest.get("checksums")
+        if not isinstance(checksums, dict):
+            raise ValueError(f"{path}: manifest lacks a 'checksums' object")
+        for name in (*JSON_MEMBERS, WEIGHTS):
+            if name not in checksums:
+                raise ValueError(f"{path}: manifest has no checksum for {name!r}")
+        data: dict[str, bytes] = {}
+        for name, digest in checksums.items():
+            if name == MANIFEST or _unsafe_reason(str(name)) is not None:
+                raise ValueError(f"{path}: manifest lists an invalid member {name!r}")
+            if name not in names:
+                raise ValueError(f"{path}: member {name!r} listed in the manifest is missing")
+            blob = member(name)
+            if _sha256(blob) != digest:
+                raise ValueError(f"{path}: member {name!r} fails its sha256 check (tampered or "
+                                 "corrupt)")
+            data[name] = blob
+
+        parsed = {}
+        for name in (*JSON_MEMBERS, *((EXTRA,) if EXTRA in data else ())):
+            obj = _parse_json(data[name], name, path)
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}: {name} must hold a JSON object")
+            parsed[name] = obj
+        entries = manifest.get("weights")
+        if not isinstance(entries, list):
+            raise ValueError(f"{path}: manifest lacks a 'weights' list")
+        state = _read_weights(data[WEIGHTS], entries, path)
+
+        if extract_to is not None:
+            _extract(path, {MANIFEST: raw_manifest, **data}, pathlib.Path(extract_to))
+
+    return Archive(manifest=manifest, configs=parsed["configs.json"],
+                   params=parsed["params.json"], scaling=parsed["scaling.json"],
+                   state_dict=state, extra=parsed.get(EXTRA))
+
+
+def _extract(path: pathlib.Path, members: Mapping[str, bytes], folder: pathlib.Path) -> None:
+    """Write validated members below ``folder``, refusing any that would land outside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    root = folder.resolve()
+    for name, blob in members.items():
+        dest = (root / name).resolve()
+        if dest != root and root not in dest.parents:
+            raise ValueError(f"{path}: zip entry {name!r} would be extracted outside {folder}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(blob)
+
+
+# --------------------------------------------------------------------------------------------
+# loading into modules
+# --------------------------------------------------------------------------------------------
+
+
+def load_state_dict_strict(module: torch.nn.Module,
+                           state_dict: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    """Load ``state_dict`` into ``module`` with every key, shape and real/complex kind checked.
+
+    Raises ValueError naming missing or unexpected keys, or the key whose shape (expected vs
+    found) or real/complex kind differs. Returns ``module``.
+    """
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise ValueError(f"state_dict: keys do not match the module (missing: {missing}, "
+                         f"unexpected: {unexpected})")
+    for key, want in expected.items():
+        got = state_dict[key]
+        if not isinstance(got, torch.Tensor):
+            raise ValueError(f"state_dict[{key!r}]: expected a tensor, got {type(got).__name__}")
+        if tuple(got.shape) != tuple(want.shape):
+            raise ValueError(f"state_dict[{key!r}]: expected shape {tuple(want.shape)}, "
+                             f"found {tuple(got.shape)}")
+        if got.is_complex() != want.is_complex():
+            raise ValueError(f"state_dict[{key!r}]: expected dtype {want.dtype}, found {got.dtype} "
+                             "(real/complex mismatch)")
+    module.load_state_dict(dict(state_dict), strict=True)
+    return module
+
+
+def load_checkpoint_weights(ckpt_path: str | os.PathLike) -> Any:
+    """Load a checkpoint (e.g. a Lightning ``.ckpt``) with ``weights_only=True`` on the CPU.
+
+    Raises ValueError when the file holds pickled objects beyond tensors and plain containers
+    (ptycho_nb never falls back to ``weights_only=False``).
+    """
+    p = pathlib.Path(ckpt_path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such checkpoint file")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError/RuntimeError/… depending on the cause
+        raise ValueError(f"{p}: not a weights-only-loadable checkpoint (it holds pickled Python "
+                         f"objects or is corrupt); ptycho_nb will not unpickle it: {exc}") from exc
