@@ -115,3 +115,34 @@ def test_oversampling_for_gridsize_two():
     x, y = grid(n=3)
     g = group_neighbors(x, y, 2, n_groups=20, seed=0)
     assert g.indices.shape == (20, 4)
+
+
+def test_offset_sign_convention_against_forward_model():
+    """Patches the forward model extracts at (centre + offset) are the members' own patches.
+
+    Sub-pixel group centres included: the physics layer places member j of a group at
+    ``centre + offset_j``, and that must be the member's measured position, diffraction included.
+    """
+    import torch
+
+    from ptycho_nb.physics import extract_patches, forward_amplitude, make_probe
+
+    n = 16
+    rng = np.random.default_rng(1)
+    x = 20 + rng.random(30) * 24
+    y = 20 + rng.random(30) * 24
+    obj = torch.from_numpy((rng.random((64, 64)) * np.exp(1j * rng.random((64, 64)))).astype(np.complex64))
+    probe = torch.from_numpy(make_probe("gaussian", n))
+    g = group_neighbors(x, y, 2, neighbor_count=5, seed=3)
+    members = g.indices.ravel()
+    px = torch.from_numpy((g.center_x[:, None] + g.offset_x).ravel())
+    py = torch.from_numpy((g.center_y[:, None] + g.offset_y).ravel())
+    via_offsets = forward_amplitude(probe, extract_patches(obj, px, py, n))
+    direct = forward_amplitude(probe, extract_patches(obj, torch.from_numpy(x[members]),
+                                                      torch.from_numpy(y[members]), n))
+    torch.testing.assert_close(via_offsets, direct, rtol=1e-5, atol=1e-6)
+    # a flipped sign would put the patch elsewhere: make sure the test could fail
+    flipped = forward_amplitude(probe, extract_patches(
+        obj, torch.from_numpy((g.center_x[:, None] - g.offset_x).ravel()),
+        torch.from_numpy((g.center_y[:, None] - g.offset_y).ravel()), n))
+    assert not torch.allclose(flipped, direct, rtol=1e-3, atol=1e-4)
