@@ -7,7 +7,12 @@ and the submodules ``physics``, ``data``, ``config`` and ``metrics``.
 
 __version__ = "0.1.0"
 
+from .config import InferenceConfig, ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from .data import PtychoData, load, save
 from .physics import simulate
 
-__all__ = ["PtychoData", "load", "save", "simulate", "__version__"]
+__all__ = [
+    "PtychoData", "load", "save", "simulate",
+    "PyTorchExecutionConfig", "ModelConfig", "TrainingConfig", "InferenceConfig",
+    "__version__",
+]

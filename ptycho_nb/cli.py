@@ -1,0 +1,169 @@
+"""Command line: ``ptycho-nb simulate|train|infer`` (one parser per command, built from metadata).
+
+Errors a user can cause (bad values, missing files, an unavailable engine) print one line to
+stderr and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import pathlib
+import sys
+import warnings
+from typing import Any, Sequence
+
+from .config.cli_args import (add_common_arguments, add_config_arguments,
+                              build_canonical_configs_from_args, build_execution_config_from_args,
+                              typed_values)
+from .config.factories import create_inference_payload, create_training_payload
+from .config.fields import config_field, validate_fields
+
+__all__ = ["main", "build_parser", "SimulateOptions", "ENGINE_MISSING"]
+
+ENGINE_MISSING = "training engine not available in this version"
+S = ("simulate",)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulateOptions:
+    """Options of ``ptycho-nb simulate`` (passed to :func:`ptycho_nb.physics.simulate`)."""
+
+    N: int = config_field(64, category="data", kind="int", min=16, flags=("--N",), modes=S,
+                          units="pixels", help="Pattern/probe size N×N.")
+    n_positions: int = config_field(1000, category="data", kind="int", min=1,
+                                    flags=("--n-positions",), modes=S, help="Number of scan positions.")
+    photons: float = config_field(1e6, category="data", kind="float", min=0.0, min_exclusive=True,
+                                  flags=("--photons",), modes=S, units="photons/pattern",
+                                  help="Mean total counts per pattern.")
+    overlap: float | None = config_field(None, category="data", kind="float", optional=True,
+                                         min=0.0, max=1.0, max_exclusive=True, flags=("--overlap",),
+                                         modes=S, help="Probe overlap 1 − step/diameter (None = 8 px step).")
+    scan: str = config_field("spiral", category="data", kind="str",
+                             choices=("spiral", "raster", "random"), flags=("--scan",), modes=S,
+                             help="Scan pattern.")
+    noise: bool = config_field(True, category="data", kind="bool", flags=("--noise",),
+                               neg_flags=("--no-noise",), modes=S, help="Add Poisson noise.")
+    seed: int = config_field(0, category="data", kind="int", min=0, flags=("--seed",), modes=S,
+                             help="Seed of object, scan and noise.")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    def simulate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`ptycho_nb.physics.simulate`."""
+        kw: dict[str, Any] = {
+            "N": self.N, "n_positions": self.n_positions, "photons_per_pattern": self.photons,
+            "scan": self.scan, "noise": "poisson" if self.noise else None, "seed": self.seed,
+        }
+        if self.overlap is not None:
+            kw["overlap"] = self.overlap
+        return kw
+
+
+class _UserError(Exception):
+    """An error reported as one line with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ptycho-nb`` parser with the simulate, train and infer sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="ptycho-nb",
+        description="Physics-informed neural-network ptychography (PyTorch + Lightning).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Log every applied config value (INFO). (default: False)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("simulate", help="Simulate a scan with ground truth and save it.",
+                       description="Simulate a scan (ptycho_nb.physics.simulate), save it and a PNG.")
+    p.add_argument("--output", required=True, metavar="FILE",
+                   help="Output data file (.npz or .h5); a PNG is written beside it. (required)")
+    add_config_arguments(p, SimulateOptions, "simulate")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("train", help="Train a model on a scan.",
+                       description="Train a PtychoPINN-style model. Flags typed here win over "
+                                   "--config, which wins over the CLI defaults.")
+    add_common_arguments(p, "train")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("infer", help="Reconstruct a scan with a trained model.",
+                       description="Reconstruct a scan with a trained model (wts.h5.zip).")
+    add_common_arguments(p, "infer")
+    p.set_defaults(func=_cmd_infer)
+    return parser
+
+
+def _engine_missing(exc: ImportError, module: str) -> None:
+    """Report a missing engine module as a user error; re-raise any other import failure."""
+    if exc.name in (module, None) or (exc.name or "").startswith(module):
+        raise _UserError(ENGINE_MISSING) from None
+    raise exc
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    opts = SimulateOptions(**typed_values(args, SimulateOptions, "simulate"))
+    out = pathlib.Path(args.output)
+    from .data import save
+    from .physics import simulate
+    from .plots import plot_dataset
+
+    data = simulate(**opts.simulate_kwargs())
+    save(data, out)
+    png = out.with_suffix(".png")
+    plot_dataset(data, png)
+    print(f"wrote {out} ({data.diffraction.shape[0]} patterns) and {png}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    execution = build_execution_config_from_args(args, "train")
+    canon = build_canonical_configs_from_args(args, "train")
+    payload = create_training_payload(
+        model=canon["model"], training=canon["training"], execution=execution, front_end="cli"
+    )
+    try:
+        from .workflows.train import run_training
+    except ImportError as exc:
+        _engine_missing(exc, "ptycho_nb.workflows.train")
+    run_training(payload)
+    return 0
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    execution = build_execution_config_from_args(args, "infer")
+    canon = build_canonical_configs_from_args(args, "infer")
+    payload = create_inference_payload(inference=canon["inference"], execution=execution, front_end="cli")
+    try:
+        from .workflows.infer import run_inference
+    except ImportError as exc:
+        _engine_missing(exc, "ptycho_nb.workflows.infer")
+    run_inference(payload)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    prog = f"ptycho-nb {args.command}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", DeprecationWarning)
+        warnings.showwarning = (
+            lambda message, category, *a, **k: print(f"{prog}: {category.__name__}: {message}",
+                                                     file=sys.stderr)
+        )
+        try:
+            return int(args.func(args) or 0)
+        except (_UserError, ValueError, FileNotFoundError) as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

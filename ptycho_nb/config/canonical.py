@@ -1,0 +1,214 @@
+"""Canonical configs: the model, training and inference settings that define a reconstruction.
+
+These are the physics/data/training settings (design.md §5). Runtime knobs live in
+:class:`~ptycho_nb.config.execution.PyTorchExecutionConfig`. The legacy flat dict
+(``ptycho_nb.params.cfg``) is filled from these configs only, by
+:func:`~ptycho_nb.config.legacy.update_legacy_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from .fields import ConfigError, config_field, validate_fields
+from .serialize import ConfigBase
+
+__all__ = ["ModelConfig", "TrainingConfig", "InferenceConfig", "BACKENDS", "AMP_ACTIVATIONS"]
+
+BACKENDS = ("pytorch", "tensorflow")
+AMP_ACTIVATIONS = ("sigmoid", "softplus", "swish", "relu")
+_TRAIN, _INFER, _TRAIN_INFER = ("train",), ("infer",), ("train", "infer")
+
+
+def _check_backend(owner: str, backend: str) -> None:
+    if backend == "tensorflow":
+        raise ConfigError(
+            f"{owner}.backend='tensorflow' is not supported: ptycho_nb implements the PyTorch path "
+            "only (backend='pytorch'); use upstream PtychoPINN for the TensorFlow backend",
+            fields=("backend",), value=backend,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(ConfigBase):
+    """Network and physics-model settings (what a trained model *is*)."""
+
+    SECTION = "model"
+
+    N: int = config_field(
+        64, category="model", kind="int", min=16, units="pixels", flags=("--N",), modes=_TRAIN,
+        rule="even", lands="network + physics",
+        help="Diffraction pattern / object patch size N×N.",
+    )
+    gridsize: int = config_field(
+        1, category="model", kind="int", min=1, max=4, flags=("--gridsize",), modes=_TRAIN,
+        lands="grouping + network channels",
+        help="Group gridsize×gridsize neighbouring patterns per sample (overlap constraint).",
+    )
+    n_filters_scale: int = config_field(
+        2, category="model", kind="int", min=1, flags=("--n-filters-scale",), modes=_TRAIN,
+        lands="network width", help="Multiplier of the number of convolution filters.",
+    )
+    amp_activation: str = config_field(
+        "sigmoid", category="model", kind="str", choices=AMP_ACTIVATIONS,
+        flags=("--amp-activation",), modes=_TRAIN, lands="network output",
+        help="Activation of the amplitude output.",
+    )
+    object_big: bool = config_field(
+        True, category="model", kind="bool", flags=("--object-big",), neg_flags=("--no-object-big",),
+        modes=_TRAIN, lands="network (merge patches in real space)",
+        help="Reconstruct one object region per group (merged patches) rather than per pattern.",
+    )
+    probe_big: bool = config_field(
+        True, category="model", kind="bool", flags=("--probe-big",), neg_flags=("--no-probe-big",),
+        modes=_TRAIN, lands="physics", help="Let the exit wave extend beyond the probe's central region.",
+    )
+    probe_mask: bool = config_field(
+        False, category="model", kind="bool", flags=("--probe-mask",), neg_flags=("--no-probe-mask",),
+        modes=_TRAIN, lands="physics", help="Apply a circular mask to the probe.",
+    )
+    probe_scale: float = config_field(
+        4.0, category="model", kind="float", min=0.0, min_exclusive=True,
+        flags=("--probe-scale",), modes=_TRAIN, lands="physics (probe normalisation)",
+        help="Probe normalisation factor.",
+    )
+    gaussian_smoothing_sigma: float = config_field(
+        0.0, category="model", kind="float", min=0.0, flags=("--gaussian-smoothing-sigma",),
+        modes=_TRAIN, units="pixels", lands="network output",
+        help="Gaussian smoothing of the predicted object (0 = none).",
+    )
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if self.N % 2:
+            raise ConfigError(
+                f"ModelConfig.N={self.N!r} is invalid: rule is an even integer ≥ 16",
+                fields=("N",), value=self.N,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(ConfigBase):
+    """What to train on, for how long, and with which loss."""
+
+    SECTION = "training"
+
+    train_data_file: pathlib.Path | None = config_field(
+        None, category="data", kind="path", optional=True, flags=("--train-data", "--train_data_file"),
+        modes=_TRAIN, lands="data loading",
+        help="Training scan (.npz or .h5); None when the data are passed in memory.",
+    )
+    test_data_file: pathlib.Path | None = config_field(
+        None, category="data", kind="path", optional=True, flags=("--test-data", "--test_data_file"),
+        modes=_TRAIN, lands="data loading (validation / final reconstruction)",
+        help="Held-out scan for validation and the final reconstruction.",
+    )
+    n_groups: int | None = config_field(
+        None, category="data", kind="int", optional=True, min=1, flags=("--n-groups",), modes=_TRAIN,
+        lands="grouping", help="Number of groups (samples) drawn from the scan (None = all).",
+    )
+    neighbor_count: int = config_field(
+        4, category="data", kind="int", min=1, flags=("--neighbor-count",), modes=_TRAIN,
+        lands="grouping", rule="≥ gridsize² (checked by the factories)",
+        help="Nearest neighbours considered when grouping patterns.",
+    )
+    validation_fraction: float = config_field(
+        0.1, category="data", kind="float", min=0.0, max=1.0, max_exclusive=True,
+        flags=("--validation-fraction",), modes=_TRAIN, lands="data split",
+        help="Fraction of training groups held out for val_* metrics when no test data are given (0 = none).",
+    )
+    batch_size: int = config_field(
+        16, category="training", kind="int", min=1, flags=("--batch-size",), modes=_TRAIN,
+        lands="DataLoader(batch_size)", help="Training batch size.",
+    )
+    nepochs: int = config_field(
+        50, category="training", kind="int", min=1, flags=("--nepochs", "--max-epochs"), modes=_TRAIN,
+        lands="Trainer(max_epochs)", help="Number of training epochs.",
+    )
+    nphotons: float = config_field(
+        1e9, category="training", kind="float", min=0.0, min_exclusive=True,
+        flags=("--nphotons",), modes=_TRAIN, units="photons/pattern", lands="physics (Poisson scale)",
+        help="Photons per pattern assumed by the Poisson loss.",
+    )
+    seed: int | None = config_field(
+        0, category="training", kind="int", optional=True, min=0, flags=("--seed",), modes=_TRAIN,
+        lands="lightning.seed_everything", help="Random seed (None = not seeded).",
+    )
+    probe_trainable: bool = config_field(
+        False, category="training", kind="bool", flags=("--probe-trainable",),
+        neg_flags=("--no-probe-trainable",), modes=_TRAIN, lands="LightningModule (probe parameter)",
+        help="Refine the probe during training.",
+    )
+    intensity_scale_trainable: bool = config_field(
+        True, category="training", kind="bool", flags=("--intensity-scale-trainable",),
+        neg_flags=("--no-intensity-scale-trainable",), modes=_TRAIN,
+        lands="LightningModule (intensity scale parameter)",
+        help="Learn the intensity scale during training.",
+    )
+    mae_weight: float = config_field(
+        0.0, category="loss", kind="float", min=0.0, flags=("--mae-weight",), modes=_TRAIN,
+        lands="loss", rule="mae_weight + nll_weight > 0",
+        help="Weight of the amplitude MAE loss term.",
+    )
+    nll_weight: float = config_field(
+        1.0, category="loss", kind="float", min=0.0, flags=("--nll-weight",), modes=_TRAIN,
+        lands="loss", rule="mae_weight + nll_weight > 0",
+        help="Weight of the Poisson negative log-likelihood loss term.",
+    )
+    output_dir: pathlib.Path = config_field(
+        pathlib.Path("training_outputs"), category="output", kind="path",
+        flags=("--output-dir", "--output_dir"), modes=_TRAIN, lands="archive, checkpoints, logs",
+        help="Folder for the model archive, checkpoints and logs.",
+    )
+    backend: str = config_field(
+        "pytorch", category="output", kind="str", choices=BACKENDS, flags=("--backend",), modes=_TRAIN,
+        rule="'tensorflow' is refused (upstream PtychoPINN implements it)", lands="dispatch",
+        help="Reconstruction backend.",
+    )
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        _check_backend("TrainingConfig", self.backend)
+        if self.mae_weight + self.nll_weight <= 0:
+            raise ConfigError(
+                f"TrainingConfig.mae_weight={self.mae_weight!r} and nll_weight={self.nll_weight!r} "
+                "are invalid together: rule is mae_weight + nll_weight > 0",
+                fields=("mae_weight", "nll_weight"), value=self.mae_weight,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceConfig(ConfigBase):
+    """What to reconstruct, with which trained model, and where to write the results."""
+
+    SECTION = "inference"
+
+    model_path: pathlib.Path | None = config_field(
+        None, category="data", kind="path", optional=True, flags=("--model-path", "--model_path"),
+        modes=_INFER, lands="archive loading",
+        help="Trained model: a wts.h5.zip archive or the training output folder holding one.",
+    )
+    test_data_file: pathlib.Path | None = config_field(
+        None, category="data", kind="path", optional=True, flags=("--test-data", "--test_data_file"),
+        modes=_INFER, lands="data loading", help="Scan to reconstruct (.npz or .h5).",
+    )
+    n_groups: int | None = config_field(
+        None, category="data", kind="int", optional=True, min=1, flags=("--n-groups",), modes=_INFER,
+        lands="grouping", help="Number of groups to reconstruct (None = all).",
+    )
+    output_dir: pathlib.Path = config_field(
+        pathlib.Path("inference_outputs"), category="output", kind="path",
+        flags=("--output-dir", "--output_dir"), modes=_INFER,
+        lands="reconstruction.npz, product.h5, PNG",
+        help="Folder for reconstruction.npz, product.h5 and the figure.",
+    )
+    backend: str = config_field(
+        "pytorch", category="output", kind="str", choices=BACKENDS, flags=("--backend",), modes=_INFER,
+        rule="'tensorflow' is refused (upstream PtychoPINN implements it)", lands="dispatch",
+        help="Reconstruction backend.",
+    )
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        _check_backend("InferenceConfig", self.backend)

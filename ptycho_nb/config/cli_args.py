@@ -1,0 +1,246 @@
+"""argparse arguments generated from field metadata, and the one place flags become configs.
+
+Every generated argument has ``default=argparse.SUPPRESS``: a flag absent from the namespace was
+not typed, so the precedence typed flag > ``--config FILE.json`` > front-end default > dataclass
+default can be applied exactly. The help text shows the default the CLI really uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import warnings
+from typing import Any, Callable, Iterable
+
+from .canonical import InferenceConfig, ModelConfig, TrainingConfig
+from .execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
+from .factories import AuditEntry, merge_config
+from .fields import ConfigError, config_fields, describe_rule, format_value
+from .serialize import read_config_file
+
+__all__ = [
+    "MODES",
+    "MODE_CLASSES",
+    "add_config_arguments",
+    "add_execution_arguments",
+    "add_common_arguments",
+    "build_execution_config_from_args",
+    "build_canonical_configs_from_args",
+    "cli_default",
+    "typed_values",
+    "DEPRECATED_DEVICE_FLAG",
+]
+
+log = logging.getLogger(__name__)
+
+MODES = ("train", "infer")
+#: Config classes whose flags each command exposes (section name → class).
+MODE_CLASSES: dict[str, dict[str, type]] = {
+    "train": {"model": ModelConfig, "training": TrainingConfig, "execution": PyTorchExecutionConfig},
+    "infer": {"inference": InferenceConfig, "execution": PyTorchExecutionConfig},
+}
+DEPRECATED_DEVICE_FLAG = "--device"
+_NONE_WORDS = ("none", "None", "null")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is invalid: rule is one of {MODES}")
+
+
+def cli_default(cls: type, f: dataclasses.Field) -> Any:
+    """The default the CLI uses for a field: the front-end default if any, else the dataclass's."""
+    if cls is PyTorchExecutionConfig and f.name in FRONT_END_DEFAULTS:
+        return FRONT_END_DEFAULTS[f.name]
+    return f.default
+
+
+def _converter(name: str, kind: str, optional: bool) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        if optional and text in _NONE_WORDS:
+            return None
+        try:
+            if kind == "int":
+                return int(text)
+            if kind == "float":
+                return float(text)
+            if kind == "int_or_auto":
+                return text if text == "auto" else int(text)
+        except ValueError:
+            expected = {"int": "an integer", "float": "a number", "int_or_auto": "'auto' or an integer"}[kind]
+            raise argparse.ArgumentTypeError(
+                f"{name}={text!r} is invalid: expected {expected}"
+                + (" or 'none'" if optional else "")
+            ) from None
+        return text  # str, path: the dataclass validates
+
+    convert.__name__ = name  # argparse names the converter in some messages
+    return convert
+
+
+def _help(cls: type, f: dataclasses.Field, *, negative: bool = False) -> str:
+    m = f.metadata
+    default = cli_default(cls, f)
+    if negative:
+        return f"Set {f.name}=False."
+    text = m["help"].replace("%", "%%")
+    rule = describe_rule(f).replace("%", "%%")
+    if m["kind"] == "bool":
+        return f"{text} Sets {f.name}=True. (default: {format_value(default).replace('%', '%%')})"
+    return f"{text} Rule: {rule}. (default: {format_value(default).replace('%', '%%')})"
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, mode: str
+) -> list[str]:
+    """Add the flags of every ``cls`` field exposed in ``mode``; return the field names added."""
+    added = []
+    for f in config_fields(cls):
+        m = f.metadata
+        if mode not in m["modes"] or not m["flags"]:
+            continue
+        if m["kind"] == "bool":
+            parser.add_argument(*m["flags"], dest=f.name, action="store_const", const=True,
+                                default=argparse.SUPPRESS, help=_help(cls, f))
+            if m["neg_flags"]:
+                parser.add_argument(*m["neg_flags"], dest=f.name, action="store_const", const=False,
+                                    default=argparse.SUPPRESS, help=_help(cls, f, negative=True))
+        else:
+            metavar = None
+            if m["choices"] is not None:
+                metavar = "{" + ",".join(str(c) for c in m["choices"]) + "}"
+            parser.add_argument(
+                *m["flags"], dest=f.name, type=_converter(f.name, m["kind"], m["optional"]),
+                default=argparse.SUPPRESS, metavar=metavar or f.name.upper(), help=_help(cls, f),
+            )
+        added.append(f.name)
+    return added
+
+
+def add_execution_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+    """Execution-config flags for ``mode`` plus the legacy aliases ``--device``/``--disable_mlflow``."""
+    _check_mode(mode)
+    group = parser.add_argument_group("execution (PyTorchExecutionConfig)")
+    add_config_arguments(group, PyTorchExecutionConfig, mode)
+    group.add_argument(
+        DEPRECATED_DEVICE_FLAG, dest="_device", default=argparse.SUPPRESS, metavar="DEVICE",
+        help="Deprecated alias of --accelerator (a DeprecationWarning is issued; it never forces "
+             "cpu on its own). (default: not set)",
+    )
+    if mode == "train":
+        group.add_argument(
+            "--disable_mlflow", "--disable-mlflow", dest="_disable_mlflow", action="store_true",
+            default=argparse.SUPPRESS,
+            help="Legacy alias of --logger none. (default: not set)",
+        )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+    """All flags of a command: canonical configs, execution config and ``--config``."""
+    _check_mode(mode)
+    for section, cls in MODE_CLASSES[mode].items():
+        if cls is PyTorchExecutionConfig:
+            continue
+        group = parser.add_argument_group(f"{section} ({cls.__name__})")
+        add_config_arguments(group, cls, mode)
+    add_execution_arguments(parser, mode)
+    parser.add_argument(
+        "--config", dest="_config", default=argparse.SUPPRESS, metavar="FILE.json",
+        help="Saved config (one config's JSON or a sectioned file with execution/model/training/"
+             "inference); flags typed on the command line win. (default: not set)",
+    )
+
+
+def typed_values(args: argparse.Namespace, cls: type, mode: str) -> dict[str, Any]:
+    """The ``cls`` field values the user typed (fields absent from ``args`` were not typed)."""
+    out = {}
+    for f in config_fields(cls):
+        if mode in f.metadata["modes"] and hasattr(args, f.name):
+            out[f.name] = getattr(args, f.name)
+    return out
+
+
+def _file_section(args: argparse.Namespace, section: str) -> dict[str, Any] | None:
+    path = getattr(args, "_config", None)
+    if path is None:
+        return None
+    return read_config_file(path).get(section)
+
+
+def _log(audit: Iterable[AuditEntry], rename: dict[str, str], defaults: Any) -> None:
+    for e in audit:
+        source = rename.get(e.source, e.source)
+        if e.source == "default":
+            continue
+        name = e.field.split(".", 1)[1]
+        if e.source.endswith("_config") and getattr(defaults, name) == e.value:
+            continue
+        log.info("config %s = %r (source: %s)", e.field, e.value, source)
+
+
+def build_execution_config_from_args(args: argparse.Namespace, mode: str) -> PyTorchExecutionConfig:
+    """Turn parsed CLI flags into a :class:`PyTorchExecutionConfig` (the only place this happens).
+
+    Precedence: typed flags > ``--config`` file > CLI front-end defaults (accelerator 'auto',
+    progress bar on) > dataclass defaults. ``--device`` is a deprecated alias of
+    ``--accelerator`` (DeprecationWarning; ignored when ``--accelerator`` is typed);
+    ``--disable_mlflow`` means ``--logger none``; ``--quiet`` sets ``enable_progress_bar=False``.
+
+    Raises
+    ------
+    ValueError
+        A bad value (:class:`ConfigError` naming the field), an unknown key in the config file.
+    FileNotFoundError
+        A ``--config`` file that does not exist.
+    """
+    _check_mode(mode)
+    typed = typed_values(args, PyTorchExecutionConfig, mode)
+    device = getattr(args, "_device", None)
+    if device is not None:
+        warnings.warn(
+            f"{DEPRECATED_DEVICE_FLAG} is deprecated; use --accelerator "
+            + ("(--accelerator was given and wins)" if "accelerator" in typed else
+               f"(mapping {DEPRECATED_DEVICE_FLAG} {device} to --accelerator {device.split(':')[0]})"),
+            DeprecationWarning, stacklevel=2,
+        )
+        if "accelerator" not in typed:
+            typed["accelerator"] = device.split(":")[0]
+    if getattr(args, "_disable_mlflow", False):
+        if typed.get("logger_backend") not in (None, "none") :
+            raise ConfigError(
+                f"--disable_mlflow conflicts with --logger {typed['logger_backend']}: "
+                "logger_backend cannot be both",
+                fields=("logger_backend",), value=typed["logger_backend"],
+            )
+        typed["logger_backend"] = None
+    file_data = _file_section(args, "execution")
+    file_obj = PyTorchExecutionConfig.from_dict(file_data) if file_data is not None else None
+    cfg, audit = merge_config(
+        PyTorchExecutionConfig, file_obj, typed, section="execution",
+        front_end="cli", front_end_defaults=FRONT_END_DEFAULTS,
+    )
+    _log(audit, {"override": "cli flag", "execution_config": "config file"}, PyTorchExecutionConfig())
+    return cfg
+
+
+def build_canonical_configs_from_args(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """The canonical configs of ``mode`` from typed flags > ``--config`` file > defaults.
+
+    Returns
+    -------
+    dict
+        ``{'model': ModelConfig, 'training': TrainingConfig}`` for train,
+        ``{'inference': InferenceConfig}`` for infer.
+    """
+    _check_mode(mode)
+    out = {}
+    for section, cls in MODE_CLASSES[mode].items():
+        if cls is PyTorchExecutionConfig:
+            continue
+        file_data = _file_section(args, section)
+        file_obj = cls.from_dict(file_data) if file_data is not None else None
+        cfg, audit = merge_config(cls, file_obj, typed_values(args, cls, mode), section=section)
+        _log(audit, {"override": "cli flag", f"{section}_config": "config file"}, cls())
+        out[section] = cfg
+    return out

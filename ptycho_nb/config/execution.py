@@ -1,0 +1,456 @@
+"""The PyTorch execution configuration: runtime knobs of training and inference only.
+
+:class:`PyTorchExecutionConfig` never changes the physics or the data. Each field is declared once
+with its metadata (see :mod:`ptycho_nb.config.fields`); the functions below map a config onto the
+Lightning ``Trainer``, the ``DataLoader``, the callbacks and the optimizer, so that every field
+lands somewhere real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import os
+from typing import Any, Iterable
+
+from .fields import ConfigError, config_field, validate_fields
+from .serialize import ConfigBase
+
+__all__ = [
+    "PyTorchExecutionConfig",
+    "ACCELERATORS",
+    "STRATEGIES",
+    "KERNEL_SAFE_STRATEGIES",
+    "PRECISIONS",
+    "SCHEDULERS",
+    "LOGGER_BACKENDS",
+    "MONITOR_METRICS",
+    "FRONT_END_DEFAULTS",
+    "trainer_kwargs",
+    "dataloader_kwargs",
+    "callbacks",
+    "resolve_monitor",
+    "resolve_accelerator",
+    "build_logger",
+    "configure_optimizers",
+]
+
+log = logging.getLogger(__name__)
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "tpu", "mps")
+STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "deepspeed")
+#: Strategies that work inside a Jupyter kernel (no re-launch of the script).
+KERNEL_SAFE_STRATEGIES = ("auto", "single_device", "ddp_notebook", "ddp_fork")
+PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+#: Schedulers :func:`configure_optimizers` really applies.
+SCHEDULERS = ("Default", "Exponential", "Cosine", "Plateau")
+LOGGER_BACKENDS = ("none", "csv", "tensorboard", "mlflow")
+#: Metrics the training module logs (per epoch).
+MONITOR_METRICS = ("val_loss", "train_loss", "val_nll", "train_nll", "val_mae", "train_mae")
+#: Exponential scheduler decay per epoch.
+EXPONENTIAL_GAMMA = 0.95
+#: Plateau scheduler: factor and patience (epochs).
+PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 10
+
+#: Defaults the front ends (CLI, widget builders) start from, on purpose different from the
+#: dataclass defaults (which suit scripts and tests: CPU, silent).
+FRONT_END_DEFAULTS: dict[str, Any] = {"accelerator": "auto", "enable_progress_bar": True}
+
+_LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
+
+_TRAIN, _INFER = ("train",), ("infer",)
+_TRAIN_INFER = ("train", "infer")
+
+
+@dataclasses.dataclass(frozen=True)
+class PyTorchExecutionConfig(ConfigBase):
+    """Runtime knobs of PyTorch/Lightning training and inference (never physics or data).
+
+    Every field is validated on construction; ``dataclasses.replace`` (or :meth:`replace`)
+    re-validates, so an invalid config cannot exist. Invalid values raise
+    :class:`~ptycho_nb.config.fields.ConfigError` (a ``ValueError``) naming the field(s), the
+    value and the rule. See ``specs/ptychodus_api_spec.md`` §4.9 for the generated field table.
+    """
+
+    SECTION = "execution"
+
+    # --- trainer -------------------------------------------------------------------------------
+    accelerator: str = config_field(
+        "cpu", category="trainer", kind="str", choices=ACCELERATORS,
+        flags=("--accelerator",), modes=_TRAIN_INFER, lands="Trainer(accelerator)",
+        help="Hardware to run on; 'auto' picks cuda, then mps, then cpu (the resolved device is reported).",
+    )
+    devices: Any = config_field(
+        "auto", category="trainer", kind="int_or_auto", min=-1,
+        flags=("--devices",), modes=_TRAIN_INFER, lands="Trainer(devices)",
+        rule="0 is not allowed (-1 = all devices)",
+        help="Number of devices ('auto' = what the accelerator offers, -1 = all).",
+    )
+    strategy: str = config_field(
+        "auto", category="trainer", kind="str", choices=STRATEGIES,
+        flags=("--strategy",), modes=_TRAIN, lands="Trainer(strategy)",
+        rule="in a notebook kernel only " + ", ".join(KERNEL_SAFE_STRATEGIES),
+        help="Lightning distribution strategy.",
+    )
+    precision: str = config_field(
+        "32-true", category="trainer", kind="str", choices=PRECISIONS,
+        flags=("--precision",), modes=_TRAIN_INFER, lands="Trainer(precision)",
+        help="Numerical precision of training/inference.",
+    )
+    deterministic: bool = config_field(
+        True, category="trainer", kind="bool",
+        flags=("--deterministic",), neg_flags=("--no-deterministic",), modes=_TRAIN,
+        lands="Trainer(deterministic)",
+        help="Use deterministic algorithms (reproducible, sometimes slower).",
+    )
+    gradient_clip_val: float | None = config_field(
+        None, category="trainer", kind="float", optional=True, min=0.0,
+        flags=("--gradient-clip-val",), modes=_TRAIN, lands="Trainer(gradient_clip_val)",
+        help="Clip gradient norm to this value (None = no clipping).",
+    )
+    accum_steps: int = config_field(
+        1, category="trainer", kind="int", min=0, min_exclusive=True,
+        flags=("--accumulate-grad-batches", "--accum-steps"), modes=_TRAIN,
+        lands="Trainer(accumulate_grad_batches)",
+        help="Accumulate gradients over this many batches before each optimizer step.",
+    )
+    # --- dataloader ----------------------------------------------------------------------------
+    num_workers: int = config_field(
+        0, category="dataloader", kind="int", min=0,
+        flags=("--num-workers",), modes=_TRAIN_INFER, lands="DataLoader(num_workers)",
+        help="DataLoader worker processes (0 = load in the main process; safest in notebooks).",
+    )
+    pin_memory: bool = config_field(
+        False, category="dataloader", kind="bool",
+        flags=("--pin-memory",), neg_flags=("--no-pin-memory",), modes=_TRAIN_INFER,
+        lands="DataLoader(pin_memory)",
+        help="Pin host memory for faster host-to-GPU copies.",
+    )
+    persistent_workers: bool = config_field(
+        False, category="dataloader", kind="bool",
+        flags=("--persistent-workers",), neg_flags=("--no-persistent-workers",), modes=_TRAIN,
+        lands="DataLoader(persistent_workers)", rule="True only with num_workers > 0",
+        help="Keep worker processes alive between epochs.",
+    )
+    prefetch_factor: int | None = config_field(
+        None, category="dataloader", kind="int", optional=True, min=0, min_exclusive=True,
+        flags=("--prefetch-factor",), modes=_TRAIN, lands="DataLoader(prefetch_factor)",
+        rule="set only with num_workers > 0",
+        help="Batches loaded in advance by each worker (None = PyTorch's default).",
+    )
+    # --- optimizer -----------------------------------------------------------------------------
+    learning_rate: float = config_field(
+        1e-3, category="optimizer", kind="float", min=0.0, min_exclusive=True,
+        flags=("--learning-rate", "--lr"), modes=_TRAIN, lands="optimizer: Adam(lr)",
+        widget={"step": 1e-4},
+        help="Adam learning rate.",
+    )
+    scheduler: str = config_field(
+        "Default", category="optimizer", kind="str", choices=SCHEDULERS,
+        flags=("--scheduler",), modes=_TRAIN, lands="optimizer: LR scheduler",
+        help=(
+            "Learning-rate schedule: Default = constant; Exponential = ×0.95 per epoch; "
+            "Cosine = cosine annealing over nepochs; Plateau = ×0.5 after 10 epochs without "
+            "improvement of checkpoint_monitor_metric."
+        ),
+    )
+    # --- ux ------------------------------------------------------------------------------------
+    enable_progress_bar: bool = config_field(
+        False, category="ux", kind="bool",
+        flags=("--progress-bar",), neg_flags=("--quiet",), modes=_TRAIN_INFER,
+        lands="Trainer(enable_progress_bar) + TQDMProgressBar callback",
+        help="Show a progress bar (a widget in Jupyter, text in a terminal); --quiet turns it off.",
+    )
+    # --- checkpoint ----------------------------------------------------------------------------
+    enable_checkpointing: bool = config_field(
+        True, category="checkpoint", kind="bool",
+        flags=("--enable-checkpointing",), neg_flags=("--disable-checkpointing",), modes=_TRAIN,
+        lands="Trainer(enable_checkpointing) + ModelCheckpoint callback",
+        help="Save the best checkpoint(s) during training.",
+    )
+    checkpoint_save_top_k: int = config_field(
+        1, category="checkpoint", kind="int", min=-1,
+        flags=("--checkpoint-save-top-k",), modes=_TRAIN, lands="ModelCheckpoint(save_top_k)",
+        help="How many best checkpoints to keep (0 = none, -1 = all).",
+    )
+    checkpoint_monitor_metric: str = config_field(
+        "val_loss", category="checkpoint", kind="str", choices=MONITOR_METRICS,
+        flags=("--checkpoint-monitor",), modes=_TRAIN,
+        lands="ModelCheckpoint(monitor), EarlyStopping(monitor), Plateau scheduler",
+        rule="val_* falls back to train_* when there is no validation data",
+        help="Metric that selects the best checkpoint and drives early stopping.",
+    )
+    checkpoint_mode: str = config_field(
+        "min", category="checkpoint", kind="str", choices=("min", "max"),
+        flags=("--checkpoint-mode",), modes=_TRAIN,
+        lands="ModelCheckpoint(mode), EarlyStopping(mode)",
+        help="Whether a lower ('min') or higher ('max') monitored metric is better.",
+    )
+    early_stop_patience: int = config_field(
+        100, category="checkpoint", kind="int", min=0, min_exclusive=True,
+        flags=("--early-stop-patience",), modes=_TRAIN, lands="EarlyStopping(patience)",
+        units="epochs",
+        help="Stop after this many epochs without improvement of the monitored metric.",
+    )
+    # --- logging -------------------------------------------------------------------------------
+    logger_backend: str | None = config_field(
+        None, category="logging", kind="str", optional=True, choices=LOGGER_BACKENDS,
+        flags=("--logger",), modes=_TRAIN, lands="Trainer(logger)",
+        rule="'none' is stored as None; tensorboard/mlflow need their optional package",
+        help="Experiment logger (None = no logger).",
+    )
+    # --- inference -----------------------------------------------------------------------------
+    inference_batch_size: int | None = config_field(
+        None, category="inference", kind="int", optional=True, min=0, min_exclusive=True,
+        flags=("--inference-batch-size",), modes=_INFER, lands="DataLoader(batch_size) at inference",
+        help="Batch size at inference (None = the training batch size).",
+    )
+    middle_trim: int = config_field(
+        0, category="inference", kind="int", min=0, units="pixels",
+        flags=("--middle-trim",), modes=_INFER, lands="stitching",
+        rule="< N/2 (checked against ModelConfig.N by the factories)",
+        help="Pixels trimmed from each patch edge before stitching.",
+    )
+    pad_eval: bool = config_field(
+        False, category="inference", kind="bool",
+        flags=("--pad-eval",), neg_flags=("--no-pad-eval",), modes=_INFER, lands="stitching",
+        help="Evaluate with padding so that border scan points reconstruct fully.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.logger_backend == "none":
+            object.__setattr__(self, "logger_backend", None)
+        validate_fields(self)
+        if self.devices == 0:
+            raise ConfigError(
+                "PyTorchExecutionConfig.devices=0 is invalid: rule is 'auto', -1 (all) or >= 1",
+                fields=("devices",), value=0,
+            )
+        if self.persistent_workers and self.num_workers == 0:
+            raise ConfigError(
+                "PyTorchExecutionConfig.persistent_workers=True is invalid with num_workers=0: "
+                "persistent_workers needs num_workers > 0",
+                fields=("persistent_workers", "num_workers"), value=True,
+            )
+        if self.prefetch_factor is not None and self.num_workers == 0:
+            raise ConfigError(
+                f"PyTorchExecutionConfig.prefetch_factor={self.prefetch_factor!r} is invalid with "
+                "num_workers=0: prefetch_factor may be set only with num_workers > 0",
+                fields=("prefetch_factor", "num_workers"), value=self.prefetch_factor,
+            )
+        if self.logger_backend in _LOGGER_PACKAGES:
+            pkgs = _LOGGER_PACKAGES[self.logger_backend]
+            if not any(importlib.util.find_spec(p) is not None for p in pkgs):
+                extra = "[tensorboard]" if self.logger_backend == "tensorboard" else ""
+                install = f"pip install ptycho-nb{extra}" if extra else f"pip install {pkgs[0]}"
+                raise ConfigError(
+                    f"PyTorchExecutionConfig.logger_backend={self.logger_backend!r} needs the "
+                    f"optional package {pkgs[0]!r}, which is not installed ({install}); "
+                    "or choose 'csv' or None",
+                    fields=("logger_backend",), value=self.logger_backend,
+                )
+
+
+# ------------------------------------------------------------------------------------------------
+# Mapping functions: where each field lands.
+# ------------------------------------------------------------------------------------------------
+
+
+def resolve_accelerator(cfg: PyTorchExecutionConfig) -> str:
+    """The concrete accelerator 'auto' resolves to (cuda, then mps, then cpu); others unchanged."""
+    if cfg.accelerator != "auto":
+        return cfg.accelerator
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_monitor(cfg: PyTorchExecutionConfig, has_validation: bool) -> str:
+    """The metric to monitor: ``val_*`` falls back to ``train_*`` without validation data."""
+    metric = cfg.checkpoint_monitor_metric
+    if not has_validation and metric.startswith("val_"):
+        fallback = "train_" + metric[len("val_"):]
+        log.info("no validation data: monitoring %s instead of %s", fallback, metric)
+        return fallback
+    return metric
+
+
+def build_logger(cfg: PyTorchExecutionConfig, save_dir: str | os.PathLike) -> Any:
+    """The Lightning logger for ``cfg.logger_backend`` (False when None)."""
+    backend = cfg.logger_backend
+    if backend is None:
+        return False
+    if backend == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(save_dir), name="logs")
+    if backend == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=str(save_dir), name="logs")
+    if backend == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(save_dir=str(save_dir))
+    raise AssertionError(backend)  # pragma: no cover
+
+
+def callbacks(
+    cfg: PyTorchExecutionConfig,
+    *,
+    has_validation: bool,
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> list[Any]:
+    """Lightning callbacks implied by ``cfg``: progress bar, checkpointing, early stopping.
+
+    The progress bar is chosen explicitly (TQDM: a widget in Jupyter, text in a terminal) and is
+    added only when ``enable_progress_bar`` is True (Lightning refuses a bar callback otherwise).
+    ``ModelCheckpoint`` is added only when ``enable_checkpointing`` is True.
+    """
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
+    monitor = resolve_monitor(cfg, has_validation)
+    out: list[Any] = []
+    if cfg.enable_progress_bar:
+        out.append(TQDMProgressBar())
+    if cfg.enable_checkpointing:
+        out.append(
+            ModelCheckpoint(
+                dirpath=None if checkpoint_dir is None else str(checkpoint_dir),
+                monitor=monitor,
+                mode=cfg.checkpoint_mode,
+                save_top_k=cfg.checkpoint_save_top_k,
+                save_last=False,
+            )
+        )
+    out.append(EarlyStopping(monitor=monitor, mode=cfg.checkpoint_mode, patience=cfg.early_stop_patience))
+    return out
+
+
+def trainer_kwargs(
+    cfg: PyTorchExecutionConfig,
+    *,
+    max_epochs: int | None = None,
+    default_root_dir: str | os.PathLike | None = None,
+    has_validation: bool = True,
+    extra_callbacks: Iterable[Any] = (),
+) -> dict[str, Any]:
+    """Keyword arguments for ``lightning.Trainer`` from an execution config.
+
+    Parameters
+    ----------
+    cfg : PyTorchExecutionConfig
+    max_epochs : int, optional
+        From ``TrainingConfig.nepochs``.
+    default_root_dir : path, optional
+        Output folder (logs and checkpoints go below it).
+    has_validation : bool
+        Whether validation data exist (selects the monitored metric).
+    extra_callbacks : iterable
+        Further callbacks (e.g. the notebook's live plot), appended after ours.
+
+    Returns
+    -------
+    dict
+        ``lightning.Trainer(**kwargs)`` accepts it as is.
+    """
+    root = default_root_dir if default_root_dir is not None else os.getcwd()
+    kw: dict[str, Any] = {
+        "accelerator": resolve_accelerator(cfg),
+        "devices": cfg.devices,
+        "strategy": cfg.strategy,
+        "precision": cfg.precision,
+        "deterministic": cfg.deterministic,
+        "gradient_clip_val": cfg.gradient_clip_val,
+        "accumulate_grad_batches": cfg.accum_steps,
+        "enable_progress_bar": cfg.enable_progress_bar,
+        "enable_checkpointing": cfg.enable_checkpointing,
+        "logger": build_logger(cfg, root),
+        "callbacks": callbacks(cfg, has_validation=has_validation) + list(extra_callbacks),
+        "default_root_dir": str(root),
+    }
+    if max_epochs is not None:
+        kw["max_epochs"] = int(max_epochs)
+    if cfg.accelerator == "auto":
+        log.info("accelerator 'auto' resolved to %r", kw["accelerator"])
+    return kw
+
+
+def dataloader_kwargs(
+    cfg: PyTorchExecutionConfig,
+    *,
+    batch_size: int,
+    mode: str = "train",
+    shuffle: bool | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``torch.utils.data.DataLoader`` from an execution config.
+
+    Parameters
+    ----------
+    cfg : PyTorchExecutionConfig
+    batch_size : int
+        The training batch size (``TrainingConfig.batch_size``); at inference
+        ``cfg.inference_batch_size`` replaces it when set.
+    mode : {'train', 'infer'}
+    shuffle : bool, optional
+        Defaults to True for training, False for inference.
+    """
+    if mode not in ("train", "infer"):
+        raise ValueError(f"dataloader_kwargs: mode={mode!r} is invalid: rule is one of 'train', 'infer'")
+    if mode == "infer" and cfg.inference_batch_size is not None:
+        batch_size = cfg.inference_batch_size
+    kw: dict[str, Any] = {
+        "batch_size": int(batch_size),
+        "shuffle": (mode == "train") if shuffle is None else bool(shuffle),
+        "num_workers": cfg.num_workers,
+        "pin_memory": cfg.pin_memory,
+    }
+    if cfg.num_workers > 0:
+        kw["persistent_workers"] = cfg.persistent_workers
+        if cfg.prefetch_factor is not None:
+            kw["prefetch_factor"] = cfg.prefetch_factor
+    return kw
+
+
+def configure_optimizers(
+    cfg: PyTorchExecutionConfig,
+    parameters: Iterable[Any],
+    *,
+    max_epochs: int,
+    has_validation: bool = True,
+) -> dict[str, Any]:
+    """The ``configure_optimizers`` return value for Lightning: Adam(lr) and the scheduler.
+
+    Returns
+    -------
+    dict
+        ``{"optimizer": ...}`` plus ``"lr_scheduler"`` unless ``scheduler == 'Default'``.
+    """
+    import torch
+
+    opt = torch.optim.Adam(parameters, lr=cfg.learning_rate)
+    out: dict[str, Any] = {"optimizer": opt}
+    if cfg.scheduler == "Default":
+        return out
+    if cfg.scheduler == "Exponential":
+        sched: Any = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=EXPONENTIAL_GAMMA)
+        out["lr_scheduler"] = {"scheduler": sched, "interval": "epoch"}
+    elif cfg.scheduler == "Cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(max_epochs), 1))
+        out["lr_scheduler"] = {"scheduler": sched, "interval": "epoch"}
+    elif cfg.scheduler == "Plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=cfg.checkpoint_mode, factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
+        )
+        out["lr_scheduler"] = {
+            "scheduler": sched,
+            "interval": "epoch",
+            "monitor": resolve_monitor(cfg, has_validation),
+        }
+    return out

@@ -1,0 +1,142 @@
+"""Dict/JSON round trips shared by every config, and multi-config JSON files.
+
+The JSON written here is the JSON the CLI's ``--config FILE.json`` reads and the notebook widgets
+write. A file holds either one config (a flat object of its fields) or several, keyed by section
+name: ``{"execution": {...}, "model": {...}, "training": {...}, "inference": {...}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Mapping, TypeVar
+
+from .fields import ConfigError, unknown_key_error
+
+__all__ = ["ConfigBase", "SECTIONS", "write_json_atomic", "read_config_file", "save_configs"]
+
+T = TypeVar("T", bound="ConfigBase")
+
+#: Section names of a multi-config JSON file.
+SECTIONS: tuple[str, ...] = ("execution", "model", "training", "inference")
+
+
+class ConfigBase:
+    """Mixin giving a frozen config dataclass dict/JSON round trips and ``replace``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of all fields (paths become strings)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = str(v) if isinstance(v, pathlib.PurePath) else v
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+        """Build (and validate) a config from a dict; unknown keys raise ``ConfigError``."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__}.from_dict: expected a mapping, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        for key in data:
+            if key not in names:
+                raise unknown_key_error(cls.__name__, key, names)
+        return cls(**dict(data))
+
+    def to_json(self, path: str | os.PathLike | None = None, *, indent: int = 2) -> str:
+        """JSON text of :meth:`to_dict`; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
+        if path is not None:
+            write_json_atomic(path, text)
+        return text
+
+    @classmethod
+    def from_json(cls: type[T], text_or_path: str | os.PathLike) -> T:
+        """Build a config from JSON text or from a JSON file path."""
+        text = _read_text(text_or_path)
+        data = json.loads(text)
+        if isinstance(data, Mapping) and any(k in SECTIONS for k in data) and all(
+            k in SECTIONS for k in data
+        ):
+            section = getattr(cls, "SECTION", None)
+            if section not in data:
+                raise ConfigError(f"{cls.__name__}.from_json: no {section!r} section in the JSON")
+            data = data[section]
+        return cls.from_dict(data)
+
+    def replace(self: T, **changes: Any) -> T:
+        """A validated copy with ``changes`` applied (``dataclasses.replace``)."""
+        names = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+        for key in changes:
+            if key not in names:
+                raise unknown_key_error(type(self).__name__, key, names)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _read_text(text_or_path: str | os.PathLike) -> str:
+    if isinstance(text_or_path, os.PathLike) or (
+        isinstance(text_or_path, str) and not text_or_path.lstrip().startswith(("{", "["))
+    ):
+        p = pathlib.Path(text_or_path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file not found: {p}")
+        return p.read_text(encoding="utf-8")
+    return str(text_or_path)
+
+
+def write_json_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_configs(path: str | os.PathLike, **configs: ConfigBase | None) -> None:
+    """Save several configs as one sectioned JSON file (keys from :data:`SECTIONS`)."""
+    out: dict[str, Any] = {}
+    for key, cfg in configs.items():
+        if key not in SECTIONS:
+            raise unknown_key_error("save_configs", key, SECTIONS)
+        if cfg is not None:
+            out[key] = cfg.to_dict()
+    write_json_atomic(path, json.dumps(out, indent=2) + "\n")
+
+
+def read_config_file(path: str | os.PathLike, default_section: str = "execution") -> dict[str, dict]:
+    """Read a saved config file into ``{section: field dict}``.
+
+    A flat JSON object (one config's ``to_json``) is taken as ``default_section``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ConfigError
+        If the JSON is not an object or has an unknown section.
+    """
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: expected a JSON object, got {type(data).__name__}")
+    if data and all(isinstance(v, dict) for v in data.values()):
+        for key in data:
+            if key not in SECTIONS:
+                raise unknown_key_error(f"config file {p}", key, SECTIONS)
+        return {k: dict(v) for k, v in data.items()}
+    return {default_section: data}
