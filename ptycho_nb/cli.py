@@ -1,4 +1,4 @@
-"""Command line: ``ptycho-nb simulate|train|infer`` (one parser per command, built from metadata).
+"""Command line: ``ptycho-nb simulate|train|infer|demo`` (one parser per command, built from metadata).
 
 Errors a user can cause (bad values, missing files, an unavailable engine) print one line to
 stderr and exit with status 2; no traceback.
@@ -88,13 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a PtychoPINN-style model. Flags typed here win over "
                                    "--config, which wins over the CLI defaults.")
     add_common_arguments(p, "train")
+    _add_overwrite(p, "the model archive in --output-dir")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("infer", help="Reconstruct a scan with a trained model.",
                        description="Reconstruct a scan with a trained model (wts.h5.zip).")
     add_common_arguments(p, "infer")
+    _add_overwrite(p, "reconstruction.npz, product.h5 and reconstruction.png in --output-dir")
     p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("demo", help="The main job: simulate, train, reconstruct an unseen scan, score.",
+                       description="Simulate the embedded default, train, reconstruct a second, unseen "
+                                   "scan of the same kind, print its metrics and write the model, the "
+                                   "reconstruction (NPZ, ptychodus product) and a figure.")
+    p.add_argument("--output-dir", default="ptycho_nb_demo", metavar="DIR",
+                   help="Folder for the outputs. (default: ptycho_nb_demo)")
+    p.add_argument("--quick", action="store_true",
+                   help="Seconds-long run with small sizes (also PTYCHO_NB_QUICK=1). (default: False)")
+    p.add_argument("--quiet", action="store_true", help="No progress bar. (default: False)")
+    _add_overwrite(p, "earlier demo outputs in --output-dir")
+    p.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--overwrite", dest="_overwrite", action="store_true",
+                   help=f"Replace {what} (refused otherwise). (default: False)")
 
 
 def _engine_missing(exc: ImportError, module: str) -> None:
@@ -126,10 +145,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model=canon["model"], training=canon["training"], execution=execution, front_end="cli"
     )
     try:
-        from .workflows.train import run_training
+        from .workflows.train import history_table, run_training
     except ImportError as exc:
         _engine_missing(exc, "ptycho_nb.workflows.train")
-    run_training(payload)
+    result = run_training(payload, overwrite=args._overwrite, verbose=args.verbose)
+    s = result.settings
+    print(history_table(result.history))
+    print(f"trained {s['epochs_run']} epoch(s) in {result.elapsed_s:.1f} s on accelerator "
+          f"{s['accelerator']!r} (requested {payload.execution.accelerator!r}), "
+          f"strategy {s['strategy']!r}, {s['devices_used']} device(s)"
+          + (" — interrupted" if result.interrupted else ""))
+    if result.best_checkpoint is not None:
+        print(f"best checkpoint: {result.best_checkpoint} (monitor {s['monitor']})")
+    if result.archive_path is not None:
+        print(f"model archive: {result.archive_path}")
     return 0
 
 
@@ -141,7 +170,39 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         from .workflows.infer import run_inference
     except ImportError as exc:
         _engine_missing(exc, "ptycho_nb.workflows.infer")
-    run_inference(payload)
+    recon = run_inference(payload, verbose=args.verbose)
+    paths = recon.save(payload.inference.output_dir, overwrite=args._overwrite)
+    t = recon.timings
+    print(f"reconstructed {recon.patches.shape[0]} patterns in {t['total_s']:.2f} s "
+          f"({t['patterns_per_s']:.0f} patterns/s, accelerator {recon.settings['accelerator']!r}); "
+          f"object {recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
+    if recon.truth is not None:
+        _print_metrics(recon.compare())
+    for p in paths.values():
+        print(f"wrote {p}")
+    return 0
+
+
+def _print_metrics(m: dict[str, Any]) -> None:
+    print("metrics vs ground truth (after alignment):")
+    for ch in ("phase", "amplitude"):
+        print(f"  {ch:9s} SSIM {m[ch + '_ssim']:.3f}  PSNR {m[ch + '_psnr']:.2f} dB  "
+              f"MAE {m[ch + '_mae']:.4f}  FRC(1/7) {m[ch + '_frc_1_7']:.3f} cycles/px")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .workflows.demo import run_demo
+
+    overrides = {"enable_progress_bar": False} if args.quiet else {}
+    out = run_demo(args.output_dir, quick=args.quick or None, overwrite=args._overwrite,
+                   verbose=args.verbose, **overrides)
+    t = out["timings"]
+    print(f"simulated in {t['simulate_s']:.1f} s, trained in {t['train_s']:.1f} s, reconstructed the "
+          f"unseen scan in {t['reconstruct_s']:.2f} s ({t['inference_patterns_per_s']:.0f} patterns/s); "
+          f"total {t['total_s']:.1f} s")
+    _print_metrics(out["metrics"])
+    for p in out["paths"].values():
+        print(f"wrote {p}")
     return 0
 
 
@@ -160,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             return int(args.func(args) or 0)
-        except (_UserError, ValueError, FileNotFoundError) as exc:
+        except (_UserError, ValueError, FileNotFoundError, FileExistsError) as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
 

@@ -11,7 +11,62 @@ from matplotlib.figure import Figure
 
 from .data.container import PtychoData
 
-__all__ = ["plot_dataset"]
+__all__ = ["plot_dataset", "plot_reconstruction"]
+
+
+def _show(fig: Figure, ax, img, title: str, cmap: str, **kw):
+    im = ax.imshow(img, cmap=cmap, **kw)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def plot_reconstruction(recon, path: str | os.PathLike | None = None) -> Figure:
+    """Amplitude and phase of a reconstruction; with ground truth, also truth and phase error.
+
+    Parameters
+    ----------
+    recon : Reconstruction
+        From :func:`ptycho_nb.infer` (``object``, ``offset``, ``weight``, ``truth``).
+    path : str or PathLike, optional
+        Where to save a PNG (100 dpi).
+
+    The truth is cropped to the reconstruction's frame and its global phase aligned (the one
+    ambiguity every ptychographic reconstruction has) so the error panel shows real differences.
+    """
+    obj = np.asarray(recon.object)
+    lit = np.asarray(recon.weight) > 0.05 * float(np.max(recon.weight) or 1.0)
+    truth = getattr(recon, "truth", None)
+    crop = None
+    if truth is not None:
+        r0, c0 = recon.offset
+        h, w = obj.shape
+        rs, cs = max(r0, 0), max(c0, 0)
+        re, ce = min(r0 + h, truth.shape[0]), min(c0 + w, truth.shape[1])
+        if re > rs and ce > cs:
+            crop = np.zeros_like(obj)
+            crop[rs - r0:re - r0, cs - c0:ce - c0] = truth[rs:re, cs:ce]
+    ncols = 5 if crop is not None else 2
+    fig = Figure(figsize=(3.2 * ncols, 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, ncols))
+    if crop is not None:
+        # Remove the global phase offset over the lit region before showing phase and error.
+        z = np.sum((crop * np.conj(obj))[lit])
+        obj = obj * (z / abs(z) if abs(z) > 0 else 1.0)
+    phase = np.where(lit, np.angle(obj), np.nan)
+    _show(fig, axes[0], np.where(lit, np.abs(obj), np.nan), "reconstructed amplitude", "gray")
+    _show(fig, axes[1], phase, "reconstructed phase (rad)", "viridis")
+    if crop is not None:
+        _show(fig, axes[2], np.where(lit, np.abs(crop), np.nan), "true amplitude", "gray")
+        _show(fig, axes[3], np.where(lit, np.angle(crop), np.nan), "true phase (rad)", "viridis")
+        err = np.where(lit, np.angle(obj * np.conj(crop)), np.nan)
+        _show(fig, axes[4], err, "phase error (rad)", "RdBu_r", vmin=-1, vmax=1)
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=100)
+    return fig
 
 
 def plot_dataset(data: PtychoData, path: str | os.PathLike | None = None, index: int = 0) -> Figure:

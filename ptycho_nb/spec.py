@@ -102,6 +102,7 @@ _SPECIAL = {
     "_device": ("`execution.accelerator` (deprecated alias, DeprecationWarning)", "not set",
                 "Legacy device flag; never forces cpu on its own; --accelerator wins when both are typed."),
     "_disable_mlflow": ("`execution.logger_backend` = None", "not set", "Legacy alias of `--logger none`."),
+    "_overwrite": ("—", "not set", "Replace existing output files (refused otherwise)."),
     "_config": ("all configs (sections execution/model/training/inference)", "not set",
                 "Load a saved config JSON; flags typed on the command line win."),
 }

@@ -340,6 +340,7 @@ def trainer_kwargs(
     default_root_dir: str | os.PathLike | None = None,
     has_validation: bool = True,
     extra_callbacks: Iterable[Any] = (),
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``lightning.Trainer`` from an execution config.
 
@@ -354,6 +355,8 @@ def trainer_kwargs(
         Whether validation data exist (selects the monitored metric).
     extra_callbacks : iterable
         Further callbacks (e.g. the notebook's live plot), appended after ours.
+    checkpoint_dir : path, optional
+        Folder of ``ModelCheckpoint`` (None: Lightning's default below ``default_root_dir``).
 
     Returns
     -------
@@ -372,7 +375,8 @@ def trainer_kwargs(
         "enable_progress_bar": cfg.enable_progress_bar,
         "enable_checkpointing": cfg.enable_checkpointing,
         "logger": build_logger(cfg, root),
-        "callbacks": callbacks(cfg, has_validation=has_validation) + list(extra_callbacks),
+        "callbacks": callbacks(cfg, has_validation=has_validation, checkpoint_dir=checkpoint_dir)
+        + list(extra_callbacks),
         "default_root_dir": str(root),
     }
     if max_epochs is not None:

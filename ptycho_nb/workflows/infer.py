@@ -1,0 +1,233 @@
+"""``infer()``: a trained model + a scan → one forward pass per pattern → a stitched object.
+
+The same :class:`Reconstruction` comes back from the Python API and the CLI; the CLI also writes
+it (``reconstruction.npz``, ``product.h5`` for ptychodus, ``reconstruction.png``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..atomic import atomic_path, check_writable_target
+from ..config.canonical import InferenceConfig
+from ..config.execution import PyTorchExecutionConfig, dataloader_kwargs, resolve_accelerator
+from ..config.factories import AuditEntry, InferencePayload, check_compatible, create_inference_payload
+from ..data.container import PtychoData
+from ..data.datamodule import GroupedDiffraction, group_scan
+from ..model.stitching import stitch_patches
+from .model_io import load_model
+from .train import _quiet_lightning
+
+__all__ = ["Reconstruction", "infer", "run_inference", "OUTPUT_FILES"]
+
+log = logging.getLogger(__name__)
+
+#: Files :meth:`Reconstruction.save` writes into its folder.
+OUTPUT_FILES = ("reconstruction.npz", "product.h5", "reconstruction.png")
+
+
+@dataclasses.dataclass(eq=False)
+class Reconstruction:
+    """A reconstructed object and how it was made.
+
+    Attributes
+    ----------
+    object : (H, W) complex64
+        The stitched object transmission in the frame described by ``offset``.
+    offset : (int, int)
+        (row0, col0): frame pixel (r, c) is pixel (r + row0, c + col0) of the scan's coordinates
+        (for simulated data, of the ground truth).
+    weight : (H, W) float32
+        Summed stitching weights (probe intensity × coverage); 0 where nothing was reconstructed.
+    patches : (M, N, N) complex64
+        The per-pattern predictions that were stitched.
+    xcoords, ycoords : (M,) float64
+        Their patch centres (scan coordinates).
+    probe : (N, N) or (K, N, N) complex64
+        The probe the model used (refined when it was trainable).
+    truth : (H0, W0) complex64 or None
+        The scan's ground truth, when it had one (for plots and :meth:`compare`).
+    timings : dict
+        ``forward_s``, ``stitch_s``, ``total_s`` (seconds) and ``patterns_per_s``.
+    settings : dict
+        Resolved accelerator, batch size, middle_trim, pad_eval.
+    audit : tuple of AuditEntry
+    """
+
+    object: np.ndarray
+    offset: tuple[int, int]
+    weight: np.ndarray
+    patches: np.ndarray
+    xcoords: np.ndarray
+    ycoords: np.ndarray
+    probe: np.ndarray
+    truth: np.ndarray | None
+    timings: dict[str, float]
+    settings: dict[str, Any]
+    audit: tuple[AuditEntry, ...] = ()
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """|object|, (H, W) float32."""
+        return np.abs(self.object).astype(np.float32)
+
+    @property
+    def phase(self) -> np.ndarray:
+        """angle(object) in radians, (H, W) float32."""
+        return np.angle(self.object).astype(np.float32)
+
+    def compare(self, truth: np.ndarray | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Aligned amplitude/phase metrics against ``truth`` (default: the scan's ground truth)."""
+        from ..metrics import compare
+
+        truth = self.truth if truth is None else truth
+        if truth is None:
+            raise ValueError("truth: this scan has no ground truth; pass one")
+        kwargs.setdefault("xcoords", self.xcoords)
+        kwargs.setdefault("ycoords", self.ycoords)
+        kwargs.setdefault("probe", self.probe)
+        return compare(self.object, truth, offset=self.offset, **kwargs)
+
+    def plot(self, path: str | pathlib.Path | None = None) -> Any:
+        """Figure of amplitude and phase (and ground truth and error when known)."""
+        from ..plots import plot_reconstruction
+
+        return plot_reconstruction(self, path)
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.plot().savefig(buf, format="png", dpi=80)
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        t = self.timings
+        return (f"Reconstruction(object {self.object.shape[0]}x{self.object.shape[1]} at offset "
+                f"{self.offset}, {self.patches.shape[0]} patterns, {t.get('patterns_per_s', 0):.0f} "
+                f"patterns/s)")
+
+    def save(self, output_dir: str | pathlib.Path, *, overwrite: bool = False) -> dict[str, pathlib.Path]:
+        """Write reconstruction.npz, product.h5 (ptychodus) and reconstruction.png into a folder.
+
+        Refuses to replace existing files unless ``overwrite=True`` (checked for all three
+        before any is written).
+        """
+        from ..data.ptychodus import write_ptychodus_product
+
+        out = pathlib.Path(output_dir)
+        paths = {name: out / name for name in OUTPUT_FILES}
+        for p in paths.values():
+            check_writable_target(p, overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(paths["reconstruction.npz"], overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh, object=self.object, amplitude=self.amplitude, phase=self.phase,
+                    offset=np.asarray(self.offset, dtype=np.int64), weight=self.weight,
+                    xcoords=self.xcoords, ycoords=self.ycoords, probe=self.probe,
+                    metadata_json=np.asarray(json.dumps({"timings": self.timings, "settings": self.settings},
+                                                        default=str)))
+        write_ptychodus_product(
+            None, paths["product.h5"], object=self.object, probe=self.probe,
+            xcoords=self.xcoords - self.offset[1], ycoords=self.ycoords - self.offset[0],
+            overwrite=overwrite)
+        with atomic_path(paths["reconstruction.png"], overwrite=overwrite) as tmp:
+            self.plot().savefig(tmp, format="png", dpi=100)
+        return paths
+
+
+def infer(model_or_archive: Any, data: Any, *, execution: PyTorchExecutionConfig | None = None,
+          inference: InferenceConfig | None = None, front_end: str | None = None,
+          verbose: bool = False, **overrides: Any) -> Reconstruction:
+    """Reconstruct a scan with a trained model: one forward pass per pattern, then stitching.
+
+    Parameters
+    ----------
+    model_or_archive : TrainResult, PINNModule, or path
+        A trained model in memory, a ``wts.h5.zip`` archive, or a training output folder.
+    data : PtychoData or path
+        The scan to reconstruct (it need not have been seen in training).
+    execution, inference : configs, optional
+    front_end : {None, 'cli', 'widget'}
+    **overrides
+        Config fields by name (``inference_batch_size=64``, ``middle_trim=4``, ``pad_eval=True``).
+
+    Returns
+    -------
+    Reconstruction
+    """
+    payload = create_inference_payload(model_or_archive, data, inference=inference, execution=execution,
+                                       overrides=overrides, front_end=front_end)
+    return run_inference(payload, verbose=verbose)
+
+
+def _predict_patches(module: Any, dataset: GroupedDiffraction, loader_kw: dict[str, Any],
+                     execution: PyTorchExecutionConfig, verbose: bool) -> torch.Tensor:
+    """Member 0 of every group (the group's own pattern), merged with its neighbours when C > 1."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    class _Predictor(L.LightningModule):
+        # Wraps the model so predict_step keeps only each group's own pattern.
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return self.inner(batch["diffraction"], batch["offset_x"], batch["offset_y"])[:, 0]
+
+    with _quiet_lightning(verbose):
+        trainer = L.Trainer(
+            accelerator=resolve_accelerator(execution), devices=1, precision=execution.precision,
+            logger=False, enable_checkpointing=False, enable_model_summary=False,
+            enable_progress_bar=execution.enable_progress_bar,
+            callbacks=[TQDMProgressBar()] if execution.enable_progress_bar else [],
+            inference_mode=True)
+        outs = trainer.predict(_Predictor(module), dataloaders=DataLoader(dataset, **loader_kw))
+    return torch.cat([o.detach().cpu().to(torch.complex64) for o in outs], dim=0)
+
+
+def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Reconstruction:
+    """Run a validated :class:`~ptycho_nb.config.factories.InferencePayload` (the CLI's entry)."""
+    t0 = time.perf_counter()
+    source = payload.model
+    module = load_model(source) if isinstance(source, (str, pathlib.Path)) else getattr(source, "module", source)
+    module.eval()
+    data: PtychoData = payload.test_data
+    mcfg, tcfg, ecfg = module.model_config, module.training_config, payload.execution
+    check_compatible(ecfg, mcfg)
+    if data.N != mcfg.N:
+        raise ValueError(f"test data: patterns are {data.N}x{data.N} but the model was trained "
+                         f"for N={mcfg.N}")
+    groups = group_scan(data, mcfg.gridsize, neighbor_count=tcfg.neighbor_count,
+                        n_groups=payload.inference.n_groups, seed=tcfg.seed)
+    dataset = GroupedDiffraction(data, groups)
+    loader_kw = dataloader_kwargs(ecfg, batch_size=tcfg.batch_size, mode="infer")
+    t1 = time.perf_counter()
+    patches = _predict_patches(module, dataset, loader_kw, ecfg, verbose)
+    t2 = time.perf_counter()
+    own = groups.indices[:, 0]
+    probe = module.effective_probe.detach().cpu()
+    stitched = stitch_patches(patches, data.xcoords[own], data.ycoords[own], probe,
+                              middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval)
+    t3 = time.perf_counter()
+    timings = {"load_s": t1 - t0, "forward_s": t2 - t1, "stitch_s": t3 - t2, "total_s": t3 - t0,
+               "patterns_per_s": len(own) / max(t3 - t1, 1e-9)}
+    settings = {"accelerator": resolve_accelerator(ecfg), "batch_size": loader_kw["batch_size"],
+                "middle_trim": ecfg.middle_trim, "pad_eval": ecfg.pad_eval,
+                "gridsize": mcfg.gridsize, "n_patterns": int(len(own))}
+    return Reconstruction(
+        object=stitched.object, offset=stitched.offset, weight=stitched.weight,
+        patches=patches.numpy(), xcoords=data.xcoords[own].copy(), ycoords=data.ycoords[own].copy(),
+        probe=probe.numpy().astype(np.complex64), truth=data.object, timings=timings,
+        settings=settings, audit=payload.audit)
