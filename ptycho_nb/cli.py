@@ -1,6 +1,6 @@
 """Command line: ``ptycho-nb simulate|train|infer|demo`` (one parser per command, built from metadata).
 
-Errors a user can cause (bad values, missing files, an unavailable engine) print one line to
+Errors a user can cause (bad values, missing files, outputs that exist) print one line to
 stderr and exit with status 2; no traceback.
 """
 
@@ -20,9 +20,8 @@ from .config.cli_args import (add_common_arguments, add_config_arguments,
 from .config.factories import create_inference_payload, create_training_payload
 from .config.fields import config_field, validate_fields
 
-__all__ = ["main", "build_parser", "SimulateOptions", "ENGINE_MISSING"]
+__all__ = ["main", "build_parser", "SimulateOptions"]
 
-ENGINE_MISSING = "training engine not available in this version"
 S = ("simulate",)
 
 
@@ -60,10 +59,6 @@ class SimulateOptions:
         if self.overlap is not None:
             kw["overlap"] = self.overlap
         return kw
-
-
-class _UserError(Exception):
-    """An error reported as one line with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,13 +111,6 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"Replace {what} (refused otherwise). (default: False)")
 
 
-def _engine_missing(exc: ImportError, module: str) -> None:
-    """Report a missing engine module as a user error; re-raise any other import failure."""
-    if exc.name in (module, None) or (exc.name or "").startswith(module):
-        raise _UserError(ENGINE_MISSING) from None
-    raise exc
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     opts = SimulateOptions(**typed_values(args, SimulateOptions, "simulate"))
     out = pathlib.Path(args.output)
@@ -144,11 +132,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     payload = create_training_payload(
         model=canon["model"], training=canon["training"], execution=execution, front_end="cli"
     )
-    try:
-        from .workflows.train import history_table, run_training
-    except ImportError as exc:
-        _engine_missing(exc, "ptycho_nb.workflows.train")
+    from .workflows.training import history_table, run_training
+
     result = run_training(payload, overwrite=args._overwrite, verbose=args.verbose)
+    if not result.settings["global_zero"]:
+        return 0  # DDP: the other processes stay quiet; rank 0 reports
     s = result.settings
     print(history_table(result.history))
     print(f"trained {s['epochs_run']} epoch(s) in {result.elapsed_s:.1f} s on accelerator "
@@ -166,10 +154,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     execution = build_execution_config_from_args(args, "infer")
     canon = build_canonical_configs_from_args(args, "infer")
     payload = create_inference_payload(inference=canon["inference"], execution=execution, front_end="cli")
-    try:
-        from .workflows.infer import run_inference
-    except ImportError as exc:
-        _engine_missing(exc, "ptycho_nb.workflows.infer")
+    from .workflows.inference import run_inference
+
     recon = run_inference(payload, verbose=args.verbose)
     paths = recon.save(payload.inference.output_dir, overwrite=args._overwrite)
     t = recon.timings
@@ -221,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             return int(args.func(args) or 0)
-        except (_UserError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        except (ValueError, FileNotFoundError, FileExistsError) as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
 

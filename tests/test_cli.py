@@ -1,7 +1,6 @@
 """The ptycho-nb CLI: help lists every flag and default, errors without tracebacks, precedence."""
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -187,17 +186,6 @@ def _small_npz(path):
     return path
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ptycho_nb.workflows.train") is not None,
-                    reason="training engine exists; covered by the engine's tests")
-def test_train_without_engine_is_a_clean_exit(tmp_path):
-    data = _small_npz(tmp_path / "s.npz")
-    r = run_cli("train", "--train-data", str(data), "--output-dir", str(tmp_path / "out"), "--N", "16",
-                "--quiet")
-    assert r.returncode == 2
-    assert "training engine not available in this version" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
 def test_verbose_logs_applied_values(tmp_path):
     r = run_cli("-v", "train", "--train-data", str(tmp_path / "x.npz"), "--num-workers", "1")
     assert "config execution.num_workers = 1 (source: cli flag)" in r.stderr
@@ -205,12 +193,6 @@ def test_verbose_logs_applied_values(tmp_path):
 
 
 def test_simulate_end_to_end(tmp_path):
-    if importlib.util.find_spec("ptycho_nb.physics") is None:
-        pytest.skip("ptycho_nb.physics.simulate not available")
-    import ptycho_nb.physics as phys
-
-    if not hasattr(phys, "simulate"):
-        pytest.skip("ptycho_nb.physics.simulate not available")
     out = tmp_path / "sim" / "scan.npz"
     r = run_cli("simulate", "--output", str(out), "--N", "32", "--n-positions", "12", "--seed", "3",
                 "--photons", "1e5")

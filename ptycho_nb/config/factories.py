@@ -46,7 +46,8 @@ class AuditEntry(NamedTuple):
     """One field's final value and where it came from.
 
     ``source`` is one of ``'override'``, ``'argument'`` (a positional path), ``'<section>_config'``
-    (the config object passed in), ``'front_end:cli'`` / ``'front_end:widget'`` or ``'default'``.
+    (the config object passed in), ``'front_end:cli'`` / ``'front_end:widget'``, ``'data'`` (N taken
+    from the training patterns when nobody set it) or ``'default'``.
     """
 
     field: str
@@ -301,6 +302,17 @@ def create_training_payload(
         data_obj = load_data(training_cfg.train_data_file) if load else training_cfg.train_data_file
     if test_obj is None and training_cfg.test_data_file is not None:
         test_obj = load_data(training_cfg.test_data_file) if load else training_cfg.test_data_file
+
+    # N follows the data unless someone set it: a 128×128 scan should not need `N=128` typed.
+    data_n = getattr(getattr(data_obj, "diffraction", None), "shape", (None,))[-1]
+    n_entry = next(i for i, e in enumerate(audit) if e.field == "model.N")
+    if data_n is not None and data_n != model_cfg.N and audit[n_entry].source in ("default",):
+        model_cfg = dataclasses.replace(model_cfg, N=int(data_n))
+        check_compatible(exec_cfg, model_cfg, training_cfg)
+        audit[n_entry] = AuditEntry("model.N", int(data_n), "data")
+        log.info("model.N = %r (source: data)", int(data_n))
+        legacy.update_legacy_dict(legacy_cfg, model_cfg)
+        params = dict(legacy_cfg)
 
     return TrainingPayload(
         model=model_cfg, training=training_cfg, execution=exec_cfg, train_data=data_obj,

@@ -1,8 +1,8 @@
 """Workflows: ``train()``, ``infer()``, the model archive, and the demo (the main job)."""
 
-from .infer import Reconstruction, infer, run_inference
+from .inference import Reconstruction, infer, run_inference
 from .model_io import load_model, save_model
-from .train import TrainResult, run_training, train
+from .training import TrainResult, run_training, train
 
 __all__ = ["train", "run_training", "TrainResult", "infer", "run_inference", "Reconstruction",
            "save_model", "load_model"]

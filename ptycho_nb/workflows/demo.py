@@ -62,8 +62,8 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
         ``paths``, ``train`` (the TrainResult) and ``reconstruction``.
     """
     from ..physics import simulate
-    from .infer import infer
-    from .train import train
+    from .inference import infer
+    from .training import train
 
     recipe = demo_recipe(quick)
     out = pathlib.Path(output_dir)

@@ -26,7 +26,7 @@ from ..data.container import PtychoData
 from ..data.datamodule import GroupedDiffraction, group_scan
 from ..model.stitching import stitch_patches
 from .model_io import load_model
-from .train import _quiet_lightning
+from .training import _quiet_lightning
 
 __all__ = ["Reconstruction", "infer", "run_inference", "OUTPUT_FILES"]
 

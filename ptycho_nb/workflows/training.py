@@ -246,6 +246,7 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
     settings["epochs_run"] = int(trainer.current_epoch)
     settings["global_step"] = int(trainer.global_step)
     settings["devices_used"] = int(trainer.num_devices)
+    settings["global_zero"] = bool(trainer.is_global_zero)
     best = None
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):

@@ -1,0 +1,198 @@
+"""Encoder–decoder from diffraction amplitudes to complex object patches.
+
+Each pattern of a group is mapped independently with shared weights: ``(B, C, N, N)`` amplitudes
+→ ``(B, C, N, N)`` complex patches. The gridsize coupling is the overlap constraint of
+:mod:`ptycho_nb.model.overlap`, applied after the network, so a model trained with any gridsize
+reconstructs any scan pattern by pattern.
+
+Input normalisation: ``x = log1p(diffraction / input_scale)`` with ``input_scale`` a fixed statistic
+of the training data (the mean amplitude, see :func:`ptycho_nb.model.scaling_statistics`), so the
+network sees O(1) values whatever the photon count. GroupNorm (not BatchNorm: its running
+statistics hurt inference, design.md §8). Separate amplitude and phase heads with bounded
+activations: amplitude ``sigmoid`` (or the configured activation), phase ``π·tanh``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+__all__ = ["PtychoNet", "AMP_ACTIVATIONS", "amp_activation"]
+
+AMP_ACTIVATIONS = ("sigmoid", "softplus", "swish", "relu")
+
+
+def amp_activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The amplitude output activation ``name`` applied to ``x``.
+
+    'sigmoid' is bounded in (0, 1); 'softplus', 'swish' and 'relu' are clamped to [0, 2] so the
+    amplitude stays bounded and non-negative whichever is chosen (a transmission above 2 is not
+    physical for a thin object; the intensity scale absorbs the overall level).
+    """
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "softplus":
+        y = F.softplus(x)
+    elif name == "swish":
+        y = F.silu(x)
+    elif name == "relu":
+        y = F.relu(x)
+    else:
+        raise ValueError(f"amp_activation: expected one of {AMP_ACTIVATIONS}, got {name!r}")
+    return torch.clamp(y, 0.0, 2.0)
+
+
+def _groups(ch: int) -> int:
+    for g in (8, 4, 2):
+        if ch % g == 0:
+            return g
+    return 1
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1),
+            nn.GroupNorm(_groups(cout), cout),
+            nn.SiLU(),
+        )
+
+
+class _Up(nn.Module):
+    """×2 nearest upsampling + conv block (+ optional skip concat)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.block = _ConvBlock(cin, cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class _Decoder(nn.Module):
+    def __init__(self, widths: list[int], out_ch: int = 1) -> None:
+        super().__init__()
+        self.ups = nn.ModuleList(_Up(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Conv2d(widths[-1], out_ch, 3, padding=1)
+        # Start from a flat object (phase 0, mid-range amplitude), where the physics gradient is
+        # informative, rather than from a random texture.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for up in self.ups:
+            x = up(x)
+        return self.out(x)
+
+
+class PtychoNet(nn.Module):
+    """Diffraction amplitudes ``(B, C, N, N)`` → complex patches ``(B, C, N, N)``.
+
+    Parameters
+    ----------
+    N : int
+        Pattern side (even, divisible by 2**depth).
+    n_filters_scale : int
+        Width multiplier: the first stage has ``8 * n_filters_scale`` channels, doubling per
+        down-sampling stage up to ``8 * n_filters_scale * 4``.
+    input_scale : float
+        Fixed input statistic (mean training amplitude); inputs are ``log1p(x / input_scale)``.
+    amp_activation : str
+        Amplitude head activation (see :func:`amp_activation`).
+    depth : int
+        Number of stride-2 stages (bottleneck resolution ``N / 2**depth``).
+    smoothing_sigma : float
+        Gaussian smoothing (px) of the predicted complex patch; 0 = none.
+    bottleneck_fc : bool
+        A residual fully connected layer at the bottleneck (global mixing).
+    input_bin : int
+        Bin the input pattern ``input_bin``×``input_bin`` (RMS of the bin's amplitudes) before the encoder:
+        a probe confined to N/2 oversamples the pattern 2×, so binning by 2 loses little.
+    core : bool
+        Predict only the central N/2×N/2 of the patch (where a probe confined to N/2 lights
+        the object); the border continues the edge values (replicate padding).
+    """
+
+    def __init__(self, N: int = 64, n_filters_scale: int = 2, input_scale: float = 1.0,
+                 amp_activation: str = "sigmoid", depth: int = 3, smoothing_sigma: float = 0.0,
+                 bottleneck_fc: bool = True, input_bin: int = 1, core: bool = False) -> None:
+        super().__init__()
+        if input_bin not in (1, 2, 4) or N % input_bin:
+            raise ValueError(f"input_bin: expected 1, 2 or 4 dividing N={N}, got {input_bin!r}")
+        in_res = N // input_bin
+        out_res = N // 2 if core else N
+        if in_res % (2 ** depth):
+            raise ValueError(f"N: expected N / input_bin to be a multiple of 2**depth = {2 ** depth}, got {in_res}")
+        if amp_activation not in AMP_ACTIVATIONS:
+            raise ValueError(f"amp_activation: expected one of {AMP_ACTIVATIONS}, got {amp_activation!r}")
+        if not (input_scale > 0 and math.isfinite(input_scale)):
+            raise ValueError(f"input_scale: expected a positive finite float, got {input_scale!r}")
+        self.N = int(N)
+        self.input_bin = int(input_bin)
+        self.core = bool(core)
+        self.amp_activation = amp_activation
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+        w0 = 8 * int(n_filters_scale)
+        widths = [min(w0 * 2 ** i, w0 * 4) for i in range(depth + 1)]  # e.g. 16, 32, 64, 64
+        enc = [_ConvBlock(1, widths[0], stride=1)]
+        for a, b in zip(widths[:-1], widths[1:]):
+            enc += [_ConvBlock(a, b, stride=2), _ConvBlock(b, b)]
+        self.encoder = nn.Sequential(*enc)
+        nb = widths[-1]
+        # Global mixing at the bottleneck: far field → real space is a global transform.
+        s = in_res // 2 ** depth
+        self.bottleneck_fc = (nn.Sequential(nn.Flatten(), nn.Linear(nb * s * s, nb * s * s // 4), nn.SiLU(),
+                                            nn.Linear(nb * s * s // 4, nb * s * s)) if bottleneck_fc else None)
+        self._bshape = (nb, s, s)
+        n_up = int(round(math.log2(out_res // s)))
+        if s * 2 ** n_up != out_res:
+            raise ValueError(f"N={N}: output side {out_res} is not bottleneck {s} times a power of 2")
+        dec = list(reversed(widths))
+        dec = (dec + [dec[-1]] * n_up)[: n_up + 1]
+        self.amp_head = _Decoder(dec)
+        self.phase_head = _Decoder(dec)
+        self.smoothing_sigma = float(smoothing_sigma)
+        if self.smoothing_sigma > 0:
+            r = max(1, int(math.ceil(3 * self.smoothing_sigma)))
+            t = torch.arange(-r, r + 1, dtype=torch.float32)
+            k = torch.exp(-0.5 * (t / self.smoothing_sigma) ** 2)
+            self.register_buffer("smooth_kernel", k / k.sum())
+        else:
+            self.smooth_kernel = None
+
+    def _smooth(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.smooth_kernel
+        r = k.numel() // 2
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+
+    def normalise(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """The network input: ``log1p(diffraction / input_scale)``."""
+        return torch.log1p(torch.clamp(diffraction, min=0) / self.input_scale)
+
+    def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+        if diffraction.ndim != 4 or diffraction.shape[-2:] != (self.N, self.N):
+            raise ValueError(f"diffraction: expected (B, C, {self.N}, {self.N}), got {tuple(diffraction.shape)}")
+        b, c, n, _ = diffraction.shape
+        x = diffraction.reshape(b * c, 1, n, n).float()
+        if self.input_bin > 1:  # bin intensities; RMS amplitude keeps the input_scale statistic valid
+            x = torch.sqrt(F.avg_pool2d(x ** 2, self.input_bin))
+        x = self.normalise(x)
+        z = self.encoder(x)
+        if self.bottleneck_fc is not None:
+            z = z + self.bottleneck_fc(z).view(-1, *self._bshape)
+        amp = amp_activation(self.amp_activation, self.amp_head(z))
+        phase = math.pi * torch.tanh(self.phase_head(z))
+        if self.core:  # central N/2 predicted; the rest continues the edge values
+            q = self.N // 4
+            amp = F.pad(amp, (q, q, q, q), mode="replicate")
+            phase = F.pad(phase, (q, q, q, q), mode="replicate")
+        obj = torch.polar(amp, phase)
+        if self.smooth_kernel is not None:
+            re = self._smooth(obj.real)
+            im = self._smooth(obj.imag)
+            obj = torch.complex(re, im)
+        return obj.reshape(b, c, n, n)
