@@ -105,6 +105,30 @@ def test_reconstruction_of_unseen_scan(trained, scans, tmp_path):
         rec.save(tmp_path / "out")
 
 
+def test_refinement_fits_the_scan_better_than_the_network_alone(trained, scans):
+    """refine_epochs > 0 lowers the Poisson NLL of the scan's own data; 0 is the pure network."""
+    from ptycho_nb.physics import forward_from_object, poisson_nll
+
+    test = scans[1]
+    net = ptycho_nb.infer(trained, test, refine_epochs=0, pad_eval=True)
+    ref = ptycho_nb.infer(trained, test, refine_epochs=5, pad_eval=True)
+    assert net.settings["refine_epochs"] == 0 and net.timings["refine_s"] == 0
+    assert ref.timings["refine_s"] > 0 and len(ref.settings["refine_loss"]) == 5
+    assert net.offset == ref.offset and net.object.shape == ref.object.shape
+    probe = trained.module.effective_probe.detach()
+    scale = trained.module.intensity_scale.detach()
+
+    def nll(rec):
+        x = torch.from_numpy(rec.xcoords - rec.offset[1])
+        y = torch.from_numpy(rec.ycoords - rec.offset[0])
+        pred = forward_from_object(probe, torch.from_numpy(rec.object), x, y, scale=scale)
+        return float(poisson_nll(pred, torch.from_numpy(test.diffraction)))
+
+    assert nll(ref) < nll(net)
+    with pytest.raises(ValueError, match="refine_epochs"):
+        ptycho_nb.infer(trained, test, refine_epochs=-1)
+
+
 def test_stitching_true_patches_returns_the_object():
     """Stitching the true patches (extract → stitch) gives back the object in the frame."""
     rng = np.random.default_rng(0)

@@ -197,6 +197,18 @@ class InferenceConfig(ConfigBase):
         None, category="data", kind="int", optional=True, min=1, flags=("--n-groups",), modes=_INFER,
         lands="grouping", help="Number of groups to reconstruct (None = all).",
     )
+    refine_epochs: int = config_field(
+        20, category="refinement", kind="int", min=0, flags=("--refine-epochs",), modes=_INFER,
+        lands="physics refinement after stitching",
+        help="Epochs of physics refinement of the stitched object against the scan's own "
+             "diffraction (Poisson NLL, Adam, known probe), seeded by the network's output; "
+             "0 = the network's single-pass reconstruction only.",
+    )
+    refine_learning_rate: float = config_field(
+        0.02, category="refinement", kind="float", min=0.0, min_exclusive=True,
+        flags=("--refine-learning-rate",), modes=_INFER, lands="physics refinement (Adam step size)",
+        help="Step size of the physics refinement.",
+    )
     output_dir: pathlib.Path = config_field(
         pathlib.Path("inference_outputs"), category="output", kind="path",
         flags=("--output-dir", "--output_dir"), modes=_INFER,

@@ -44,7 +44,7 @@ EXECUTION_CATEGORIES: tuple[str, ...] = (
     "inference",
 )
 #: Categories of the canonical (physics / data / training) configs.
-CANONICAL_CATEGORIES: tuple[str, ...] = ("model", "data", "training", "loss", "output")
+CANONICAL_CATEGORIES: tuple[str, ...] = ("model", "data", "training", "loss", "refinement", "output")
 CATEGORIES: tuple[str, ...] = EXECUTION_CATEGORIES + CANONICAL_CATEGORIES
 
 #: Value kinds understood by validation, the CLI converters and the widget builders.

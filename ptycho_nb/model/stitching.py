@@ -68,7 +68,7 @@ def patch_weights(probe: np.ndarray | torch.Tensor, middle_trim: int = 0) -> tor
 
 def stitch_patches(patches: np.ndarray | torch.Tensor, xcoords: np.ndarray, ycoords: np.ndarray,
                    probe: np.ndarray | torch.Tensor, *, middle_trim: int = 0, pad_eval: bool = False,
-                   eps: float = 1e-3) -> StitchedObject:
+                   margin: int | None = None, eps: float = 1e-3) -> StitchedObject:
     """Stitch (M, N, N) complex patches at patch centres (xcoords = column, ycoords = row).
 
     Parameters
@@ -80,6 +80,9 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, xcoords: np.ndarray, ycoo
         Pixels dropped along each patch edge (0 ≤ middle_trim < N/2).
     pad_eval : bool
         Pad the frame so border scan points reconstruct fully (see module docstring).
+    margin : int, optional
+        Pixels around the positions' bounding box, overriding ``pad_eval`` (``N/2`` holds every
+        full patch, as the physics refinement needs).
     eps : float
         Relative floor of the weight normalisation.
     """
@@ -107,7 +110,10 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, xcoords: np.ndarray, ycoo
     obj = stitch(pt.to(torch.complex64), xs, ys, (h, wd), weight_map=w, eps=eps)
     coverage = place_patches(w.expand(m, n, n).contiguous(), xs, ys, (h, wd))
 
-    margin = (half - middle_trim) if pad_eval else 0
+    if margin is None:
+        margin = (half - middle_trim) if pad_eval else 0
+    elif not 0 <= margin <= half:
+        raise ValueError(f"margin={margin!r} is invalid: rule is 0 <= margin <= N/2 = {half}")
     top = math.floor(y.min()) - margin
     left = math.floor(x.min()) - margin
     bottom = math.ceil(y.max()) + margin + 1

@@ -1,5 +1,10 @@
 """``infer()``: a trained model + a scan → one forward pass per pattern → a stitched object.
 
+By default the stitched object is then refined for ``InferenceConfig.refine_epochs`` epochs
+against the scan's own diffraction through the same forward model (Poisson NLL, known probe):
+the network's single pass is the starting point that makes a few refinement epochs enough.
+``refine_epochs=0`` returns the network's reconstruction alone.
+
 The same :class:`Reconstruction` comes back from the Python API and the CLI; the CLI also writes
 it (``reconstruction.npz``, ``product.h5`` for ptychodus, ``reconstruction.png``).
 """
@@ -24,7 +29,8 @@ from ..config.execution import PyTorchExecutionConfig, dataloader_kwargs, resolv
 from ..config.factories import AuditEntry, InferencePayload, check_compatible, create_inference_payload
 from ..data.container import PtychoData
 from ..data.datamodule import GroupedDiffraction, group_scan
-from ..model.stitching import stitch_patches
+from ..model.refine import refine_object
+from ..model.stitching import StitchedObject, stitch_patches
 from .model_io import load_model
 from .training import _quiet_lightning
 
@@ -32,6 +38,8 @@ __all__ = ["Reconstruction", "infer", "run_inference", "OUTPUT_FILES"]
 
 log = logging.getLogger(__name__)
 
+#: Patterns per Adam step of the physics refinement (InferenceConfig.refine_epochs).
+REFINE_BATCH_SIZE = 100
 #: Files :meth:`Reconstruction.save` writes into its folder.
 OUTPUT_FILES = ("reconstruction.npz", "product.h5", "reconstruction.png")
 
@@ -217,17 +225,40 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Recons
     patches = _predict_patches(module, dataset, loader_kw, ecfg, verbose)
     t2 = time.perf_counter()
     own = groups.indices[:, 0]
+    x, y = data.xcoords[own], data.ycoords[own]
     probe = module.effective_probe.detach().cpu()
-    stitched = stitch_patches(patches, data.xcoords[own], data.ycoords[own], probe,
-                              middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval)
+    n = mcfg.N
+    icfg = payload.inference
+    margin = (n // 2 - ecfg.middle_trim) if ecfg.pad_eval else 0
+    refine_info: dict[str, Any] = {}
+    if icfg.refine_epochs > 0:
+        # The refinement needs every full patch inside its frame; crop to the asked-for frame after.
+        full = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=n // 2)
+        t_s = time.perf_counter()
+        refined, refine_info = refine_object(
+            full.object, data.diffraction[own], x - full.offset[1], y - full.offset[0], probe,
+            intensity_scale=module.intensity_scale.detach().cpu(), epochs=icfg.refine_epochs,
+            lr=icfg.refine_learning_rate, batch_size=REFINE_BATCH_SIZE,
+            seed=0 if tcfg.seed is None else tcfg.seed)
+        cut = n // 2 - margin
+        sl = (slice(cut, full.object.shape[0] - cut), slice(cut, full.object.shape[1] - cut))
+        stitched = StitchedObject(object=refined.numpy()[sl].astype(np.complex64),
+                                  weight=full.weight[sl], offset=(full.offset[0] + cut, full.offset[1] + cut))
+        refine_info = {"refine_s": time.perf_counter() - t_s, "refine_loss": refine_info["loss_history"]}
+    else:
+        stitched = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=margin)
     t3 = time.perf_counter()
-    timings = {"load_s": t1 - t0, "forward_s": t2 - t1, "stitch_s": t3 - t2, "total_s": t3 - t0,
-               "patterns_per_s": len(own) / max(t3 - t1, 1e-9)}
+    timings = {"load_s": t1 - t0, "forward_s": t2 - t1, "stitch_s": t3 - t2 - refine_info.get("refine_s", 0.0),
+               "refine_s": refine_info.get("refine_s", 0.0), "total_s": t3 - t0,
+               "patterns_per_s": len(own) / max(t3 - t1, 1e-9),
+               "network_patterns_per_s": len(own) / max(t3 - t1 - refine_info.get("refine_s", 0.0), 1e-9)}
     settings = {"accelerator": resolve_accelerator(ecfg), "batch_size": loader_kw["batch_size"],
                 "middle_trim": ecfg.middle_trim, "pad_eval": ecfg.pad_eval,
-                "gridsize": mcfg.gridsize, "n_patterns": int(len(own))}
+                "gridsize": mcfg.gridsize, "n_patterns": int(len(own)),
+                "refine_epochs": icfg.refine_epochs, "refine_learning_rate": icfg.refine_learning_rate,
+                "refine_loss": refine_info.get("refine_loss", [])}
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
-        patches=patches.numpy(), xcoords=data.xcoords[own].copy(), ycoords=data.ycoords[own].copy(),
+        patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),
         probe=probe.numpy().astype(np.complex64), truth=data.object, timings=timings,
         settings=settings, audit=payload.audit)
