@@ -166,11 +166,11 @@ def test_config_file_and_typed_flags_win(tmp_path):
 
 def test_canonical_flags():
     canon = build_canonical_configs_from_args(parse(
-        "train", "--N", "32", "--gridsize", "2", "--no-object-big", "--probe-trainable", "--nphotons", "1e6",
+        "train", "--N", "32", "--gridsize", "2", "--no-object-big", "--probe-trainable",
         "--mae-weight", "0.5", "--output-dir", "o", "--train-data", "a.npz", "--n-groups", "none"), "train")
     m, t = canon["model"], canon["training"]
     assert (m.N, m.gridsize, m.object_big) == (32, 2, False)
-    assert t.probe_trainable and t.nphotons == 1e6 and t.mae_weight == 0.5 and str(t.train_data_file) == "a.npz"
+    assert t.probe_trainable and t.mae_weight == 0.5 and str(t.train_data_file) == "a.npz"
     i = build_canonical_configs_from_args(parse("infer", "--model-path", "m.zip", "--n-groups", "5"), "infer")
     assert i["inference"] == InferenceConfig(model_path="m.zip", n_groups=5)
 

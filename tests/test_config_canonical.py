@@ -13,8 +13,8 @@ from ptycho_nb.config.fields import config_fields
 def test_defaults():
     m, t, i = ModelConfig(), TrainingConfig(), InferenceConfig()
     assert (m.N, m.gridsize, m.n_filters_scale, m.amp_activation) == (64, 1, 2, "sigmoid")
-    assert (m.object_big, m.probe_big, m.probe_mask, m.probe_scale) == (True, True, False, 4.0)
-    assert (t.batch_size, t.nepochs, t.nphotons, t.neighbor_count) == (16, 50, 1e9, 4)
+    assert (m.object_big, m.probe_big, m.probe_mask) == (True, True, False)
+    assert (t.batch_size, t.nepochs, t.neighbor_count) == (16, 50, 4)
     assert (t.mae_weight, t.nll_weight, t.probe_trainable, t.intensity_scale_trainable) == (0.0, 1.0, False, True)
     assert t.backend == i.backend == "pytorch"
     assert t.output_dir == pathlib.Path("training_outputs")
@@ -23,9 +23,9 @@ def test_defaults():
 @pytest.mark.parametrize("cls,name,value", [
     (ModelConfig, "N", 63), (ModelConfig, "N", 8), (ModelConfig, "gridsize", 0),
     (ModelConfig, "n_filters_scale", 0), (ModelConfig, "amp_activation", "tanh"),
-    (ModelConfig, "object_big", "yes"), (ModelConfig, "probe_scale", 0.0),
+    (ModelConfig, "object_big", "yes"),
     (ModelConfig, "gaussian_smoothing_sigma", -1.0),
-    (TrainingConfig, "batch_size", 0), (TrainingConfig, "nepochs", 0), (TrainingConfig, "nphotons", 0),
+    (TrainingConfig, "batch_size", 0), (TrainingConfig, "nepochs", 0),
     (TrainingConfig, "n_groups", 0), (TrainingConfig, "neighbor_count", 0),
     (TrainingConfig, "validation_fraction", 1.0), (TrainingConfig, "mae_weight", -1.0),
     (TrainingConfig, "seed", -1), (TrainingConfig, "train_data_file", 3),

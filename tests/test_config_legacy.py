@@ -14,7 +14,7 @@ def test_upstream_key_names():
     update_legacy_dict(cfg, TrainingConfig(nepochs=3, probe_trainable=True, output_dir="out/x",
                                            train_data_file="a.npz"))
     for key in ("N", "gridsize", "object.big", "probe.big", "probe.mask", "probe.trainable",
-                "intensity_scale.trainable", "nepochs", "batch_size", "nphotons", "output_prefix",
+                "intensity_scale.trainable", "nepochs", "batch_size", "output_prefix",
                 "mae_weight", "nll_weight", "n_filters_scale", "train_data_file_path"):
         assert key in cfg, key
     assert cfg["N"] == 128 and cfg["object.big"] is False and cfg["probe.mask"] is True

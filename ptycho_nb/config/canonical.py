@@ -62,16 +62,13 @@ class ModelConfig(ConfigBase):
     )
     probe_big: bool = config_field(
         True, category="model", kind="bool", flags=("--probe-big",), neg_flags=("--no-probe-big",),
-        modes=_TRAIN, lands="physics", help="Let the exit wave extend beyond the probe's central region.",
+        modes=_TRAIN, lands="network output size",
+        help="Predict the full N×N patch (True) or only its central N/2×N/2 from the 2×2-binned "
+             "pattern (False: ~3× cheaper; right when the probe lights only the central half).",
     )
     probe_mask: bool = config_field(
         False, category="model", kind="bool", flags=("--probe-mask",), neg_flags=("--no-probe-mask",),
         modes=_TRAIN, lands="physics", help="Apply a circular mask to the probe.",
-    )
-    probe_scale: float = config_field(
-        4.0, category="model", kind="float", min=0.0, min_exclusive=True,
-        flags=("--probe-scale",), modes=_TRAIN, lands="physics (probe normalisation)",
-        help="Probe normalisation factor.",
     )
     gaussian_smoothing_sigma: float = config_field(
         0.0, category="model", kind="float", min=0.0, flags=("--gaussian-smoothing-sigma",),
@@ -125,11 +122,6 @@ class TrainingConfig(ConfigBase):
     nepochs: int = config_field(
         50, category="training", kind="int", min=1, flags=("--nepochs", "--max-epochs"), modes=_TRAIN,
         lands="Trainer(max_epochs)", help="Number of training epochs.",
-    )
-    nphotons: float = config_field(
-        1e9, category="training", kind="float", min=0.0, min_exclusive=True,
-        flags=("--nphotons",), modes=_TRAIN, units="photons/pattern", lands="physics (Poisson scale)",
-        help="Photons per pattern assumed by the Poisson loss.",
     )
     seed: int | None = config_field(
         0, category="training", kind="int", optional=True, min=0, flags=("--seed",), modes=_TRAIN,

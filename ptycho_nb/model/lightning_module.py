@@ -193,7 +193,9 @@ class PINNModule(L.LightningModule):
     # ---------------------------------------------------------------- loss
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{'loss', 'nll', 'mae'}`` for a batch (nll is the Poisson deviance/2 per pixel, ≥ 0)."""
-        meas = batch["diffraction"].float()
+        meas = batch["diffraction"]
+        if not meas.is_floating_point():
+            meas = meas.float()
         patches = self(meas, batch.get("offset_x"), batch.get("offset_y"))
         pred = self.predict_amplitude(patches)
         out: dict[str, torch.Tensor] = {}
@@ -213,18 +215,20 @@ class PINNModule(L.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)
         bs = batch["diffraction"].shape[0]
-        self.log("train_loss", parts["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("train_nll", parts["nll"], on_step=False, on_epoch=True, batch_size=bs)
-        self.log("train_mae", parts["mae"], on_step=False, on_epoch=True, batch_size=bs)
-        self.log("intensity_scale", self.intensity_scale.detach(), on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train_loss", parts["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs,
+                 sync_dist=True)
+        self.log("train_nll", parts["nll"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log("train_mae", parts["mae"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log("intensity_scale", self.intensity_scale.detach(), on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         return parts["loss"]
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)
         bs = batch["diffraction"].shape[0]
-        self.log("val_loss", parts["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("val_nll", parts["nll"], on_step=False, on_epoch=True, batch_size=bs)
-        self.log("val_mae", parts["mae"], on_step=False, on_epoch=True, batch_size=bs)
+        self.log("val_loss", parts["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs,
+                 sync_dist=True)
+        self.log("val_nll", parts["nll"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log("val_mae", parts["mae"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         return parts["loss"]
 
     def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:

@@ -177,7 +177,8 @@ class PtychoNet(nn.Module):
         if diffraction.ndim != 4 or diffraction.shape[-2:] != (self.N, self.N):
             raise ValueError(f"diffraction: expected (B, C, {self.N}, {self.N}), got {tuple(diffraction.shape)}")
         b, c, n, _ = diffraction.shape
-        x = diffraction.reshape(b * c, 1, n, n).float()
+        # Follow the weights' dtype (float32, or float64 under precision='64-true').
+        x = diffraction.reshape(b * c, 1, n, n).to(next(self.parameters()).dtype)
         if self.input_bin > 1:  # bin intensities; RMS amplitude keeps the input_scale statistic valid
             x = torch.sqrt(F.avg_pool2d(x ** 2, self.input_bin))
         x = self.normalise(x)

@@ -251,8 +251,14 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):
         best = pathlib.Path(ckpt.best_model_path)
-        state = load_checkpoint_weights(best)["state_dict"]
-        module.load_state_dict(state)
+        saved = load_checkpoint_weights(best)
+        module.load_state_dict(saved["state_dict"])
+        settings["epochs_run"] = max(settings["epochs_run"], int(saved.get("epoch", -1)) + 1)
+    if not history.history and trainer.callback_metrics:
+        # Spawned strategies (ddp_spawn) run the callbacks in child processes; Lightning hands only
+        # the final metrics back to this one.
+        history.history = {k: [float(v)] for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        settings["history"] = "final epoch only (metrics of spawned processes)"
     module.eval()
 
     archive_path = None

@@ -1,0 +1,222 @@
+"""Fast tests of ptycho_nb.model: network, overlap constraint, PINNModule (tiny sizes)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from ptycho_nb.config.canonical import ModelConfig, TrainingConfig
+from ptycho_nb.config.execution import PyTorchExecutionConfig
+from ptycho_nb.model import PINNModule, PtychoNet, merge_group_patches, scaling_statistics
+from ptycho_nb.physics.forward import extract_patches, forward_amplitude
+from ptycho_nb.physics.simulate import simulate
+
+N = 16
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return simulate(N=N, object_kind="grf", n_positions=24, step=3, seed=1, photons_per_pattern=1e4)
+
+
+def _module(tiny, gridsize=1, probe_trainable=False, scale_trainable=True, **mkw):
+    torch.manual_seed(0)
+    return PINNModule(ModelConfig(N=N, gridsize=gridsize, n_filters_scale=1, **mkw),
+                      TrainingConfig(probe_trainable=probe_trainable,
+                                     intensity_scale_trainable=scale_trainable, nepochs=3),
+                      PyTorchExecutionConfig(learning_rate=3e-3), probe=tiny.probe,
+                      scaling=scaling_statistics(tiny))
+
+
+def _batch(tiny, b=4, c=1):
+    d = torch.from_numpy(tiny.diffraction[: b * c]).reshape(b, c, N, N)
+    return {"diffraction": d, "offset_x": torch.zeros(b, c), "offset_y": torch.zeros(b, c)}
+
+
+def test_network_shapes_dtypes_and_bounds():
+    net = PtychoNet(N=N, n_filters_scale=1, input_scale=3.0)
+    x = torch.rand(2, 4, N, N) * 10
+    out = net(x)
+    assert out.shape == (2, 4, N, N) and out.dtype == torch.complex64
+    amp = out.abs()
+    assert torch.all(amp > 0) and torch.all(amp < 1)  # sigmoid
+    assert torch.all(out.angle().abs() <= np.pi)
+    for act in ("softplus", "swish", "relu"):
+        a = PtychoNet(N=N, n_filters_scale=1, amp_activation=act)(x).abs()
+        assert torch.all(a >= 0) and torch.all(a <= 2 + 1e-6)
+    with pytest.raises(ValueError, match="diffraction"):
+        net(torch.rand(2, N, N))
+
+
+def test_physics_layer_is_forward_amplitude(tiny):
+    m = _module(tiny)
+    batch = _batch(tiny)
+    patches = m(batch["diffraction"], batch["offset_x"], batch["offset_y"])
+    ref = forward_amplitude(torch.from_numpy(tiny.probe), patches, scale=float(m.intensity_scale.detach()))
+    assert torch.allclose(m.predict_amplitude(patches), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_overlap_merge_consistent_patches_unchanged():
+    g = torch.Generator().manual_seed(0)
+    obj = torch.polar(torch.rand(40, 40, generator=g) + 0.5, torch.rand(40, 40, generator=g))
+    # two groups of 4 integer positions; offsets relative to the (fractional) group centre
+    pos = torch.tensor([[[18., 18.], [21., 18.], [18., 22.], [21., 23.]],
+                        [[20., 20.], [17., 21.], [22., 19.], [19., 24.]]])
+    x, y = pos[..., 0], pos[..., 1]
+    patches = extract_patches(obj, x.reshape(-1), y.reshape(-1), N).reshape(2, 4, N, N)
+    ox, oy = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    merged = merge_group_patches(patches, ox, oy)
+    assert torch.allclose(merged, patches, atol=1e-5)
+
+
+def test_overlap_merge_zero_offsets_averages():
+    p = torch.randn(3, 4, N, N, dtype=torch.complex64)
+    z = torch.zeros(3, 4)
+    merged = merge_group_patches(p, z, z)
+    assert torch.allclose(merged, p.mean(1, keepdim=True).expand_as(p), atol=1e-5)
+    assert merge_group_patches(p[:, :1], z[:, :1], z[:, :1]) is not None
+
+
+def test_gridsize2_module_forward_and_grad(tiny):
+    m = _module(tiny, gridsize=2)
+    batch = _batch(tiny, b=2, c=4)
+    batch["offset_x"] = torch.tensor([[-1.5, 1.5, -1.5, 1.5]] * 2)
+    batch["offset_y"] = torch.tensor([[-1.5, -1.5, 1.5, 1.5]] * 2)
+    loss = m.compute_loss(batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in m.net.parameters() if p.requires_grad)
+
+
+def test_optimisation_reduces_loss(tiny):
+    m = _module(tiny)
+    opt = m.configure_optimizers()["optimizer"]
+    batch = _batch(tiny, b=8)
+    first = float(m.compute_loss(batch)["loss"])
+    for _ in range(15):
+        loss = m.compute_loss(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(m.compute_loss(batch)["loss"]) < first
+
+
+@pytest.mark.parametrize("probe_trainable,scale_trainable", [(False, False), (True, True)])
+def test_gradient_to_probe_and_scale_only_when_trainable(tiny, probe_trainable, scale_trainable):
+    m = _module(tiny, probe_trainable=probe_trainable, scale_trainable=scale_trainable)
+    m.compute_loss(_batch(tiny))["loss"].backward()
+    names = {n for n, p in m.named_parameters()}
+    assert ("probe" in names) == probe_trainable
+    assert ("log_intensity_scale" in names) == scale_trainable
+    if probe_trainable:
+        assert m.probe.grad is not None and m.probe.grad.abs().sum() > 0
+        assert m.log_intensity_scale.grad is not None
+    else:
+        assert not m.probe.requires_grad and not m.log_intensity_scale.requires_grad
+
+
+def test_mae_weight_changes_loss(tiny):
+    m = _module(tiny)
+    batch = _batch(tiny)
+    parts = m.compute_loss(batch)
+    assert torch.allclose(parts["loss"], parts["nll"])
+    m2 = PINNModule(m.hparams["model"], dict(m.hparams["training"], mae_weight=2.0, nll_weight=0.5),
+                    m.hparams["execution"], probe=tiny.probe, scaling=m.scaling)
+    m2.load_state_dict(m.state_dict())
+    p2 = m2.compute_loss(batch)
+    assert torch.allclose(p2["loss"], 0.5 * p2["nll"] + 2.0 * p2["mae"])
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def test_checkpoint_hparams_plain_and_weights_only_load(tiny, tmp_path):
+    import lightning as L
+
+    m = _module(tiny, gridsize=1, probe_mask=True, probe_trainable=True)
+    assert _plain(dict(m.hparams))
+    probe0 = m.probe.detach().clone()
+    loader = torch.utils.data.DataLoader(
+        [{"diffraction": torch.from_numpy(tiny.diffraction[i:i + 1]), "offset_x": torch.zeros(1),
+          "offset_y": torch.zeros(1)} for i in range(8)], batch_size=4)
+    # automatic optimisation: clipping and accumulation are Lightning's, also with a complex probe
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        gradient_clip_val=1.0, accumulate_grad_batches=2)
+    trainer.fit(m, loader)
+    assert not torch.equal(m.probe.detach(), probe0)  # the trainable probe was updated
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    ck = torch.load(path, weights_only=True)
+    assert _plain(ck["hyper_parameters"])
+    m2 = PINNModule.load_from_checkpoint(path, weights_only=True)
+    assert torch.equal(m2.probe, m.probe)
+    x = torch.from_numpy(tiny.diffraction[:2])[:, None]
+    m.eval(), m2.eval()
+    assert torch.equal(m(x), m2(x))
+
+
+def test_scaling_statistics(tiny):
+    s = scaling_statistics(tiny)
+    assert set(s) >= {"input_scale", "intensity_scale", "mean_counts", "probe_power"}
+    assert all(isinstance(v, float) and v > 0 for v in s.values())
+    assert s["mean_counts"] == pytest.approx(float((tiny.diffraction.astype(np.float64) ** 2).sum((1, 2)).mean()))
+    with pytest.raises(ValueError, match="scaling"):
+        PINNModule(ModelConfig(N=N), probe=tiny.probe, scaling={})
+
+
+def test_probe_big_false_predicts_core_with_replicated_border(tiny):
+    m = _module(tiny, probe_big=False)
+    assert m.net.core and m.net.input_bin == 2
+    with torch.no_grad():
+        m.net.amp_head.out.bias.fill_(0.3)  # make the output non-constant-free: bias only
+        out = m(torch.from_numpy(tiny.diffraction[:2])[:, None])
+    q = N // 4
+    core = out[..., q:N - q, q:N - q]
+    assert out.shape == (2, 1, N, N)
+    assert torch.allclose(out[..., :q, q:N - q], core[..., :1, :].expand(-1, -1, q, -1))
+
+
+def test_refine_object_lowers_nll(tiny):
+    from ptycho_nb.model import refine_object
+    from ptycho_nb.physics.forward import forward_from_object, poisson_nll
+
+    x, y = tiny.xcoords, tiny.ycoords
+    obj0 = torch.ones(tiny.object.shape, dtype=torch.complex64) * 0.7
+    meas = torch.from_numpy(tiny.diffraction)
+    probe = torch.from_numpy(tiny.probe)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    before = float(poisson_nll(forward_from_object(probe, obj0, xt, yt), meas))
+    obj, info = refine_object(obj0, tiny.diffraction, x, y, tiny.probe, 1.0, epochs=3, batch_size=8)
+    after = float(poisson_nll(forward_from_object(probe, obj, xt, yt), meas))
+    assert after < before and len(info["loss_history"]) == 3 and obj.dtype == torch.complex64
+
+
+@pytest.mark.parametrize("scheduler,with_val", [("Exponential", False), ("Cosine", True), ("Plateau", False)])
+def test_schedulers_step_through_lightning(tiny, scheduler, with_val):
+    import lightning as L
+
+    torch.manual_seed(0)
+    m = PINNModule(ModelConfig(N=N, n_filters_scale=1), TrainingConfig(nepochs=2),
+                   PyTorchExecutionConfig(learning_rate=1e-3, scheduler=scheduler), probe=tiny.probe,
+                   scaling=scaling_statistics(tiny))
+    items = [{"diffraction": torch.from_numpy(tiny.diffraction[i:i + 1]), "offset_x": torch.zeros(1),
+              "offset_y": torch.zeros(1)} for i in range(4)]
+    loader = torch.utils.data.DataLoader(items, batch_size=4)
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(m, loader, loader if with_val else None)
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    if scheduler == "Exponential":
+        assert lr == pytest.approx(1e-3 * 0.95 ** 2)
+    elif scheduler == "Cosine":
+        assert lr < 1e-3
+    assert "train_loss" in trainer.callback_metrics
+    assert ("val_loss" in trainer.callback_metrics) == with_val
