@@ -7,6 +7,14 @@ and the submodules ``physics``, ``data``, ``config`` and ``metrics``.
 
 __version__ = "0.1.0"
 
+try:  # torch is mandatory (spec §4.7): say how to get it rather than fail deep inside an import
+    import torch as _torch  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise RuntimeError(
+        "ptycho_nb needs PyTorch, which is not installed: on a CPU machine run "
+        "`pip install torch==2.13.0` (the CPU wheel), elsewhere the torch build for your "
+        "accelerator, then `pip install ptycho-nb`") from _exc
+
 from .config import InferenceConfig, ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from .data import PtychoData, load, save
 from .physics import simulate

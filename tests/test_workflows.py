@@ -215,3 +215,10 @@ def test_cli_demo_quick(tmp_path):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0 <= metrics["phase_ssim"] <= 1
+
+
+def test_missing_torch_is_a_runtime_error_with_install_guidance():
+    code = "import sys; sys.modules['torch'] = None; import ptycho_nb"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "RuntimeError" in r.stderr and "pip install torch==2.13.0" in r.stderr

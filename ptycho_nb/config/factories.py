@@ -81,13 +81,10 @@ class InferencePayload:
 
 
 def load_data(path: str | os.PathLike) -> Any:
-    """Load a scan with ``ptycho_nb.data.load`` (looked up at call time)."""
+    """Load a scan with ``ptycho_nb.data.load`` (looked up at call time, so tests can record it)."""
     from .. import data as data_mod
 
-    loader = getattr(data_mod, "load", None)
-    if loader is None:  # pragma: no cover - only before the data layer exists
-        raise RuntimeError("ptycho_nb.data.load is not available in this version")
-    return loader(path)
+    return data_mod.load(path)
 
 
 def _check_front_end(front_end: str | None) -> None:
