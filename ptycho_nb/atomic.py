@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_writable_target"]
+__all__ = ["atomic_path", "check_writable_target", "write_text_atomic"]
 
 
 def check_writable_target(path: str | os.PathLike[str], overwrite: bool) -> Path:
@@ -86,3 +86,10 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         # Whatever happened, no temporary file is left behind.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; returns the path."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)

@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import os
 import pathlib
 import re
 import sys
-import tempfile
 from typing import Callable, Sequence
 
 from .config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from .config.cli_args import MODE_CLASSES, cli_default
 from .config.execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
 from .config.fields import EXECUTION_CATEGORIES, config_fields, describe_rule, format_value
+from .atomic import write_text_atomic
 from .config.legacy import legacy_key
 
 __all__ = ["DEFAULT_SPEC", "BLOCKS", "render", "render_block", "main"]
@@ -167,18 +166,6 @@ def render(text: str) -> str:
     return out
 
 
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate the spec tables (or ``--check`` them); return the exit status."""
     ap = argparse.ArgumentParser(prog="python -m ptycho_nb.spec", description=__doc__.splitlines()[0])
@@ -207,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  " + ln, file=sys.stderr)
         return 1
     if new != old:
-        _write_atomic(args.path, new)
+        write_text_atomic(args.path, new, overwrite=True)  # regenerating is the point
         print(f"{args.path}: regenerated")
     else:
         print(f"{args.path}: already up to date")

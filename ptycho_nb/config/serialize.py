@@ -11,12 +11,12 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any, Mapping, TypeVar
 
+from ..atomic import write_text_atomic
 from .fields import ConfigError, unknown_key_error
 
-__all__ = ["ConfigBase", "SECTIONS", "write_json_atomic", "read_config_file", "save_configs"]
+__all__ = ["ConfigBase", "SECTIONS", "read_config_file", "save_configs"]
 
 T = TypeVar("T", bound="ConfigBase")
 
@@ -46,11 +46,13 @@ class ConfigBase:
                 raise unknown_key_error(cls.__name__, key, names)
         return cls(**dict(data))
 
-    def to_json(self, path: str | os.PathLike | None = None, *, indent: int = 2) -> str:
-        """JSON text of :meth:`to_dict`; also written atomically to ``path`` when given."""
+    def to_json(self, path: str | os.PathLike | None = None, *, indent: int = 2,
+                overwrite: bool = False) -> str:
+        """JSON text of :meth:`to_dict`; also written atomically to ``path`` when given (an
+        existing file is replaced only with ``overwrite=True``)."""
         text = json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
         if path is not None:
-            write_json_atomic(path, text)
+            write_text_atomic(path, text, overwrite=overwrite)
         return text
 
     @classmethod
@@ -87,30 +89,16 @@ def _read_text(text_or_path: str | os.PathLike) -> str:
     return str(text_or_path)
 
 
-def write_json_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_configs(path: str | os.PathLike, **configs: ConfigBase | None) -> None:
-    """Save several configs as one sectioned JSON file (keys from :data:`SECTIONS`)."""
+def save_configs(path: str | os.PathLike, *, overwrite: bool = False, **configs: ConfigBase | None) -> None:
+    """Save several configs as one sectioned JSON file (keys from :data:`SECTIONS`); an existing
+    file is replaced only with ``overwrite=True``."""
     out: dict[str, Any] = {}
     for key, cfg in configs.items():
         if key not in SECTIONS:
             raise unknown_key_error("save_configs", key, SECTIONS)
         if cfg is not None:
             out[key] = cfg.to_dict()
-    write_json_atomic(path, json.dumps(out, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(out, indent=2) + "\n", overwrite=overwrite)
 
 
 def read_config_file(path: str | os.PathLike, default_section: str = "execution") -> dict[str, dict]:
