@@ -17,6 +17,7 @@ DEFAULTS = {
     "deterministic": True, "gradient_clip_val": None, "accum_steps": 1, "num_workers": 0,
     "pin_memory": False, "persistent_workers": False, "prefetch_factor": None,
     "learning_rate": 1e-3, "scheduler": "Default", "enable_progress_bar": False,
+    "plot_every_n_epochs": None,
     "enable_checkpointing": True, "checkpoint_save_top_k": 1, "checkpoint_monitor_metric": "val_loss",
     "checkpoint_mode": "min", "early_stop_patience": 100, "logger_backend": None,
     "inference_batch_size": None, "middle_trim": 0, "pad_eval": False,
@@ -39,7 +40,8 @@ BAD = [
     ("prefetch_factor", 0),
     ("learning_rate", 0.0), ("learning_rate", -1e-3), ("learning_rate", float("nan")),
     ("scheduler", "StepLR"), ("scheduler", "default"),
-    ("enable_progress_bar", "False"), ("enable_checkpointing", 0),
+    ("enable_progress_bar", "False"), ("plot_every_n_epochs", -1), ("plot_every_n_epochs", 1.5),
+    ("enable_checkpointing", 0),
     ("checkpoint_save_top_k", -2), ("checkpoint_monitor_metric", "val_accuracy"),
     ("checkpoint_mode", "minimum"), ("early_stop_patience", 0),
     ("logger_backend", "wandb"), ("inference_batch_size", 0), ("inference_batch_size", -4),
@@ -147,7 +149,7 @@ def test_trainer_kwargs_map_every_trainer_field(tmp_path):
     assert kw["enable_progress_bar"] is True and kw["enable_checkpointing"] is False
     assert kw["logger"] is False
     names = [type(cb).__name__ for cb in kw["callbacks"]]
-    assert names == ["TQDMProgressBar", "EarlyStopping"]
+    assert names == ["PtychoProgressBar", "EarlyStopping"]
     es = kw["callbacks"][-1]
     assert es.patience == 7 and es.monitor == "train_mae" and es.mode == "max"
 
@@ -167,7 +169,7 @@ def test_trainer_kwargs_defaults_and_checkpoint_callback(tmp_path):
     assert kw["accelerator"] == "cpu" and kw["enable_progress_bar"] is False
     ck = [cb for cb in kw["callbacks"] if isinstance(cb, ModelCheckpoint)]
     assert len(ck) == 1 and ck[0].save_top_k == -1 and ck[0].monitor == "val_loss"
-    assert not any(type(cb).__name__ == "TQDMProgressBar" for cb in kw["callbacks"])
+    assert not any(type(cb).__name__.endswith("ProgressBar") for cb in kw["callbacks"])
     trainer = lightning.Trainer(**kw)
     assert type(trainer.logger).__name__ == "CSVLogger"
     assert trainer.checkpoint_callback is ck[0]

@@ -48,6 +48,10 @@ SCHEDULERS = ("Default", "Exponential", "Cosine", "Plateau")
 LOGGER_BACKENDS = ("none", "csv", "tensorboard", "mlflow")
 #: Metrics the training module logs (per epoch).
 MONITOR_METRICS = ("val_loss", "train_loss", "val_nll", "train_nll", "val_mae", "train_mae")
+#: ``plot_every_n_epochs=None`` (auto) in a notebook kernel: the live view redraws whenever the
+#: training time since its last redraw is at least (last redraw time) / LIVE_PLOT_BUDGET, so the
+#: redraws cost at most this fraction of training time on any hardware (see ptycho_nb.notebook.live).
+LIVE_PLOT_BUDGET = 0.10
 #: Exponential scheduler decay per epoch.
 EXPONENTIAL_GAMMA = 0.95
 #: Plateau scheduler: factor and patience (epochs).
@@ -159,8 +163,17 @@ class PyTorchExecutionConfig(ConfigBase):
     enable_progress_bar: bool = config_field(
         False, category="ux", kind="bool",
         flags=("--progress-bar",), neg_flags=("--quiet",), modes=_TRAIN_INFER,
-        lands="Trainer(enable_progress_bar) + TQDMProgressBar callback",
+        lands="Trainer(enable_progress_bar) + PtychoProgressBar callback",
         help="Show a progress bar (a widget in Jupyter, text in a terminal); --quiet turns it off.",
+    )
+    plot_every_n_epochs: int | None = config_field(
+        None, category="ux", kind="int", optional=True, min=0,
+        flags=("--plot-every-n-epochs",), modes=_TRAIN, lands="LivePlot callback",
+        units="epochs",
+        rule=(f"None = auto: in a notebook kernel as often as keeps redraws under {LIVE_PLOT_BUDGET:.0%} "
+              "of training time (measured), off elsewhere"),
+        help=("Redraw the live figure (amplitude, phase, losses) every k epochs in a notebook "
+              "(0 = off, None = auto: on in a notebook kernel, off elsewhere)."),
     )
     # --- checkpoint ----------------------------------------------------------------------------
     enable_checkpointing: bool = config_field(
@@ -313,12 +326,14 @@ def callbacks(
     added only when ``enable_progress_bar`` is True (Lightning refuses a bar callback otherwise).
     ``ModelCheckpoint`` is added only when ``enable_checkpointing`` is True.
     """
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     monitor = resolve_monitor(cfg, has_validation)
     out: list[Any] = []
     if cfg.enable_progress_bar:
-        out.append(TQDMProgressBar())
+        from ..notebook.progress import PtychoProgressBar
+
+        out.append(PtychoProgressBar())
     if cfg.enable_checkpointing:
         out.append(
             ModelCheckpoint(

@@ -183,7 +183,7 @@ def infer(model_or_archive: Any, data: Any, *, execution: PyTorchExecutionConfig
 def _predict_patches(module: Any, dataset: GroupedDiffraction, loader_kw: dict[str, Any],
                      execution: PyTorchExecutionConfig, verbose: bool) -> torch.Tensor:
     """Member 0 of every group (the group's own pattern), merged with its neighbours when C > 1."""
-    from lightning.pytorch.callbacks import TQDMProgressBar
+    from ..notebook.progress import PtychoProgressBar
 
     class _Predictor(L.LightningModule):
         # Wraps the model so predict_step keeps only each group's own pattern.
@@ -199,7 +199,7 @@ def _predict_patches(module: Any, dataset: GroupedDiffraction, loader_kw: dict[s
             accelerator=resolve_accelerator(execution), devices=1, precision=execution.precision,
             logger=False, enable_checkpointing=False, enable_model_summary=False,
             enable_progress_bar=execution.enable_progress_bar,
-            callbacks=[TQDMProgressBar()] if execution.enable_progress_bar else [],
+            callbacks=[PtychoProgressBar()] if execution.enable_progress_bar else [],
             inference_mode=True)
         outs = trainer.predict(_Predictor(module), dataloaders=DataLoader(dataset, **loader_kw))
     return torch.cat([o.detach().cpu().to(torch.complex64) for o in outs], dim=0)

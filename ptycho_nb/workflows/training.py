@@ -113,6 +113,17 @@ def in_notebook_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _live_plot(execution: PyTorchExecutionConfig, given: Iterable[Any]) -> Any:
+    """The LivePlot callback the resolved ``plot_every_n_epochs`` asks for (None when off or
+    when the caller already passed one)."""
+    from ..notebook.live import LivePlot, resolve_plot_every
+
+    every = resolve_plot_every(execution.plot_every_n_epochs)
+    if every == 0 or any(isinstance(cb, LivePlot) for cb in given):
+        return None
+    return LivePlot(every)
+
+
 def _check_strategy(execution: PyTorchExecutionConfig) -> None:
     if in_notebook_kernel() and execution.strategy not in KERNEL_SAFE_STRATEGIES:
         raise ValueError(
@@ -165,7 +176,7 @@ def _fit_interruptibly(trainer: L.Trainer, module: L.LightningModule, dm: L.Ligh
 def train(data: Any = None, *, model: ModelConfig | None = None, training: TrainingConfig | None = None,
           execution: PyTorchExecutionConfig | None = None, test_data: Any = None,
           front_end: str | None = None, overwrite: bool = False, callbacks: Iterable[Any] = (),
-          verbose: bool = False, **overrides: Any) -> TrainResult:
+          verbose: bool = False, background: bool = False, **overrides: Any) -> Any:
     """Train a physics-informed model on a scan, self-supervised (no ground truth needed).
 
     Parameters
@@ -185,14 +196,25 @@ def train(data: Any = None, *, model: ModelConfig | None = None, training: Train
         Extra callbacks (e.g. a live plot), added after ours.
     verbose : bool
         Let Lightning's informational messages through.
+    background : bool
+        Train in a background thread and return at once a
+        :class:`~ptycho_nb.notebook.background.TrainingHandle` (``.stop()`` ends training within
+        a batch, keeping the best checkpoint; ``.join()``; ``.result``), so a notebook kernel stays
+        responsive.
     **overrides
         Any config field by name (``learning_rate=3e-4``, ``nepochs=5``, ``'model.gridsize'=2``);
         highest precedence, logged, and an unknown name is an error.
 
     Returns
     -------
-    TrainResult
+    TrainResult, or a TrainingHandle when ``background=True``
     """
+    if background:
+        from ..notebook.background import start_training
+
+        return start_training(data=data, model=model, training=training, execution=execution,
+                              test_data=test_data, front_end=front_end, overwrite=overwrite,
+                              callbacks=callbacks, verbose=verbose, **overrides)
     payload = create_training_payload(
         data, model=model, training=training, execution=execution, overrides=overrides,
         front_end=front_end, test_data=test_data)
@@ -221,9 +243,13 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
                         scaling=scaling_statistics(payload.train_data))
     module.has_validation = dm.has_validation
     history = _History()
+    extra = [history, *callbacks]
+    live = _live_plot(ecfg, extra)
+    if live is not None:
+        extra.append(live)
     kwargs = trainer_kwargs(ecfg, max_epochs=tcfg.nepochs, default_root_dir=out_dir,
                             has_validation=dm.has_validation, checkpoint_dir=out_dir / "checkpoints",
-                            extra_callbacks=[history, *callbacks])
+                            extra_callbacks=extra)
     kwargs["enable_model_summary"] = verbose
     if not dm.has_validation:
         kwargs["limit_val_batches"] = 0
@@ -232,6 +258,8 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
         "strategy": kwargs["strategy"], "precision": kwargs["precision"],
         "monitor": resolve_monitor(ecfg, dm.has_validation), "validation": dm.has_validation,
         "train_samples": len(dm.train_set), "output_dir": str(out_dir),
+        "plot_every_n_epochs": next((getattr(cb, "every_n_epochs", 0) for cb in extra
+                                     if type(cb).__name__ == "LivePlot"), 0),
     }
     log.info("training on %s (accelerator %r requested), %d samples, %d epochs",
              settings["accelerator"], ecfg.accelerator, len(dm.train_set), tcfg.nepochs)

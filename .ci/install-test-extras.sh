@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond `pip install -e '.[test]'`, installed only when missing:
+# - ptychodus's own io (interop tests), without its GUI/ML dependency stack;
+# - Debian's chromium for the real-browser test (never `playwright install`: its browser
+#   download is blocked here, and the Python playwright package drives Debian's chromium);
+# - a `python3` Jupyter kernelspec for the notebook tests (nbclient, nbval, JupyterLab).
+set -euo pipefail
+PY="${PYTHON:-python}"
+
+if ! "$PY" -c "import ptychodus.api.io" >/dev/null 2>&1; then
+    "$PY" -m pip install --quiet --no-deps ptychodus==1.7.0
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
+fi
+
+if ! "$PY" -m jupyter kernelspec list 2>/dev/null | grep -qE '^\s+python3\s'; then
+    "$PY" -m ipykernel install --user --name python3
+fi
+
+/usr/bin/chromium --version
