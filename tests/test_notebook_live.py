@@ -219,3 +219,17 @@ def test_notebook_executes_with_widgets_one_live_figure_no_ansi(tmp_path):
     assert "Reconstruction(" in recon_out[0]["data"]["text/plain"]
     assert elapsed < 300
     json.loads(text)  # a valid notebook file
+
+
+def test_live_plot_shows_phase_error_when_the_scan_has_ground_truth(tmp_path):
+    import numpy as np
+
+    from ptycho_nb.notebook import LivePlot
+
+    data = ptycho_nb.simulate(N=32, object_shape=(80, 80), n_positions=30, step=5.0, seed=3)
+    lp = LivePlot(1, path=tmp_path / "live.png")
+    ptycho_nb.train(data, nepochs=1, batch_size=8, n_filters_scale=1, output_dir=tmp_path / "o",
+                    callbacks=[lp])
+    assert lp.n_draws >= 1 and (tmp_path / "live.png").stat().st_size > 1000
+    err = lp._artists["error"]
+    assert err is not None and np.isfinite(err.get_array()).any()

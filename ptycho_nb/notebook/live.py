@@ -179,10 +179,10 @@ class LivePlot(L.Callback):
         sel_t = torch.from_numpy(sel.astype(np.int64))
         return {"diffraction": dataset.diffraction[dataset.indices[sel_t]],
                 "offset_x": dataset.offset_x[sel_t], "offset_y": dataset.offset_y[sel_t],
-                "x": x[sel], "y": y[sel]}
+                "x": x[sel], "y": y[sel], "truth": getattr(data, "object", None)}
 
     @torch.no_grad()
-    def _reconstruct(self, pl_module: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _reconstruct(self, pl_module: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         from ..model.stitching import stitch_patches
 
         r = self._region
@@ -197,20 +197,32 @@ class LivePlot(L.Callback):
         finally:
             pl_module.train(was_training)
         st = stitch_patches(patches, r["x"], r["y"], probe)
-        return np.asarray(st.object), np.asarray(st.weight)
+        obj = np.asarray(st.object)
+        truth = None
+        if r.get("truth") is not None:  # the ground truth of a simulated scan, in the same frame
+            (r0, c0), (h, w) = st.offset, obj.shape
+            crop = np.asarray(r["truth"])[max(r0, 0):r0 + h, max(c0, 0):c0 + w]
+            truth = crop if crop.shape == obj.shape else None
+        return obj, np.asarray(st.weight), truth
 
     # ------------------------------------------------------------------ drawing
-    def _build_figure(self, obj: np.ndarray) -> None:
+    def _build_figure(self, obj: np.ndarray, with_truth: bool) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(10.5, 3.2), layout="constrained")
+        fig = Figure(figsize=(14 if with_truth else 10.5, 3.2), layout="constrained")
         FigureCanvasAgg(fig)
-        ax_a, ax_p, ax_l = fig.subplots(1, 3)
+        axes = fig.subplots(1, 4 if with_truth else 3)
+        ax_a, ax_p, ax_l = axes[0], axes[1], axes[-1]
         blank = np.zeros(obj.shape, dtype=np.float32)
         im_a = ax_a.imshow(blank, cmap="gray")
         im_p = ax_p.imshow(blank, cmap="viridis")
-        for ax, im, title in ((ax_a, im_a, "amplitude"), (ax_p, im_p, "phase (rad)")):
+        panels = [(ax_a, im_a, "amplitude"), (ax_p, im_p, "phase (rad)")]
+        im_e = None
+        if with_truth:
+            im_e = axes[2].imshow(blank, cmap="RdBu_r", vmin=-1, vmax=1)
+            panels.append((axes[2], im_e, "phase error vs truth (rad)"))
+        for ax, im, title in panels:
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -221,16 +233,21 @@ class LivePlot(L.Callback):
         ax_l.set_title("loss", fontsize=9)
         ax_l.legend(fontsize=8)
         self.figure = fig
-        self._artists = {"amp": im_a, "phase": im_p, "train_loss": l_train, "val_loss": l_val,
-                         "ax_l": ax_l, "ax_a": ax_a, "ax_p": ax_p}
+        self._artists = {"amp": im_a, "phase": im_p, "error": im_e, "train_loss": l_train,
+                         "val_loss": l_val, "ax_l": ax_l, "ax_a": ax_a, "ax_p": ax_p}
 
     def redraw(self, pl_module: Any, epoch: int) -> None:
         """Predict the region, update the figure and push it to the display (or ``path``)."""
         t0 = time.perf_counter()
-        obj, weight = self._reconstruct(pl_module)
+        obj, weight, truth = self._reconstruct(pl_module)
         if self.figure is None or self._artists["amp"].get_array().shape != obj.shape:
-            self._build_figure(obj)
+            self._build_figure(obj, with_truth=truth is not None)
         lit = weight > 0.05 * float(np.max(weight) or 1.0)
+        if truth is not None and self._artists["error"] is not None:
+            # remove the global phase (the one ambiguity) before showing the error
+            z = np.sum((truth * np.conj(obj))[lit])
+            aligned = obj * (z / abs(z) if abs(z) > 0 else 1.0)
+            self._artists["error"].set_data(np.where(lit, np.angle(aligned * np.conj(truth)), np.nan))
         amp = np.where(lit, np.abs(obj), np.nan)
         phase = np.where(lit, np.angle(obj), np.nan)
         a = self._artists
