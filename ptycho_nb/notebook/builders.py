@@ -159,7 +159,31 @@ class _Row:
             self.message.value = ""
 
 
-class ConfigBuilder:
+class _JsonDisplay:
+    """JSON round trip and notebook display shared by every builder (needs ``cls``, ``value``,
+    ``load`` and ``widget``)."""
+
+    def to_json(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> str:
+        """JSON of the validated config (what the CLI's ``--config`` reads); raises when invalid.
+        Written to ``path`` when given (an existing file only with ``overwrite=True``)."""
+        return self.value.to_json(path, overwrite=overwrite)
+
+    def from_json(self, text_or_path: str | os.PathLike) -> Any:
+        """Load a config from JSON text or a file (flat or sectioned); returns it."""
+        config = self.cls.from_json(text_or_path)
+        self.load(config)
+        return config
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class ConfigBuilder(_JsonDisplay):
     """A form over a config dataclass, generated from its field metadata.
 
     Parameters
@@ -349,25 +373,6 @@ class ConfigBuilder:
         self._base = config
         self.validate()
 
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """JSON of the validated config (what the CLI's ``--config`` reads); raises when invalid."""
-        return self.value.to_json(path)
-
-    def from_json(self, text_or_path: str | os.PathLike) -> Any:
-        """Load a config from JSON text or a file (flat or sectioned); returns it."""
-        config = self.cls.from_json(text_or_path)
-        self.load(config)
-        return config
-
-    # ------------------------------------------------------------------ display
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
     def __repr__(self) -> str:
         state = "valid" if self.valid else f"invalid: {sorted(self.errors)}"
         return f"<{type(self).__name__} of {self.cls.__name__} ({len(self._rows)} fields, {state})>"
@@ -417,7 +422,7 @@ class UXBuilder(_ExecutionCategoryBuilder):
     CATEGORIES, TITLE = ("ux",), "ux"
 
 
-class ExecutionConfigBuilder:
+class ExecutionConfigBuilder(_JsonDisplay):
     """All execution categories in a ``Tab`` (one builder each) yielding one
     :class:`PyTorchExecutionConfig`. Same interface as :class:`ConfigBuilder`."""
 
@@ -499,22 +504,6 @@ class ExecutionConfigBuilder:
             b._suspend = False
             b.validate()
         self._child_changed(config)
-
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        return self.value.to_json(path)
-
-    def from_json(self, text_or_path: str | os.PathLike) -> PyTorchExecutionConfig:
-        config = self.cls.from_json(text_or_path)
-        self.load(config)
-        return config
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 class _CanonicalBuilder(ConfigBuilder):
