@@ -212,23 +212,23 @@ class PINNModule(L.LightningModule):
         out["loss"] = t.nll_weight * nll + t.mae_weight * mae
         return out
 
+    def _log_parts(self, stage: str, parts: Mapping[str, torch.Tensor], batch_size: int) -> None:
+        # Epoch means, synced across DDP ranks; only the total loss goes to the progress bar.
+        for name, value in parts.items():
+            self.log(f"{stage}_{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
+                     batch_size=batch_size, sync_dist=True)
+
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)
         bs = batch["diffraction"].shape[0]
-        self.log("train_loss", parts["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs,
-                 sync_dist=True)
-        self.log("train_nll", parts["nll"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
-        self.log("train_mae", parts["mae"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
-        self.log("intensity_scale", self.intensity_scale.detach(), on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self._log_parts("train", parts, bs)
+        self.log("intensity_scale", self.intensity_scale.detach(), on_step=False, on_epoch=True,
+                 batch_size=bs, sync_dist=True)
         return parts["loss"]
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)
-        bs = batch["diffraction"].shape[0]
-        self.log("val_loss", parts["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs,
-                 sync_dist=True)
-        self.log("val_nll", parts["nll"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
-        self.log("val_mae", parts["mae"], on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self._log_parts("val", parts, batch["diffraction"].shape[0])
         return parts["loss"]
 
     def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
