@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the test suite needs beyond `pip install -e '.[test]'`, installed only when missing:
+# What the test suite needs beyond `pip install -e '.[test,iterative]'`, installed only when missing:
 # - ptychodus's own io (interop tests), without its GUI/ML dependency stack;
 # - Debian's chromium for the real-browser test (never `playwright install`: its browser
 #   download is blocked here, and the Python playwright package drives Debian's chromium);

@@ -15,6 +15,12 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess by t
         "`pip install torch==2.13.0` (the CPU wheel), elsewhere the torch build for your "
         "accelerator, then `pip install ptycho-nb`") from _exc
 
+# Before anything imports lightning (whose torchmetrics imports torchvision): a CUDA torchvision
+# from PyPI beside a CPU torch (what the `iterative` extra installs) otherwise breaks that import.
+from ._torchvision_compat import apply_torchvision_shim as _apply_torchvision_shim
+
+_apply_torchvision_shim()
+
 from .config import InferenceConfig, ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from .data import PtychoData, load, save
 from .physics import simulate

@@ -1,13 +1,11 @@
 """Subprocess script that runs ptychi (``python .../ptycho_nb/_ptychi_worker.py IN.npz OUT.npz``).
 
-Run as a plain script (never imported through the package, whose import of lightning may
-import torchvision before the shim is in place). Runs in its own interpreter because ptychi changes torch's global default device, dtype and
-random seeds when it builds a task. Imports nothing from ptycho_nb (so the parent's package state
-never matters) and applies the torchvision shim first: PyPI's torchvision is a CUDA build whose
-compiled operators cannot load beside a CPU torch, and ``import torchvision`` (ptychi uses it for a
-Gaussian blur) then fails on a missing ``torchvision::nms`` operator. Defining the missing
-operator *schemas* with ``torch.library`` before the import lets torchvision import; nothing here
-calls those operators.
+Run as a plain script, never imported through the package (which would import lightning: seconds
+of start-up for nothing). Runs in its own interpreter because ptychi changes torch's global
+default device, dtype and random seeds when it builds a task. Imports nothing from ptycho_nb (so the parent's package state
+never matters) and applies the torchvision shim first (see ``_torchvision_compat.py``, imported
+as a sibling script module): PyPI's torchvision is a CUDA build whose compiled operators cannot
+load beside a CPU torch.
 
 Input ``.npz`` (ptychi's conventions, prepared by :func:`ptycho_nb.iterative.export_for_ptychi`):
 ``counts`` (M, N, N) float32 intensities, DC-centred; ``probe`` (1, K, N, N) complex64 for the
@@ -23,25 +21,10 @@ import json
 import sys
 import time
 
-
-def apply_torchvision_shim() -> None:
-    """Define ``torchvision::nms``/``qnms`` schemas if torchvision's compiled ops cannot load."""
-    import torch
-
-    global _SHIM_LIB  # keep the Library alive: dropping it would remove the definitions
-    if _SHIM_LIB is not None:
-        return
-    lib = torch.library.Library("torchvision", "FRAGMENT")
-    for schema in ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-                   "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"):
-        try:
-            lib.define(schema)
-        except RuntimeError:  # already defined (a working torchvision build loaded its ops)
-            pass
-    _SHIM_LIB = lib
+# Run as a script, this file's folder is sys.path[0]: the shim module needs only torch.
+from _torchvision_compat import apply_torchvision_shim
 
 
-_SHIM_LIB = None
 
 
 def _options(api, algorithm: str, opts: dict, inp) -> object:
