@@ -1,0 +1,333 @@
+"""ptycho_nb side by side with ptychi (LSQML and ePIE) on the same simulated scans.
+
+For each condition (photon dose per pattern × scan overlap) this script
+
+1. simulates a training scan and a separate test scan of the same kind (ptycho_nb's simulator,
+   different seeds: its own object draw, positions and Poisson noise), with the scan positions
+   snapped to whole pixels (``--subpixel`` keeps them fractional): on whole pixels ptychi's
+   forward model and ours are the same operator, so neither method is scored on data simulated
+   with the other's interpolation;
+2. checks the export to ptychi's conventions (counts, DC-centred, probe-centre positions relative
+   to the object centre, probe divided by sqrt(N·N) for the unnormalised FFT) by running ptychi's
+   forward model on the TRUE object: relative error against ours (target < 1e-5);
+3. runs ptychi LSQML and ePIE in a subprocess (ptycho_nb.iterative.run_ptychi: isolated, because
+   ptychi changes torch's global defaults, with the torchvision shim), each with the known probe
+   and with probe refinement from a Gaussian guess of the same power and size;
+4. trains ptycho_nb on the training scan (the demo's recipe) and reconstructs the test scan:
+   network alone, and network + physics refinement (``refine_epochs``);
+5. scores every reconstruction against the truth with the same alignment and illuminated-area
+   mask (ptycho_nb.metrics.compare) and prints one table: phase/amplitude SSIM, PSNR, FRC(1/7),
+   wall time to reconstruct the test scan, ptychi's time to converge (the first epoch whose loss
+   is within 1% of the run's total loss decrease from its final value), ptycho_nb's training
+   time, and how many times faster each method is than LSQML-to-convergence.
+
+Writes ``table.md``, ``results.json`` and one ``recon_<condition>.png`` per condition into
+``--out`` (refusing to overwrite unless ``--overwrite``). Times are wall-clock on this machine in
+this run; ratios are the meaningful part (these machines are noisy).
+
+Usage::
+
+    python bench/compare_iterative.py                      # demo dose (1e6) and overlap
+    python bench/compare_iterative.py --doses 1e3 1e4 1e6 --overlaps 0.73 0.5
+    python bench/compare_iterative.py --quick              # seconds-long smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+import ptycho_nb  # before anything imports lightning (torchvision shim)
+import torch
+from ptycho_nb.data.container import PtychoData
+from ptycho_nb.iterative import ptychi_available, ptychi_forward_check, run_ptychi, INSTALL_HINT
+from ptycho_nb.physics.forward import forward_from_object
+from ptycho_nb.physics.probes import gaussian_probe, probe_diameter
+
+METHODS_ITERATIVE = [("LSQML", False), ("LSQML", True), ("EPIE", False), ("EPIE", True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """What one run costs: scan sizes, training recipe and iteration budgets."""
+
+    n_train: int
+    n_test: int
+    object_shape: tuple[int, int] | None
+    train: dict[str, Any]
+    refine_epochs: int
+    lsqml_epochs: int
+    epie_epochs: int  # ePIE costs ~2.5x LSQML per epoch in ptychi on CPU
+
+    def epochs(self, algorithm: str) -> int:
+        return self.lsqml_epochs if algorithm == "LSQML" else self.epie_epochs
+
+
+FULL = Sizes(n_train=500, n_test=1000, object_shape=None,
+             train={"gridsize": 2, "probe_big": False, "nepochs": 30, "batch_size": 16},
+             refine_epochs=20, lsqml_epochs=100, epie_epochs=50)
+QUICK = Sizes(n_train=30, n_test=30, object_shape=(112, 112),
+              train={"gridsize": 2, "probe_big": False, "nepochs": 1, "batch_size": 16,
+                     "n_filters_scale": 1},
+              refine_epochs=2, lsqml_epochs=3, epie_epochs=3)
+
+
+def snap_to_pixels(scan: PtychoData, *, seed: int) -> PtychoData:
+    """The same scan (object, probe, dose) with positions rounded to whole pixels.
+
+    The noise-free counts are recomputed from the ground truth with ptycho_nb's forward model at
+    the rounded positions and Poisson noise is drawn again (``seed``), at the scan's dose.
+    """
+    x = np.round(scan.xcoords).astype(np.float64)
+    y = np.round(scan.ycoords).astype(np.float64)
+    with torch.no_grad():
+        amp = forward_from_object(torch.from_numpy(scan.probe), torch.from_numpy(scan.object),
+                                  torch.from_numpy(x), torch.from_numpy(y))
+    expected = amp.double().numpy() ** 2
+    counts = np.random.default_rng(seed).poisson(expected)
+    meta = {**scan.metadata, "positions": "snapped to whole pixels (bench/compare_iterative.py)"}
+    return dataclasses.replace(scan, diffraction=np.sqrt(counts).astype(np.float32),
+                               xcoords=x, ycoords=y, metadata=meta)
+
+
+def gaussian_guess(probe: np.ndarray) -> np.ndarray:
+    """A probe guess for probe refinement: a flat-phase Gaussian of the true probe's size and power."""
+    n = probe.shape[-1]
+    g = gaussian_probe(n, sigma=probe_diameter(probe) / 4.0)
+    power = float(np.sum(np.abs(probe) ** 2))
+    return (g * np.sqrt(power / np.sum(np.abs(g) ** 2))).astype(np.complex64)
+
+
+def converged_seconds(loss: np.ndarray, seconds: float, tol: float = 0.01) -> tuple[int, float]:
+    """(epoch, seconds) at which the loss came within ``tol`` of its total decrease from the end.
+
+    Assumes epochs cost the same (ptychi's per-epoch time is flat); falls back to the whole run
+    when no loss history is available.
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    if loss.size < 2 or not np.all(np.isfinite(loss)):
+        return int(loss.size), seconds
+    final, drop = loss[-1], loss[0] - loss[-1]
+    within = np.nonzero(loss - final <= tol * max(drop, 0.0))[0]
+    epoch = int(within[0]) + 1 if within.size else int(loss.size)
+    return epoch, seconds * epoch / loss.size
+
+
+def score(obj: np.ndarray, offset: tuple[int, int], scan: PtychoData) -> dict[str, float]:
+    m = ptycho_nb.metrics.compare(obj, scan.object, offset=offset, xcoords=scan.xcoords,
+                                  ycoords=scan.ycoords, probe=scan.probe)
+    keys = ("phase_ssim", "phase_psnr", "phase_frc_1_7", "amplitude_ssim", "amplitude_psnr",
+            "amplitude_frc_1_7")
+    return {k: float(m[k]) for k in keys}
+
+
+def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, workdir: pathlib.Path,
+                  with_iterative: bool, seed: int = 1) -> dict[str, Any]:
+    """Everything for one (dose, overlap): the table rows, the images and the forward check."""
+    sim = {"N": 64, "object_kind": "image", "photons_per_pattern": dose, "overlap": overlap}
+    if sizes.object_shape is not None:
+        sim["object_shape"] = sizes.object_shape
+    train_scan = ptycho_nb.simulate(seed=seed, n_positions=sizes.n_train, **sim)
+    test_scan = ptycho_nb.simulate(seed=seed + 1, n_positions=sizes.n_test, **sim)
+    if not subpixel:
+        train_scan = snap_to_pixels(train_scan, seed=100 + seed)
+        test_scan = snap_to_pixels(test_scan, seed=200 + seed)
+    rows: list[dict[str, Any]] = []
+    images: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
+    cond = {"dose": dose, "overlap": overlap, "n_test": test_scan.n_patterns}
+
+    forward_error = float("nan")
+    if with_iterative:
+        forward_error = ptychi_forward_check(test_scan)["relative_error"]
+        print(f"  forward check (ptychi vs ptycho_nb on the true object): {forward_error:.2e}",
+              flush=True)
+
+    # ptycho_nb: train once on the training scan, then reconstruct the unseen test scan.
+    t0 = time.perf_counter()
+    result = ptycho_nb.train(train_scan, output_dir=workdir / f"model_{dose:g}_{overlap:g}",
+                             enable_progress_bar=False, **sizes.train)
+    train_s = time.perf_counter() - t0
+    print(f"  ptycho_nb trained in {train_s:.1f} s", flush=True)
+    # One throw-away call first: the timed calls then measure reconstruction, not first-call
+    # start-up (lazy imports, allocator warm-up), as ptychi's time excludes its process start.
+    ptycho_nb.infer(result, test_scan.subset(slice(0, 16)), refine_epochs=1, enable_progress_bar=False)
+    for name, refine in (("ptycho_nb network", 0), ("ptycho_nb refined", sizes.refine_epochs)):
+        t0 = time.perf_counter()
+        rec = ptycho_nb.infer(result, test_scan, refine_epochs=refine, enable_progress_bar=False)
+        seconds = time.perf_counter() - t0
+        images[name] = (rec.object, rec.offset)
+        rows.append({**cond, "method": name, "seconds": seconds, "converged_seconds": seconds,
+                     "train_seconds": train_s, **score(rec.object, rec.offset, test_scan)})
+        print(f"  {name}: {seconds:.2f} s", flush=True)
+
+    if with_iterative:
+        guess = dataclasses.replace(test_scan, probe=gaussian_guess(test_scan.probe))
+        for algorithm, refine_probe in METHODS_ITERATIVE:
+            data = guess if refine_probe else test_scan
+            name = f"ptychi {algorithm} " + ("probe refined" if refine_probe else "known probe")
+            epochs = sizes.epochs(algorithm)
+            out = run_ptychi(data, algorithm=algorithm, epochs=epochs, refine_probe=refine_probe,
+                             timeout=None)
+            epoch, conv_s = converged_seconds(out["loss"], out["seconds"])
+            images[name] = (out["object"], out["offset"])
+            rows.append({**cond, "method": name, "seconds": out["seconds"],
+                         "converged_seconds": conv_s, "converged_epoch": epoch,
+                         "train_seconds": float("nan"), **score(out["object"], out["offset"], test_scan)})
+            print(f"  {name}: {out['seconds']:.1f} s ({epochs} epochs; "
+                  f"converged at epoch {epoch}, {conv_s:.1f} s)", flush=True)
+
+    ref = next((r for r in rows if r["method"] == "ptychi LSQML known probe"), None)
+    for r in rows:
+        r["x_faster_than_lsqml"] = (ref["converged_seconds"] / r["converged_seconds"]
+                                    if ref is not None else float("nan"))
+    return {"condition": cond, "rows": rows, "images": images, "truth": test_scan.object,
+            "forward_error": forward_error}
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = ("| dose (photons/pattern) | overlap | method | phase SSIM | phase PSNR (dB) | "
+            "phase FRC 1/7 (cycles/px) | amp. SSIM | amp. PSNR (dB) | time (s) | time to converge (s) | "
+            "training (s) | × faster than LSQML |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    f = lambda v, spec: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)  # noqa: E731
+    # An FRC that never falls below 1/7 has no crossing: resolved up to Nyquist (0.5 cycles/px).
+    frc = lambda v: "≥ 0.5" if isinstance(v, float) and math.isnan(v) else format(v, ".3f")  # noqa: E731
+    for r in rows:
+        lines.append(
+            f"| {r['dose']:.0e} | {r['overlap']:.2f} | {r['method']} | {f(r['phase_ssim'], '.3f')} | "
+            f"{f(r['phase_psnr'], '.1f')} | {frc(r['phase_frc_1_7'])} | "
+            f"{f(r['amplitude_ssim'], '.3f')} | {f(r['amplitude_psnr'], '.1f')} | "
+            f"{f(r['seconds'], '.2f')} | {f(r['converged_seconds'], '.2f')} | "
+            f"{f(r['train_seconds'], '.0f')} | {f(r['x_faster_than_lsqml'], '.1f')} |")
+    return "\n".join(lines)
+
+
+def save_figure(run: dict[str, Any], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ptycho_nb.metrics import align
+
+    names = list(run["images"])
+    truth = run["truth"]
+    fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.6 * (len(names) + 1), 5.4))
+    axes[0, 0].imshow(np.angle(truth), cmap="twilight", vmin=-np.pi, vmax=np.pi)
+    axes[0, 0].set_title("truth: phase", fontsize=8)
+    axes[1, 0].imshow(np.abs(truth), cmap="gray")
+    axes[1, 0].set_title("truth: amplitude", fontsize=8)
+    for j, name in enumerate(names, start=1):
+        obj, _ = run["images"][name]
+        axes[0, j].imshow(np.angle(obj), cmap="twilight", vmin=-np.pi, vmax=np.pi)
+        axes[0, j].set_title(name, fontsize=8)
+        axes[1, j].imshow(np.abs(obj), cmap="gray")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    c = run["condition"]
+    fig.suptitle(f"unseen test scan: {c['n_test']} patterns, {c['dose']:.0e} photons/pattern, "
+                 f"overlap {c['overlap']:.2f}", fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".part.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write(path: pathlib.Path, text: str, overwrite: bool) -> None:
+    from ptycho_nb.atomic import write_text_atomic
+
+    write_text_atomic(path, text, overwrite=overwrite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--doses", type=float, nargs="+", default=[1e6],
+                    help="photons per pattern (default: the demo's 1e6)")
+    ap.add_argument("--overlaps", type=float, nargs="+", default=[0.73],
+                    help="scan overlap, 1 - step/probe diameter (default: the demo's 0.73)")
+    ap.add_argument("--iterative-epochs", type=int, default=None,
+                    help="ptychi epochs per run, LSQML and ePIE alike (default 100 and 50)")
+    ap.add_argument("--subpixel", action="store_true", help="keep fractional scan positions")
+    ap.add_argument("--skip-iterative", action="store_true", help="ptycho_nb only")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("compare_iterative_results"))
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+
+    sizes = QUICK if args.quick else FULL
+    if args.iterative_epochs is not None:
+        sizes = dataclasses.replace(sizes, lsqml_epochs=args.iterative_epochs,
+                                    epie_epochs=args.iterative_epochs)
+    with_iterative = not args.skip_iterative
+    if with_iterative and not ptychi_available():
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("table.md", "results.json"):
+        if (args.out / name).exists() and not args.overwrite:
+            print(f"{args.out / name} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "ptycho_nb": ptycho_nb.__version__, "cpu": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        import importlib.metadata as md
+
+        versions["ptychi"] = md.version("ptychi")
+        versions["lightning"] = md.version("lightning")
+    except Exception:  # noqa: BLE001 - versions are context only
+        pass
+    print("versions:", json.dumps(versions), flush=True)
+
+    all_rows, forward = [], {}
+    with tempfile.TemporaryDirectory(prefix="ptycho_nb_compare_") as tmp:
+        for dose in args.doses:
+            for overlap in args.overlaps:
+                print(f"condition: dose {dose:.0e} photons/pattern, overlap {overlap:.2f}", flush=True)
+                run = run_condition(dose, overlap, sizes, subpixel=args.subpixel,
+                                    workdir=pathlib.Path(tmp), with_iterative=with_iterative)
+                all_rows += run["rows"]
+                forward[f"{dose:g}_{overlap:g}"] = run["forward_error"]
+                save_figure(run, args.out / f"recon_dose{dose:.0e}_overlap{overlap:.2f}.png")
+
+    table = markdown_table(all_rows)
+    cmd = "python bench/compare_iterative.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    header = (f"Measured {versions['date']} on {os.cpu_count()} CPU cores ({versions['cpu']}), "
+              f"torch {versions['torch']}, ptychi {versions.get('ptychi', '–')}, "
+              f"lightning {versions.get('lightning', '–')}; command: `{cmd.strip()}`.\n"
+              f"Test scans: {sizes.n_test} patterns 64×64 (positions "
+              f"{'sub-pixel' if args.subpixel else 'on whole pixels'}); ptycho_nb trained on a "
+              f"separate {sizes.n_train}-pattern scan ({sizes.train['nepochs']} epochs, then "
+              f"{sizes.refine_epochs} refinement epochs on the test scan for 'refined'); ptychi "
+              f"LSQML (Gaussian noise model) {sizes.lsqml_epochs} epochs, ePIE {sizes.epie_epochs} "
+              "epochs per run; 'probe refined' starts from a Gaussian probe of the true probe's "
+              "size and power.\n"
+              "Forward check (ptychi's model vs ours on the true object, relative error): "
+              + ", ".join(f"{k}: {v:.1e}" for k, v in forward.items()) + "\n")
+    print()
+    print(header)
+    print(table)
+    _write(args.out / "table.md", header + "\n" + table + "\n", args.overwrite)
+    _write(args.out / "results.json",
+           json.dumps({"versions": versions, "forward_check": forward, "rows": all_rows,
+                       "command": cmd.strip()}, indent=2, default=float), args.overwrite)
+    print(f"\nwrote {args.out / 'table.md'}, results.json and the figures", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
