@@ -3,7 +3,8 @@
 For each condition (photon dose per pattern × scan overlap) this script
 
 1. simulates a training scan and a separate test scan of the same kind (ptycho_nb's simulator,
-   different seeds: its own object draw, positions and Poisson noise), with the scan positions
+   different seeds: its own object draw — random lines by default, see ``--object-kind`` —,
+   positions and Poisson noise), with the scan positions
    snapped to whole pixels (``--subpixel`` keeps them fractional): on whole pixels ptychi's
    forward model and ours are the same operator, so neither method is scored on data simulated
    with the other's interpolation;
@@ -133,13 +134,15 @@ def score(obj: np.ndarray, offset: tuple[int, int], scan: PtychoData) -> dict[st
 
 
 def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, workdir: pathlib.Path,
-                  with_iterative: bool, seed: int = 1) -> dict[str, Any]:
+                  with_iterative: bool, object_kind: str = "lines", test_object_kind: str | None = None,
+                  seed: int = 1) -> dict[str, Any]:
     """Everything for one (dose, overlap): the table rows, the images and the forward check."""
-    sim = {"N": 64, "object_kind": "image", "photons_per_pattern": dose, "overlap": overlap}
+    sim = {"N": 64, "photons_per_pattern": dose, "overlap": overlap}
     if sizes.object_shape is not None:
         sim["object_shape"] = sizes.object_shape
-    train_scan = ptycho_nb.simulate(seed=seed, n_positions=sizes.n_train, **sim)
-    test_scan = ptycho_nb.simulate(seed=seed + 1, n_positions=sizes.n_test, **sim)
+    train_scan = ptycho_nb.simulate(seed=seed, n_positions=sizes.n_train, object_kind=object_kind, **sim)
+    test_scan = ptycho_nb.simulate(seed=seed + 1, n_positions=sizes.n_test,
+                                   object_kind=test_object_kind or object_kind, **sim)
     if not subpixel:
         train_scan = snap_to_pixels(train_scan, seed=100 + seed)
         test_scan = snap_to_pixels(test_scan, seed=200 + seed)
@@ -260,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="scan overlap, 1 - step/probe diameter (default: the demo's 0.73)")
     ap.add_argument("--iterative-epochs", type=int, default=None,
                     help="ptychi epochs per run, LSQML and ePIE alike (default 100 and 50)")
+    ap.add_argument("--object-kind", default="lines",
+                    help="object kind of both scans (ptycho_nb.physics.OBJECT_KINDS; default 'lines': "
+                         "each seed draws a new object, so the test object is unseen, unlike 'image', "
+                         "whose bundled picture is the same for every seed)")
+    ap.add_argument("--test-object-kind", default=None,
+                    help="a different object kind for the test scan (default: --object-kind)")
     ap.add_argument("--subpixel", action="store_true", help="keep fractional scan positions")
     ap.add_argument("--skip-iterative", action="store_true", help="ptycho_nb only")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
@@ -299,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             for overlap in args.overlaps:
                 print(f"condition: dose {dose:.0e} photons/pattern, overlap {overlap:.2f}", flush=True)
                 run = run_condition(dose, overlap, sizes, subpixel=args.subpixel,
-                                    workdir=pathlib.Path(tmp), with_iterative=with_iterative)
+                                    workdir=pathlib.Path(tmp), with_iterative=with_iterative,
+                                    object_kind=args.object_kind,
+                                    test_object_kind=args.test_object_kind)
                 all_rows += run["rows"]
                 forward[f"{dose:g}_{overlap:g}"] = run["forward_error"]
                 save_figure(run, args.out / f"recon_dose{dose:.0e}_overlap{overlap:.2f}.png")
@@ -309,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Measured {versions['date']} on {os.cpu_count()} CPU cores ({versions['cpu']}), "
               f"torch {versions['torch']}, ptychi {versions.get('ptychi', '–')}, "
               f"lightning {versions.get('lightning', '–')}; command: `{cmd.strip()}`.\n"
+              f"Objects: '{args.object_kind}' for training, '{args.test_object_kind or args.object_kind}' "
+              "for testing (a new draw: the test object was never seen in training).\n"
               f"Test scans: {sizes.n_test} patterns 64×64 (positions "
               f"{'sub-pixel' if args.subpixel else 'on whole pixels'}); ptycho_nb trained on a "
               f"separate {sizes.n_train}-pattern scan ({sizes.train['nepochs']} epochs, then "

@@ -1,8 +1,10 @@
 """The main job, ``ptycho-nb demo``: simulate → train → reconstruct an unseen scan → score → save.
 
 Training and test scans come from the same simulator settings with different seeds, so the test
-scan has its own scan positions, noise and object (a different draw of the same object kind): the
-model has never seen it. Quick mode (``quick=True`` or ``PTYCHO_NB_QUICK=1``) shrinks everything
+scan has its own scan positions and Poisson noise: the model has never seen its patterns. Its
+object is the same sample, though: the default ``object_kind='image'`` is the bundled picture for
+every seed. A never-seen *object* is what ``bench/compare_iterative.py`` measures (random-line
+objects, a new draw per seed). Quick mode (``quick=True`` or ``PTYCHO_NB_QUICK=1``) shrinks everything
 for CI and tutorials.
 """
 
