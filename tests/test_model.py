@@ -220,3 +220,44 @@ def test_schedulers_step_through_lightning(tiny, scheduler, with_val):
         assert lr < 1e-3
     assert "train_loss" in trainer.callback_metrics
     assert ("val_loss" in trainer.callback_metrics) == with_val
+
+
+def test_overlap_merge_equals_stitch_then_extract():
+    # The merge shares one set of bilinear taps between stitch and re-extraction; pin it to the
+    # two public calls it replaces (sub-pixel offsets, a weight map, gradients included).
+    from ptycho_nb.physics.forward import stitch
+
+    g = torch.Generator().manual_seed(3)
+    b, c = 3, 4
+    p = torch.randn(b, c, N, N, dtype=torch.complex64, generator=g)
+    ox = torch.randn(b, c, generator=g) * 2.5
+    oy = torch.randn(b, c, generator=g) * 2.5
+    wmap = torch.rand(N, N, generator=g)
+
+    def reference(q):
+        rx, ry = ox - ox[:, :1], oy - oy[:, :1]
+        half = N // 2 + int(np.ceil(float(torch.cat([rx, ry]).abs().max()))) + 2
+        x = (torch.arange(b)[:, None] * 2 * half + half + rx).reshape(-1)
+        y = (half + ry).reshape(-1)
+        canvas = stitch(q.reshape(b * c, N, N), x, y, (2 * half, 2 * half * b), weight_map=wmap)
+        return extract_patches(canvas, x, y, N).reshape(b, c, N, N)
+
+    q1, q2 = p.clone().requires_grad_(), p.clone().requires_grad_()
+    got, ref = merge_group_patches(q1, ox, oy, weight_map=wmap), reference(q2)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
+    (got.abs() ** 2).sum().backward()
+    (ref.abs() ** 2).sum().backward()
+    torch.testing.assert_close(q1.grad, q2.grad, rtol=0, atol=1e-5)
+
+
+def test_mae_with_zero_weight_is_logged_but_outside_the_graph(tiny):
+    m = _module(tiny)
+    batch = _batch(tiny)
+    parts = m.compute_loss(batch)
+    assert not parts["mae"].requires_grad and torch.isfinite(parts["mae"])
+    parts["loss"].backward()
+    got = [p.grad.clone() for p in m.parameters() if p.grad is not None]
+    m.zero_grad()
+    m.compute_loss(batch)["nll"].backward()  # the same gradient as the NLL alone
+    for a, b in zip(got, [p.grad for p in m.parameters() if p.grad is not None]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -206,8 +206,11 @@ class PINNModule(L.LightningModule):
         with torch.no_grad():
             floor = torch.mean(k - k * torch.log(k + eps))
         nll = poisson_nll(pred, meas, eps=eps) - floor
-        mae = torch.mean(torch.abs(pred - meas))
         t = self.training_config
+        # With weight 0 (the default) the MAE is only logged: keep it out of the autograd graph,
+        # so backward does not run through a term that contributes exactly nothing.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and t.mae_weight != 0):
+            mae = torch.mean(torch.abs(pred - meas))
         out["nll"], out["mae"] = nll, mae
         out["loss"] = t.nll_weight * nll + t.mae_weight * mae
         return out

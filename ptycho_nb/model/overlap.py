@@ -6,7 +6,7 @@ pixel grid and the round trip is exact), averaged with the regularised normalisa
 :func:`ptycho_nb.physics.forward.stitch` (``sum(w·patch) / max(sum w, eps·max sum w)``: no blow-up
 where patches barely cover), and cut out again with
 :func:`~ptycho_nb.physics.forward.extract_patches`. Every group gets its own tile of one wide
-canvas, so the whole batch is one place/extract call. Differentiable (w.r.t. patches and offsets).
+canvas, so the whole batch is one place/extract call, and both share one set of bilinear taps. Differentiable (w.r.t. patches and offsets).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ..physics.forward import extract_patches, stitch
+from ..physics.forward import gather_patches, merge_patches, patch_taps
 
 __all__ = ["merge_group_patches"]
 
@@ -59,5 +59,7 @@ def merge_group_patches(patches: torch.Tensor, offset_x: torch.Tensor, offset_y:
     x = (tile + half + ox).reshape(-1)
     y = (half + oy).reshape(-1)
     flat = patches.reshape(b * c, n, n)
-    canvas = stitch(flat, x, y, (side, side * b), weight_map=weight_map, eps=eps)
-    return extract_patches(canvas, x, y, n).reshape(b, c, n, n)
+    # One set of bilinear taps serves the merge (numerator and weights) and the re-extraction.
+    taps = patch_taps(x, y, n, (side, side * b), rdt, patches.device)
+    canvas, _ = merge_patches(flat, taps, weight_map=weight_map, eps=eps)
+    return gather_patches(canvas, taps).reshape(b, c, n, n)

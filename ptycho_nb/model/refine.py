@@ -66,15 +66,16 @@ def refine_object(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any
     hist = []
     for ep in range(int(epochs)):
         perm = rng.permutation(m)
-        tot = 0.0
+        # Summed on the device in float64 and read once per epoch: no host sync per step.
+        tot = torch.zeros((), dtype=torch.float64)
         for i in range(0, m, batch_size):
             idx = torch.from_numpy(perm[i:i + batch_size])
             loss = poisson_nll(forward_from_object(p, o, x[idx], y[idx], scale=scale), meas[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss.detach()) * len(idx)
-        hist.append(tot / m)
+            tot += loss.detach().double() * len(idx)
+        hist.append(float(tot) / m)
         if callback is not None:
             callback(ep, hist[-1])
     return o.detach(), {"seconds": time.perf_counter() - t0, "loss_history": hist}

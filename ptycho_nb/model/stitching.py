@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from ..physics.forward import place_patches, stitch
+from ..physics.forward import merge_patches, patch_taps
 
 __all__ = ["StitchedObject", "stitch_patches", "patch_weights"]
 
@@ -105,10 +105,9 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, xcoords: np.ndarray, ycoo
     c0 = math.floor(x.min()) - half - 1
     h = math.ceil(y.max()) + half + 2 - r0
     wd = math.ceil(x.max()) + half + 2 - c0
-    xs = torch.from_numpy(x - c0)
-    ys = torch.from_numpy(y - r0)
-    obj = stitch(pt.to(torch.complex64), xs, ys, (h, wd), weight_map=w, eps=eps)
-    coverage = place_patches(w.expand(m, n, n).contiguous(), xs, ys, (h, wd))
+    taps = patch_taps(torch.from_numpy(x - c0), torch.from_numpy(y - r0), n, (h, wd))
+    # The normalisation's summed weights are the coverage map: one scatter serves both.
+    obj, coverage = merge_patches(pt.to(torch.complex64), taps, weight_map=w, eps=eps)
 
     if margin is None:
         margin = (half - middle_trim) if pad_eval else 0

@@ -18,10 +18,13 @@ Conventions (design.md §3) — decided once here and tested in ``tests/test_phy
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 __all__ = [
     "FFT_NORM", "FFT_SHIFTED", "far_field", "extract_patches", "place_patches", "stitch",
+    "PatchTaps", "patch_taps", "gather_patches", "scatter_patches", "merge_patches",
     "exit_waves", "forward_amplitude", "forward_from_object", "poisson_nll",
 ]
 
@@ -63,12 +66,57 @@ def _check_positions(xcoords: torch.Tensor, ycoords: torch.Tensor) -> tuple[torc
     return x, y
 
 
-def _bilinear_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
-                   name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Integer taps and weights along one axis for patch centres ``coords`` (M,).
+def _as_batched_object(obj: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    if not torch.is_tensor(obj) or obj.ndim not in (2, 3):
+        raise ValueError(f"obj: expected a tensor (H, W) or (B, H, W), got "
+                         f"{tuple(obj.shape) if torch.is_tensor(obj) else type(obj).__name__}")
+    return (obj[None], True) if obj.ndim == 2 else (obj, False)
 
-    Returns i0, i1 (M, n) long indices and w0, w1 (M, n) weights with
-    ``value = w0 * O[i0] + w1 * O[i1]`` for sample positions ``coords - n/2 + arange(n)``.
+
+def _real_dtype(t: torch.Tensor) -> torch.dtype:
+    return t.real.dtype if t.is_complex() else (t.dtype if t.is_floating_point() else torch.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchTaps:
+    """Bilinear taps of M N×N patch windows on an (H, W) grid, computed once, used many times.
+
+    Sub-pixel positions shift every pixel of a patch by the same fraction, so the bilinear weights
+    are four scalars per patch and the four taps are the (N+1)×(N+1) integer window at the
+    patch's floor corner, offset by 0 or 1 pixel per axis. Extraction gathers that window once
+    and blends four shifted N×N views of it; placement is the exact adjoint (blend into an
+    (N+1)×(N+1) window, scatter it once). Build with :func:`patch_taps`.
+
+    Attributes
+    ----------
+    index : long tensor, (M·(N+1)²,)
+        Flat indices ``row·W + col`` of every window pixel (clamped to the grid: a tap one past
+        the far edge has weight 0 or a round-off-sized weight, as in the 4-tap formulation).
+    weights : real tensor, (M, 2, 2)
+        ``weights[j, a, b]`` multiplies the tap shifted by ``a`` rows and ``b`` columns; each
+        patch's four weights sum to 1. Differentiable w.r.t. the positions.
+    n : int
+        Patch side N.
+    shape : (int, int)
+        Grid (H, W).
+    """
+
+    index: torch.Tensor
+    weights: torch.Tensor
+    n: int
+    shape: tuple[int, int]
+
+    @property
+    def m(self) -> int:
+        """Number of patches M."""
+        return int(self.weights.shape[0])
+
+
+def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
+               name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window start rows (M, N+1) long, clamped, and the fractional shift (M,) along one axis.
+
+    Sample positions are ``coords - n/2 + arange(n)``; ``value = (1-f)·O[i] + f·O[i+1]``.
     """
     # Split into integer + fraction in the positions' own precision (float64 scan coordinates of a
     # complex64 object keep their sub-pixel accuracy); only the weights take the object's dtype.
@@ -79,27 +127,125 @@ def _bilinear_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dt
     tol = 1e-6
     lo = torch.floor(start.detach() + tol)
     frac = (start - lo).to(real_dtype)  # differentiable w.r.t. coords (floor has zero gradient)
-    i0 = lo.long()[:, None] + torch.arange(n, device=coords.device)[None, :]
-    if torch.any(i0[:, 0] < 0) or torch.any(i0[:, -1] + (frac > tol).long() > size - 1):
+    lo = lo.long()
+    if torch.any(lo < 0) or torch.any(lo + (n - 1) + (frac > tol).long() > size - 1):
         raise ValueError(f"{name}: positions put the {n}-pixel patch outside the object axis of "
                          f"length {size}; centres must lie within [{n / 2}, {size - n / 2}]")
-    # i1 may be one past the end when frac == 0 (integer position at the far edge); its weight is
-    # then exactly 0, so clamping the index is harmless and keeps the gather in bounds.
-    i1 = torch.clamp(i0 + 1, max=size - 1)
-    w1 = frac[:, None].expand(-1, n)
-    w0 = 1 - w1
-    return i0, i1, w0, w1
+    # The window's last tap may be one past the end when frac is 0 (an integer position at the far
+    # edge); its weight is then 0 (or round-off), so clamping keeps the gather in bounds.
+    idx = torch.clamp(lo[:, None] + torch.arange(n + 1, device=coords.device)[None, :], max=size - 1)
+    return idx, frac
 
 
-def _as_batched_object(obj: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    if not torch.is_tensor(obj) or obj.ndim not in (2, 3):
-        raise ValueError(f"obj: expected a tensor (H, W) or (B, H, W), got "
-                         f"{tuple(obj.shape) if torch.is_tensor(obj) else type(obj).__name__}")
-    return (obj[None], True) if obj.ndim == 2 else (obj, False)
+def patch_taps(xcoords: torch.Tensor, ycoords: torch.Tensor, N: int, shape: tuple[int, int],
+               real_dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> PatchTaps:
+    """Bilinear taps of N×N patches centred at (x, y) on an (H, W) grid.
+
+    Parameters
+    ----------
+    xcoords, ycoords : tensor, (M,) float
+        Patch-centre column and row in grid pixels; ``N/2 <= x <= W - N/2`` (same for y/H).
+    N : int
+        Patch side (pixels, even).
+    shape : (H, W)
+    real_dtype : torch dtype
+        Dtype of the weights (the real dtype of the data they will weight).
+    device : optional
+        Where the taps live (default: the positions' device).
+
+    Returns
+    -------
+    PatchTaps
+    """
+    if not isinstance(N, int) or N <= 0 or N % 2:
+        raise ValueError(f"N: expected a positive even int, got {N!r}")
+    if len(shape) != 2 or min(shape) <= 0:
+        raise ValueError(f"shape: expected (H, W) with positive sides, got {shape!r}")
+    x, y = _check_positions(xcoords, ycoords)
+    if device is not None:
+        x, y = x.to(device), y.to(device)
+    h, w = int(shape[0]), int(shape[1])
+    rows, fy = _axis_taps(y, N, h, real_dtype, "ycoords")
+    cols, fx = _axis_taps(x, N, w, real_dtype, "xcoords")
+    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(-1)
+    wy = torch.stack([1 - fy, fy], dim=1)  # (M, 2): weight of row shift 0, 1
+    wx = torch.stack([1 - fx, fx], dim=1)
+    return PatchTaps(index=index, weights=wy[:, :, None] * wx[:, None, :], n=N, shape=(h, w))
 
 
-def _real_dtype(t: torch.Tensor) -> torch.dtype:
-    return t.real.dtype if t.is_complex() else (t.dtype if t.is_floating_point() else torch.float32)
+#: The four bilinear taps as (row shift, column shift) within a patch's (N+1)×(N+1) window.
+_SHIFTS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def _real_view(t: torch.Tensor) -> torch.Tensor:
+    # Complex data as (..., 2) real pairs: real weights then cost 2 real multiplies per element
+    # instead of a promotion to complex and a complex multiply.
+    return torch.view_as_real(t) if t.is_complex() else t[..., None]
+
+
+def _from_real_view(t: torch.Tensor, complex_: bool) -> torch.Tensor:
+    return torch.view_as_complex(t.contiguous()) if complex_ else t[..., 0]
+
+
+def gather_patches(obj: torch.Tensor, taps: PatchTaps) -> torch.Tensor:
+    """Bilinear patches of ``obj`` at precomputed taps (see :func:`extract_patches`).
+
+    Parameters
+    ----------
+    obj : tensor, (H, W) or (B, H, W), complex or real — ``taps.shape`` must be (H, W)
+    taps : PatchTaps
+
+    Returns
+    -------
+    tensor, (M, N, N) — or (B, M, N, N) for a batched object
+    """
+    o, squeeze = _as_batched_object(obj)
+    b, h, w = o.shape
+    if (h, w) != taps.shape:
+        raise ValueError(f"obj: expected (..., {taps.shape[0]}, {taps.shape[1]}) to match the taps, "
+                         f"got {tuple(obj.shape)}")
+    n, m = taps.n, taps.m
+    win = o.reshape(b, h * w).index_select(1, taps.index).reshape(b, m, n + 1, n + 1)
+    v = _real_view(win)  # (B, M, N+1, N+1, 2|1)
+    wt = taps.weights.to(v.dtype)[:, :, :, None, None, None]  # (M, 2, 2, 1, 1, 1)
+    out = wt[:, 0, 0] * v[:, :, :n, :n]
+    for dy, dx in _SHIFTS[1:]:  # fused multiply-adds: one pass over the patch per tap
+        out = out.addcmul(wt[:, dy, dx], v[:, :, dy:dy + n, dx:dx + n])
+    out = _from_real_view(out, o.is_complex())
+    return out[0] if squeeze else out
+
+
+def scatter_patches(patches: torch.Tensor, taps: PatchTaps) -> torch.Tensor:
+    """Scatter-add patches at precomputed taps: the adjoint of :func:`gather_patches`.
+
+    Parameters
+    ----------
+    patches : tensor, (M, N, N) or (B, M, N, N)
+    taps : PatchTaps
+
+    Returns
+    -------
+    tensor, (H, W) — or (B, H, W), ``H, W = taps.shape``
+    """
+    squeeze = patches.ndim == 3
+    p = patches[None] if squeeze else patches
+    b, m, n, _ = p.shape
+    if (m, n) != (taps.m, taps.n):
+        raise ValueError(f"patches: expected (..., {taps.m}, {taps.n}, {taps.n}) to match the taps, "
+                         f"got {tuple(patches.shape)}")
+    v = _real_view(p)  # (B, M, N, N, 2|1)
+    wt = taps.weights.to(v.dtype)[:, :, :, None, None, None]
+    # Blend the four shifted, weighted copies into one (N+1)×(N+1) window per patch (in place,
+    # one pass each), then scatter the window once.
+    win = v.new_zeros(*v.shape[:2], n + 1, n + 1, v.shape[-1])
+    for dy, dx in _SHIFTS:
+        win[:, :, dy:dy + n, dx:dx + n].addcmul_(wt[:, dy, dx], v)
+    win = _from_real_view(win, p.is_complex())
+    h, w = taps.shape
+    canvas = torch.zeros(b, h * w, dtype=win.dtype, device=win.device)
+    canvas = canvas.index_add(1, taps.index, win.reshape(b, -1))  # out-of-place: keeps autograd simple
+    canvas = canvas.reshape(b, h, w)
+    return canvas[0] if squeeze else canvas
 
 
 def extract_patches(obj: torch.Tensor, xcoords: torch.Tensor, ycoords: torch.Tensor, N: int) -> torch.Tensor:
@@ -119,27 +265,9 @@ def extract_patches(obj: torch.Tensor, xcoords: torch.Tensor, ycoords: torch.Ten
         ``patch[i, j] = O(y - N/2 + i, x - N/2 + j)``. Exactly a slice at integer positions;
         differentiable w.r.t. ``obj`` and the positions.
     """
-    if not isinstance(N, int) or N <= 0 or N % 2:
-        raise ValueError(f"N: expected a positive even int, got {N!r}")
-    o, squeeze = _as_batched_object(obj)
-    x, y = _check_positions(xcoords, ycoords)
-    b, h, w = o.shape
-    rdt = _real_dtype(o)
-    r0, r1, wr0, wr1 = _bilinear_taps(y.to(o.device), N, h, rdt, "ycoords")
-    c0, c1, wc0, wc1 = _bilinear_taps(x.to(o.device), N, w, rdt, "xcoords")
-    flat = o.reshape(b, h * w)
-    m = x.shape[0]
-
-    def gather(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        idx = (r[:, :, None] * w + c[:, None, :]).reshape(-1)  # (M*N*N,)
-        return flat[:, idx].reshape(b, m, N, N)
-
-    # Separable bilinear: rows and columns interpolate independently (weights (M,N,1)×(M,1,N)).
-    out = (wr0[:, :, None] * wc0[:, None, :] * gather(r0, c0)
-           + wr0[:, :, None] * wc1[:, None, :] * gather(r0, c1)
-           + wr1[:, :, None] * wc0[:, None, :] * gather(r1, c0)
-           + wr1[:, :, None] * wc1[:, None, :] * gather(r1, c1))
-    return out[0] if squeeze else out
+    o, _ = _as_batched_object(obj)
+    taps = patch_taps(xcoords, ycoords, N, tuple(o.shape[-2:]), _real_dtype(o), o.device)
+    return gather_patches(obj, taps)
 
 
 def place_patches(patches: torch.Tensor, xcoords: torch.Tensor, ycoords: torch.Tensor,
@@ -165,29 +293,58 @@ def place_patches(patches: torch.Tensor, xcoords: torch.Tensor, ycoords: torch.T
                          f"{tuple(patches.shape) if torch.is_tensor(patches) else type(patches).__name__}")
     if len(shape) != 2 or min(shape) <= 0:
         raise ValueError(f"shape: expected (H, W) with positive sides, got {shape!r}")
-    squeeze = patches.ndim == 3
-    p = patches[None] if squeeze else patches
-    b, m, n, _ = p.shape
+    m, n = int(patches.shape[-3]), int(patches.shape[-1])
     x, y = _check_positions(xcoords, ycoords)
     if x.shape[0] != m:
         raise ValueError(f"xcoords: expected {m} positions to match the patches, got {x.shape[0]}")
-    if weights is not None:
-        wt = torch.as_tensor(weights, device=p.device)
-        if wt.shape not in ((n, n), (m, n, n)):
-            raise ValueError(f"weights: expected shape ({n}, {n}) or ({m}, {n}, {n}), got {tuple(wt.shape)}")
-        p = p * wt
-    h, w = int(shape[0]), int(shape[1])
-    rdt = _real_dtype(p)
-    r0, r1, wr0, wr1 = _bilinear_taps(y.to(p.device), n, h, rdt, "ycoords")
-    c0, c1, wc0, wc1 = _bilinear_taps(x.to(p.device), n, w, rdt, "xcoords")
-    canvas = torch.zeros(b, h * w, dtype=p.dtype, device=p.device)
-    for r, wr in ((r0, wr0), (r1, wr1)):
-        for c, wc in ((c0, wc0), (c1, wc1)):
-            idx = (r[:, :, None] * w + c[:, None, :]).reshape(-1)
-            src = (wr[:, :, None] * wc[:, None, :] * p).reshape(b, -1)
-            canvas = canvas.index_add(1, idx, src)  # out-of-place: keeps autograd simple
-    canvas = canvas.reshape(b, h, w)
-    return canvas[0] if squeeze else canvas
+    p = patches if weights is None else patches * _check_weights(weights, m, n, patches.device)
+    taps = patch_taps(x, y, n, shape, _real_dtype(p), p.device)
+    return scatter_patches(p, taps)
+
+
+def _check_weights(weights: torch.Tensor, m: int, n: int, device: torch.device) -> torch.Tensor:
+    wt = torch.as_tensor(weights, device=device)
+    if wt.shape not in ((n, n), (m, n, n)):
+        raise ValueError(f"weights: expected shape ({n}, {n}) or ({m}, {n}, {n}), got {tuple(wt.shape)}")
+    return wt
+
+
+def merge_patches(patches: torch.Tensor, taps: PatchTaps, weight_map: torch.Tensor | None = None,
+                  eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`stitch` at precomputed taps, also returning the summed weights.
+
+    Parameters
+    ----------
+    patches : tensor, (M, N, N) or (B, M, N, N)
+    taps : PatchTaps
+        From :func:`patch_taps` for the patches' positions and the canvas (H, W).
+    weight_map : tensor, (N, N) or (M, N, N), optional
+        Non-negative real weights; uniform when None.
+    eps : float
+        Relative floor of the denominator (see :func:`stitch`).
+
+    Returns
+    -------
+    (object, weight)
+        ``object`` (H, W) or (B, H, W) as :func:`stitch`; ``weight`` (H, W), the summed
+        per-pixel weights ``sum_j A_j^T w`` (the coverage map).
+    """
+    if not (eps > 0):
+        raise ValueError(f"eps: expected a positive float, got {eps!r}")
+    n, m = taps.n, taps.m
+    rdt = _real_dtype(patches)
+    if weight_map is None:
+        wmap = torch.ones(n, n, dtype=rdt, device=patches.device)
+        num = scatter_patches(patches, taps)  # uniform weights: no multiply by ones
+    else:
+        wmap = torch.as_tensor(weight_map, device=patches.device)
+        if wmap.is_complex() or torch.any(wmap < 0):
+            raise ValueError("weight_map: expected non-negative real weights")
+        wmap = _check_weights(wmap.to(rdt), m, n, patches.device)
+        num = scatter_patches(patches * wmap, taps)
+    den = scatter_patches(wmap.expand(m, n, n), taps)
+    floor = eps * torch.clamp(den.detach().max(), min=torch.finfo(rdt).tiny)
+    return num / torch.clamp(den, min=floor), den
 
 
 def stitch(patches: torch.Tensor, xcoords: torch.Tensor, ycoords: torch.Tensor,
@@ -214,20 +371,10 @@ def stitch(patches: torch.Tensor, xcoords: torch.Tensor, ycoords: torch.Tensor,
     """
     if not (eps > 0):
         raise ValueError(f"eps: expected a positive float, got {eps!r}")
-    n = patches.shape[-1]
-    m = patches.shape[-3]
-    rdt = _real_dtype(patches)
-    if weight_map is None:
-        wmap = torch.ones(n, n, dtype=rdt, device=patches.device)
-    else:
-        wmap = torch.as_tensor(weight_map, device=patches.device)
-        if wmap.is_complex() or torch.any(wmap < 0):
-            raise ValueError("weight_map: expected non-negative real weights")
-        wmap = wmap.to(rdt)
-    num = place_patches(patches, xcoords, ycoords, shape, weights=wmap)
-    den = place_patches(wmap.expand(m, n, n), xcoords, ycoords, shape)
-    floor = eps * torch.clamp(den.detach().max(), min=torch.finfo(rdt).tiny)
-    return num / torch.clamp(den, min=floor)
+    n = int(patches.shape[-1])
+    # One set of taps serves the numerator and the denominator.
+    taps = patch_taps(xcoords, ycoords, n, shape, _real_dtype(patches), patches.device)
+    return merge_patches(patches, taps, weight_map=weight_map, eps=eps)[0]
 
 
 def exit_waves(probe: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
