@@ -1,0 +1,34 @@
+"""Smoke test of the throughput benchmark: its quick mode runs end to end and prints the summary.
+
+CI does not run the full benchmarks (minutes, and their numbers need a quiet machine); this only
+keeps ``bench/throughput.py`` from rotting as the package changes.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_throughput_quick_prints_summary_table():
+    # The script must import this checkout's ptycho_nb, whatever the installation points at.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--quick"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    summary = out[out.index("## summary"):]
+    number = r"\d+(\.\d+)?"
+    for measure, value in (("Lightning / bare loop, epoch time", number),
+                           ("num_workers 2 / 0, epoch time", number),
+                           ("bf16-mixed / float32, epoch time", rf"({number}|unsupported)"),
+                           ("inference batch 32 / batch 8, patterns/s", number),
+                           (r"refinement \(1 epochs\) / network pass, time", number)):
+        assert re.search(rf"^\| {measure} \| {value} \|", summary, re.M), (measure, summary)
+    assert "demo" not in summary  # the demo's memory is measured only with --demo-rss
