@@ -130,7 +130,8 @@ def _run_worker(payload: dict[str, Any], options: dict[str, Any], timeout: float
 def run_ptychi(data: PtychoData, *, algorithm: str = "LSQML", epochs: int = 50,
                refine_probe: bool = False, batch_size: int = 96, noise_model: str = "gaussian",
                initial_object: np.ndarray | None = None, threads: int | None = None,
-               seed: int = 0, timeout: float | None = 900.0) -> dict[str, Any]:
+               seed: int = 0, snapshot_epochs: list[int] | None = None,
+               timeout: float | None = 900.0) -> dict[str, Any]:
     """Reconstruct ``data`` with ptychi, isolated in a subprocess.
 
     Parameters
@@ -151,6 +152,9 @@ def run_ptychi(data: PtychoData, *, algorithm: str = "LSQML", epochs: int = 50,
         Start from this object (e.g. a network reconstruction) instead of ones.
     threads : int, optional
         torch threads in the worker (default: torch's default).
+    snapshot_epochs : list of int, optional
+        Also return the object after each of these epochs (those in ``1 … epochs-1``), with the
+        ptychi time spent up to it: how quality grows with iterations, from one run.
     timeout : float, optional
         Seconds before the worker is killed (``TimeoutError``).
 
@@ -161,7 +165,8 @@ def run_ptychi(data: PtychoData, *, algorithm: str = "LSQML", epochs: int = 50,
         frame (the ground truth's frame for simulations), ``probe`` (K, N, N) complex64 in OUR
         convention (ortho FFT), ``seconds`` (ptychi's task build + run, inside the worker),
         ``wall_seconds`` (including the subprocess start and transfers), ``loss`` (per epoch),
-        ``algorithm``, ``epochs``.
+        ``algorithm``, ``epochs``; with ``snapshot_epochs``: ``snapshots`` (S, H, W) complex64,
+        ``snapshot_epochs`` (S,) and ``snapshot_seconds`` (S,).
 
     Raises
     ------
@@ -180,15 +185,20 @@ def run_ptychi(data: PtychoData, *, algorithm: str = "LSQML", epochs: int = 50,
     payload = export_for_ptychi(data, initial_object=initial_object)
     options = {"mode": "run", "algorithm": str(algorithm).upper(), "epochs": int(epochs),
                "refine_probe": bool(refine_probe), "batch_size": int(batch_size),
-               "noise_model": noise_model, "threads": threads, "seed": int(seed)}
+               "noise_model": noise_model, "threads": threads, "seed": int(seed),
+               "snapshot_epochs": [int(e) for e in (snapshot_epochs or [])]}
     out = _run_worker(payload, options, timeout)
     n = data.N
     probe = out["probe"]
     probe = probe.reshape(-1, n, n)[: data.probe_modes.shape[0]] * np.sqrt(n * n)
-    return {"object": out["object"].astype(np.complex64), "offset": tuple(int(v) for v in payload["offset"]),
-            "probe": (probe[0] if data.probe.ndim == 2 else probe).astype(np.complex64),
-            "seconds": float(out["seconds"]), "wall_seconds": time.perf_counter() - t0,
-            "loss": out["loss"], "algorithm": str(algorithm).upper(), "epochs": int(epochs)}
+    result = {"object": out["object"].astype(np.complex64), "offset": tuple(int(v) for v in payload["offset"]),
+              "probe": (probe[0] if data.probe.ndim == 2 else probe).astype(np.complex64),
+              "seconds": float(out["seconds"]), "wall_seconds": time.perf_counter() - t0,
+              "loss": out["loss"], "algorithm": str(algorithm).upper(), "epochs": int(epochs)}
+    if "snapshots" in out:
+        result.update(snapshots=out["snapshots"], snapshot_epochs=out["snapshot_epochs"].astype(int),
+                      snapshot_seconds=out["snapshot_seconds"].astype(float))
+    return result
 
 
 def ptychi_forward_check(data: PtychoData, *, patch_interpolation: str = "fourier",

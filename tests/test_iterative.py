@@ -65,12 +65,17 @@ def test_ptychi_forward_model_matches_ours_on_whole_pixels(scan) -> None:
 def test_run_ptychi_is_isolated_and_improves_the_object(scan) -> None:
     dtype, device = torch.get_default_dtype(), torch.empty(0).device
     rng_state = torch.random.get_rng_state()
-    out = run_ptychi(scan, algorithm="LSQML", epochs=8, batch_size=10)
+    out = run_ptychi(scan, algorithm="LSQML", epochs=8, batch_size=10, snapshot_epochs=[2, 5, 8, 30])
     # ptychi sets torch's global defaults and seeds when it builds a task: not in this process
     assert torch.get_default_dtype() == dtype and torch.empty(0).device == device
     assert torch.equal(torch.random.get_rng_state(), rng_state)
     assert out["object"].shape == scan.object.shape and out["offset"] == (0, 0)
     assert out["loss"].size == 8 and out["loss"][-1] < out["loss"][0]
+    # snapshots only inside the run (8 is the final object, 30 never happens), timed cumulatively
+    assert out["snapshot_epochs"].tolist() == [2, 5]
+    assert out["snapshots"].shape == (2, *scan.object.shape)
+    assert 0 < out["snapshot_seconds"][0] < out["snapshot_seconds"][1] < out["seconds"]
+    assert not np.allclose(out["snapshots"][0], out["object"])
     flat = ptycho_nb.metrics.compare(np.ones_like(scan.object), scan.object, xcoords=scan.xcoords,
                                      ycoords=scan.ycoords, probe=scan.probe)
     got = ptycho_nb.metrics.compare(out["object"], scan.object, offset=out["offset"],
