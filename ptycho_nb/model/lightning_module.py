@@ -28,11 +28,14 @@ from ..physics.forward import forward_amplitude, poisson_nll
 from .network import PtychoNet
 from .overlap import merge_group_patches
 
-__all__ = ["PINNModule", "scaling_statistics", "AMPLITUDE_REFERENCE"]
+__all__ = ["PINNModule", "scaling_statistics", "AMPLITUDE_REFERENCE", "EPOCHS_METRIC"]
 
 #: Object amplitude that the initial intensity scale maps to the data's mean counts (the
 #: midpoint of the sigmoid amplitude head); the trainable log scale refines it.
 AMPLITUDE_REFERENCE = 0.5
+
+#: Callback-metric name of the number of completed training epochs (bookkeeping, not history).
+EPOCHS_METRIC = "epochs_completed"
 
 
 def scaling_statistics(data: Any) -> dict[str, float]:
@@ -228,6 +231,12 @@ class PINNModule(L.LightningModule):
         self.log("intensity_scale", self.intensity_scale.detach(), on_step=False, on_epoch=True,
                  batch_size=bs, sync_dist=True)
         return parts["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        # The epoch count as a metric: callback metrics are all that process-launching strategies
+        # (ddp_spawn, ddp_notebook) hand back to the parent, whose own trainer never ran an epoch.
+        self.log(EPOCHS_METRIC, float(self.current_epoch + 1), on_step=False, on_epoch=True,
+                 logger=False, batch_size=1, sync_dist=True)  # the same on every rank
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)

@@ -26,6 +26,7 @@ from ..config.execution import (KERNEL_SAFE_STRATEGIES, PyTorchExecutionConfig, 
                                 trainer_kwargs)
 from ..config.factories import AuditEntry, TrainingPayload, create_training_payload
 from ..data.datamodule import PtychoDataModule
+from ..model.lightning_module import EPOCHS_METRIC
 from .model_io import ARCHIVE_NAME, save_model
 
 __all__ = ["TrainResult", "train", "run_training", "in_notebook_kernel"]
@@ -95,6 +96,8 @@ class _History(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for key, value in trainer.callback_metrics.items():
+            if key == EPOCHS_METRIC:
+                continue
             try:
                 self.history.setdefault(key, []).append(float(value))
             except (TypeError, ValueError):  # non-scalar metrics are not history
@@ -271,7 +274,8 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
         elapsed = time.perf_counter() - t0
 
     settings["interrupted"] = bool(trainer.interrupted)
-    settings["epochs_run"] = int(trainer.current_epoch)
+    settings["epochs_run"] = max(int(trainer.current_epoch),
+                                 int(trainer.callback_metrics.get(EPOCHS_METRIC, 0)))
     settings["global_step"] = int(trainer.global_step)
     settings["devices_used"] = int(trainer.num_devices)
     settings["global_zero"] = bool(trainer.is_global_zero)
@@ -285,7 +289,8 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
     if not history.history and trainer.callback_metrics:
         # Spawned strategies (ddp_spawn) run the callbacks in child processes; Lightning hands only
         # the final metrics back to this one.
-        history.history = {k: [float(v)] for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        history.history = {k: [float(v)] for k, v in trainer.callback_metrics.items()
+                           if v.numel() == 1 and k != EPOCHS_METRIC}
         settings["history"] = "final epoch only (metrics of spawned processes)"
     module.eval()
 
