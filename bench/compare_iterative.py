@@ -52,6 +52,7 @@ import numpy as np
 
 import ptycho_nb  # before anything imports lightning (torchvision shim)
 import torch
+from ptycho_nb.atomic import write_text_atomic
 from ptycho_nb.data.container import PtychoData
 from ptycho_nb.iterative import ptychi_available, ptychi_forward_check, run_ptychi, INSTALL_HINT
 from ptycho_nb.physics.forward import forward_from_object
@@ -229,8 +230,6 @@ def save_figure(run: dict[str, Any], path: pathlib.Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ptycho_nb.metrics import align
-
     names = list(run["images"])
     truth = run["truth"]
     fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.6 * (len(names) + 1), 5.4))
@@ -254,12 +253,6 @@ def save_figure(run: dict[str, Any], path: pathlib.Path) -> None:
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, path)
-
-
-def _write(path: pathlib.Path, text: str, overwrite: bool) -> None:
-    from ptycho_nb.atomic import write_text_atomic
-
-    write_text_atomic(path, text, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(header)
     print(table)
-    _write(args.out / "table.md", header + "\n" + table + "\n", args.overwrite)
-    _write(args.out / "results.json",
+    write_text_atomic(args.out / "table.md", header + "\n" + table + "\n", overwrite=args.overwrite)
+    write_text_atomic(args.out / "results.json",
            json.dumps({"versions": versions, "forward_check": forward, "rows": all_rows,
-                       "command": cmd.strip()}, indent=2, default=float), args.overwrite)
+                       "command": cmd.strip()}, indent=2, default=float), overwrite=args.overwrite)
     print(f"\nwrote {args.out / 'table.md'}, results.json and the figures", flush=True)
     return 0
 

@@ -6,7 +6,8 @@ pixel grid and the round trip is exact), averaged with the regularised normalisa
 :func:`ptycho_nb.physics.forward.stitch` (``sum(w·patch) / max(sum w, eps·max sum w)``: no blow-up
 where patches barely cover), and cut out again with
 :func:`~ptycho_nb.physics.forward.extract_patches`. Every group gets its own tile of one wide
-canvas, so the whole batch is one place/extract call, and both share one set of bilinear taps. Differentiable (w.r.t. patches and offsets).
+canvas, so the whole batch is one place/extract call, and both share one set of bilinear taps.
+Differentiable (w.r.t. patches and offsets).
 """
 
 from __future__ import annotations

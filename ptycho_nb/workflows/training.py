@@ -285,7 +285,6 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
         best = pathlib.Path(ckpt.best_model_path)
         saved = load_checkpoint_weights(best)
         module.load_state_dict(saved["state_dict"])
-        settings["epochs_run"] = max(settings["epochs_run"], int(saved.get("epoch", -1)) + 1)
     if not history.history and trainer.callback_metrics:
         # Spawned strategies (ddp_spawn) run the callbacks in child processes; Lightning hands only
         # the final metrics back to this one.
