@@ -61,13 +61,22 @@ def _apply_shim(path: str | None) -> None:
     mod.apply_torchvision_shim()
 
 
+def _timing(rec: Any, name: str) -> float:
+    """A timing of a Reconstruction: a typed record now, a dict in trees before it."""
+    t = rec.timings
+    return float(t[name] if isinstance(t, dict) else getattr(t, name))
+
+
 def _batches(data: Any, gridsize: int, n: int, batch_size: int) -> tuple[Any, list[dict[str, Any]]]:
     """A module and ``n`` fixed batches (no shuffling: both versions see the same samples)."""
     import torch
     from torch.utils.data import default_collate
 
     from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
-    from ptycho_nb.data.datamodule import PtychoDataModule
+    try:
+        from ptycho_nb.engine.datamodule import PtychoDataModule
+    except ImportError:  # trees from before the engine package
+        from ptycho_nb.data.datamodule import PtychoDataModule
     from ptycho_nb.model.lightning_module import PINNModule, scaling_statistics
 
     mcfg = ModelConfig(N=data.N, gridsize=gridsize, probe_big=False)
@@ -144,9 +153,9 @@ class _Workload:
             return {stage: statistics.median(_train(module, batches, opt)[0])}
         if stage.startswith("infer g"):
             wall, rec = self.infer(int(stage[-1]), 0)
-            return {stage: wall, "stitching": rec.timings["stitch_s"]}
+            return {stage: wall, "stitching": _timing(rec, "stitch_s")}
         if stage == "refinement":
-            return {stage: self.infer(2, self.refine_epochs)[1].timings["refine_s"]}
+            return {stage: _timing(self.infer(2, self.refine_epochs)[1], "refine_s")}
         raise ValueError(f"unknown stage {stage!r}")
 
 

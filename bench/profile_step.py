@@ -38,7 +38,7 @@ import ptycho_nb.model.lightning_module as lm_mod
 import ptycho_nb.physics.forward as fwd_mod
 import ptycho_nb.workflows.inference as inf_mod
 from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
-from ptycho_nb.data.datamodule import PtychoDataModule
+from ptycho_nb.engine.datamodule import PtychoDataModule
 from ptycho_nb.model.lightning_module import PINNModule, scaling_statistics
 
 #: Stage labels, in pipeline order (a ``record_function`` range each).

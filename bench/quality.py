@@ -32,10 +32,10 @@ def main() -> None:
           f"{recipe.test_seed}, {recipe.overrides}")
     with tempfile.TemporaryDirectory() as d:
         out = run_demo(d, quick=args.quick, front_end=None)
-    t = out["timings"]
-    n_ref = out["reconstruction"].settings["refine_epochs"]
-    rows = [("network only", out["metrics_network_only"], t["network_reconstruct_s"]),
-            (f"network + {n_ref} refinement epochs", out["metrics"], t["network_reconstruct_s"] + t["refine_s"])]
+    t = out.timings
+    n_ref = out.reconstruction.run.refine_epochs
+    rows = [("network only", out.metrics_network_only, t.network_reconstruct_s),
+            (f"network + {n_ref} refinement epochs", out.metrics, t.network_reconstruct_s + t.refine_s)]
     print("\n| unseen scan | phase SSIM | phase PSNR (dB) | phase FRC 1/7 | amplitude SSIM | "
           "amplitude PSNR (dB) | amplitude FRC 1/7 | reconstruct (s) |")
     print("|---|---|---|---|---|---|---|---|")

@@ -43,7 +43,7 @@ def reconstruct(module, d, batch=64):
     t0 = time.perf_counter()
     with torch.no_grad():
         diff = torch.from_numpy(d.diffraction)[:, None]
-        out = torch.cat([module.predict_patches(diff[i:i + batch]) for i in range(0, len(diff), batch)])[:, 0]
+        out = torch.cat([module.net(diff[i:i + batch]) for i in range(0, len(diff), batch)])[:, 0]
         w = (module.effective_probe.abs() ** 2)
         w = w.sum(0) if w.ndim == 3 else w
         obj = stitch(out, torch.from_numpy(d.xcoords), torch.from_numpy(d.ycoords), d.object.shape, weight_map=w)

@@ -43,7 +43,7 @@ import lightning as L
 import torch
 
 from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
-from ptycho_nb.data.datamodule import PtychoDataModule
+from ptycho_nb.engine.datamodule import PtychoDataModule
 from ptycho_nb.model.lightning_module import PINNModule, scaling_statistics
 
 #: Rows of the final summary: (measure, ratio, note).
@@ -182,7 +182,7 @@ def bench_inference(module: PINNModule, data: Any, batch_sizes: tuple[int, ...],
     rates = {}
     for bs in batch_sizes:
         rates[bs] = max(ptycho_nb.infer(module, data, inference_batch_size=bs, refine_epochs=0)
-                        .timings["patterns_per_s"] for _ in range(repeats))
+                        .timings.patterns_per_s for _ in range(repeats))
     for bs, r in rates.items():
         print(f"| {bs} | {r:.0f} | {r / rates[batch_sizes[0]]:.2f} |")
     big = batch_sizes[-1]
@@ -191,11 +191,11 @@ def bench_inference(module: PINNModule, data: Any, batch_sizes: tuple[int, ...],
     kw = {} if refine_epochs is None else {"refine_epochs": refine_epochs}
     rec = ptycho_nb.infer(module, data, inference_batch_size=batch_sizes[1], **kw)
     t = rec.timings
-    ratio = t["refine_s"] / max(t["total_s"] - t["refine_s"], 1e-9)
-    print(f"\nphysics refinement ({rec.settings['refine_epochs']} epochs"
-          f"{', the default' if refine_epochs is None else ''}): {t['refine_s']:.2f} s for "
+    ratio = t.refine_s / max(t.total_s - t.refine_s, 1e-9)
+    print(f"\nphysics refinement ({rec.run.refine_epochs} epochs"
+          f"{', the default' if refine_epochs is None else ''}): {t.refine_s:.2f} s for "
           f"{rec.patches.shape[0]} patterns, {ratio:.1f}× the network's forward + stitching")
-    summary.append((f"refinement ({rec.settings['refine_epochs']} epochs) / network pass, time",
+    summary.append((f"refinement ({rec.run.refine_epochs} epochs) / network pass, time",
                     f"{ratio:.1f}", ""))
 
 

@@ -1,11 +1,20 @@
 """ptycho_nb: Jupyter-first physics-informed neural-network ptychography.
 
-The public API: ``simulate``, ``load``, ``save`` and ``PtychoData`` (data), the configuration
-dataclasses (``PyTorchExecutionConfig``, ``ModelConfig``, ``TrainingConfig``, ``InferenceConfig``)
-and the submodules ``physics``, ``data``, ``config`` and ``metrics``.
+The public API:
+
+- data: ``simulate`` (the embedded default), ``load``, ``save``, ``PtychoData``;
+- configuration: ``PyTorchExecutionConfig``, ``ModelConfig``, ``TrainingConfig``,
+  ``InferenceConfig``;
+- runs: ``train`` (→ ``TrainResult``), ``infer`` (→ ``Reconstruction``), ``save_model``,
+  ``load_model``;
+- submodules ``physics``, ``data``, ``config``, ``metrics``; the notebook layer (forms, panel,
+  ``start_training`` for background runs) is ``ptycho_nb.notebook``.
+
+Layers import only downward (README "Layout"): front ends → ``workflows`` → ``engine`` →
+``model`` → ``physics`` / ``data`` / ``config`` → the ground floor.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 try:  # torch is mandatory (spec §4.7): say how to get it rather than fail deep inside an import
     import torch as _torch  # noqa: F401

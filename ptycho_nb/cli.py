@@ -14,10 +14,7 @@ import sys
 import warnings
 from typing import Any, Sequence
 
-from .config.cli_args import (add_common_arguments, add_config_arguments,
-                              build_canonical_configs_from_args, build_execution_config_from_args,
-                              typed_values)
-from .config.factories import create_inference_payload, create_training_payload
+from .config.cli_args import add_common_arguments, add_config_arguments, cli_layers, typed_values
 from .config.fields import config_field, validate_fields
 
 __all__ = ["main", "build_parser", "SimulateOptions"]
@@ -127,40 +124,36 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    execution = build_execution_config_from_args(args, "train")
-    canon = build_canonical_configs_from_args(args, "train")
-    payload = create_training_payload(
-        model=canon["model"], training=canon["training"], execution=execution, front_end="cli"
-    )
+    from .workflows.payload import create_training_payload
     from .workflows.training import history_table, run_training
 
+    payload = create_training_payload(front_end="cli", layers=cli_layers(args, "train"))
     result = run_training(payload, overwrite=args._overwrite, verbose=args.verbose)
-    if not result.settings["global_zero"]:
+    run = result.run
+    if not run.global_zero:
         return 0  # DDP: the other processes stay quiet; rank 0 reports
-    s = result.settings
     print(history_table(result.history))
-    print(f"trained {s['epochs_run']} epoch(s) in {result.elapsed_s:.1f} s on accelerator "
-          f"{s['accelerator']!r} (requested {payload.execution.accelerator!r}), "
-          f"strategy {s['strategy']!r}, {s['devices_used']} device(s)"
+    print(f"trained {run.epochs_run} epoch(s) in {result.elapsed_s:.1f} s on accelerator "
+          f"{run.accelerator!r} (requested {payload.execution.accelerator!r}), "
+          f"strategy {run.strategy!r}, {run.devices_used} device(s)"
           + (" — interrupted" if result.interrupted else ""))
     if result.best_checkpoint is not None:
-        print(f"best checkpoint: {result.best_checkpoint} (monitor {s['monitor']})")
+        print(f"best checkpoint: {result.best_checkpoint} (monitor {run.monitor})")
     if result.archive_path is not None:
         print(f"model archive: {result.archive_path}")
     return 0
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    execution = build_execution_config_from_args(args, "infer")
-    canon = build_canonical_configs_from_args(args, "infer")
-    payload = create_inference_payload(inference=canon["inference"], execution=execution, front_end="cli")
     from .workflows.inference import run_inference
+    from .workflows.payload import create_inference_payload
 
+    payload = create_inference_payload(front_end="cli", layers=cli_layers(args, "infer"))
     recon = run_inference(payload, verbose=args.verbose)
     paths = recon.save(payload.inference.output_dir, overwrite=args._overwrite)
     t = recon.timings
-    print(f"reconstructed {recon.patches.shape[0]} patterns in {t['total_s']:.2f} s "
-          f"({t['patterns_per_s']:.0f} patterns/s, accelerator {recon.settings['accelerator']!r}); "
+    print(f"reconstructed {recon.patches.shape[0]} patterns in {t.total_s:.2f} s "
+          f"({t.patterns_per_s:.0f} patterns/s, accelerator {recon.run.accelerator!r}); "
           f"object {recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
     if recon.truth is not None:
         _print_metrics(recon.compare())
@@ -182,15 +175,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     overrides = {"enable_progress_bar": False} if args.quiet else {}
     out = run_demo(args.output_dir, quick=args.quick or None, overwrite=args._overwrite,
                    verbose=args.verbose, **overrides)
-    t = out["timings"]
-    n_ref = out["reconstruction"].settings["refine_epochs"]
-    print(f"simulated in {t['simulate_s']:.1f} s, trained in {t['train_s']:.1f} s; the network "
-          f"reconstructed the unseen scan in {t['network_reconstruct_s']:.2f} s "
-          f"({t['network_patterns_per_s']:.0f} patterns/s), {n_ref} refinement epochs took "
-          f"{t['refine_s']:.1f} s; total {t['total_s']:.1f} s")
-    _print_metrics(out["metrics_network_only"], "unseen scan, network only (single pass)")
-    _print_metrics(out["metrics"], f"unseen scan, network + {n_ref} physics-refinement epochs")
-    for p in out["paths"].values():
+    t = out.timings
+    n_ref = out.reconstruction.run.refine_epochs
+    print(f"simulated in {t.simulate_s:.1f} s, trained in {t.train_s:.1f} s; the network "
+          f"reconstructed the unseen scan in {t.network_reconstruct_s:.2f} s "
+          f"({t.network_patterns_per_s:.0f} patterns/s), {n_ref} refinement epochs took "
+          f"{t.refine_s:.1f} s; total {t.total_s:.1f} s")
+    _print_metrics(out.metrics_network_only, "unseen scan, network only (single pass)")
+    _print_metrics(out.metrics, f"unseen scan, network + {n_ref} physics-refinement epochs")
+    for p in out.paths.values():
         print(f"wrote {p}")
     return 0
 

@@ -4,7 +4,7 @@ Ptychography determines the object only up to a global phase offset, an amplitud
 position or probe errors) a small shift and, when the probe is refined, a linear phase ramp.
 :func:`align` removes these before scoring so that the scores measure structure, not convention.
 
-Conventions (design.md §3): images are indexed ``[row, col]``; scan positions ``xcoords`` are
+Conventions (README "Units and conventions"): images are indexed ``[row, col]``; scan positions ``xcoords`` are
 columns and ``ycoords`` rows, in object pixels, naming patch centres. Spatial frequencies are in
 cycles per pixel (Nyquist = 0.5). Only numpy and scipy are used.
 """

@@ -1,4 +1,4 @@
-"""Tests of the model archive (design.md §6): round trip, atomicity and refusal of bad input."""
+"""Tests of the model archive (spec §6): round trip, atomicity and refusal of bad input."""
 
 from __future__ import annotations
 

@@ -10,8 +10,13 @@ import pytest
 
 from ptycho_nb import cli
 from ptycho_nb.config import InferenceConfig, ModelConfig, PyTorchExecutionConfig
-from ptycho_nb.config.cli_args import (MODE_CLASSES, build_canonical_configs_from_args,
-                                       build_execution_config_from_args, cli_default)
+from ptycho_nb.config.cli_args import MODE_CLASSES, cli_default, cli_layers
+from ptycho_nb.config.precedence import front_end_layer, resolve
+
+
+def resolved(args, mode):
+    """The configs a command line resolves to (what the CLI's payload preparation computes)."""
+    return resolve(MODE_CLASSES[mode], [front_end_layer("cli"), *cli_layers(args, mode)])[0]
 from ptycho_nb.config.fields import config_fields, format_value
 
 
@@ -105,30 +110,30 @@ class _nullcontext:
 
 
 def test_front_end_defaults_and_flags():
-    ex = build_execution_config_from_args(parse("train"), "train")
+    ex = resolved(parse("train"), "train")["execution"]
     assert ex.accelerator == "auto" and ex.enable_progress_bar is True
-    ex = build_execution_config_from_args(parse(
+    ex = resolved(parse(
         "train", "--quiet", "--no-deterministic", "--disable-checkpointing", "--accumulate-grad-batches", "4",
         "--gradient-clip-val", "none", "--logger", "none", "--checkpoint-monitor", "train_loss",
-        "--checkpoint-mode", "max", "--scheduler", "Cosine", "--lr", "0.01", "--devices", "1"), "train")
+        "--checkpoint-mode", "max", "--scheduler", "Cosine", "--lr", "0.01", "--devices", "1"), "train")["execution"]
     assert ex.enable_progress_bar is False and ex.deterministic is False
     assert ex.enable_checkpointing is False and ex.accum_steps == 4 and ex.gradient_clip_val is None
     assert ex.checkpoint_mode == "max" and ex.scheduler == "Cosine" and ex.learning_rate == 0.01
     assert ex.devices == 1 and ex.logger_backend is None
-    ex = build_execution_config_from_args(parse("infer", "--inference-batch-size", "8", "--pad-eval",
-                                                "--middle-trim", "3"), "infer")
+    ex = resolved(parse("infer", "--inference-batch-size", "8", "--pad-eval",
+                                                "--middle-trim", "3"), "infer")["execution"]
     assert (ex.inference_batch_size, ex.pad_eval, ex.middle_trim) == (8, True, 3)
 
 
 def test_device_is_deprecated_alias_and_never_forces_cpu():
     with pytest.warns(DeprecationWarning, match="--device"):
-        ex = build_execution_config_from_args(parse("train", "--device", "cuda"), "train")
+        ex = resolved(parse("train", "--device", "cuda"), "train")["execution"]
     assert ex.accelerator == "cuda"
     with pytest.warns(DeprecationWarning):
-        ex = build_execution_config_from_args(parse("train", "--device", "cpu", "--accelerator", "auto"), "train")
+        ex = resolved(parse("train", "--device", "cpu", "--accelerator", "auto"), "train")["execution"]
     assert ex.accelerator == "auto"
-    assert build_execution_config_from_args(parse("infer"), "infer").accelerator == "auto"
-    assert build_execution_config_from_args(parse("train", "--disable_mlflow"), "train").logger_backend is None
+    assert resolved(parse("infer"), "infer")["execution"].accelerator == "auto"
+    assert resolved(parse("train", "--disable_mlflow"), "train")["execution"].logger_backend is None
 
 
 def test_device_warning_shown_by_cli(tmp_path):
@@ -145,8 +150,8 @@ def test_config_file_and_typed_flags_win(tmp_path):
         "training": {"nepochs": 3, "batch_size": 4},
     }))
     args = parse("train", "--config", str(f), "--learning-rate", "0.02", "--nepochs", "7")
-    ex = build_execution_config_from_args(args, "train")
-    canon = build_canonical_configs_from_args(args, "train")
+    ex = resolved(args, "train")["execution"]
+    canon = resolved(args, "train")
     assert ex.learning_rate == 0.02 and ex.num_workers == 2
     assert ex.accelerator == "cpu"  # the saved config object beats the front-end default
     assert canon["model"] == ModelConfig(N=32, gridsize=2)
@@ -154,24 +159,24 @@ def test_config_file_and_typed_flags_win(tmp_path):
     # a flat one-config file is read as the execution section
     flat = tmp_path / "flat.json"
     PyTorchExecutionConfig(accelerator="auto", inference_batch_size=3).to_json(flat)
-    ex = build_execution_config_from_args(parse("infer", "--config", str(flat)), "infer")
+    ex = resolved(parse("infer", "--config", str(flat)), "infer")["execution"]
     assert ex.inference_batch_size == 3
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"execution": {"num_worker": 1}}))
     with pytest.raises(ValueError, match="did you mean 'num_workers'"):
-        build_execution_config_from_args(parse("train", "--config", str(bad)), "train")
+        resolved(parse("train", "--config", str(bad)), "train")["execution"]
     with pytest.raises(FileNotFoundError, match="missing.json"):
-        build_execution_config_from_args(parse("train", "--config", str(tmp_path / "missing.json")), "train")
+        resolved(parse("train", "--config", str(tmp_path / "missing.json")), "train")["execution"]
 
 
 def test_canonical_flags():
-    canon = build_canonical_configs_from_args(parse(
+    canon = resolved(parse(
         "train", "--N", "32", "--gridsize", "2", "--no-object-big", "--probe-trainable",
         "--mae-weight", "0.5", "--output-dir", "o", "--train-data", "a.npz", "--n-groups", "none"), "train")
     m, t = canon["model"], canon["training"]
     assert (m.N, m.gridsize, m.object_big) == (32, 2, False)
     assert t.probe_trainable and t.mae_weight == 0.5 and str(t.train_data_file) == "a.npz"
-    i = build_canonical_configs_from_args(parse("infer", "--model-path", "m.zip", "--n-groups", "5"), "infer")
+    i = resolved(parse("infer", "--model-path", "m.zip", "--n-groups", "5"), "infer")
     assert i["inference"] == InferenceConfig(model_path="m.zip", n_groups=5)
 
 
@@ -190,6 +195,41 @@ def test_verbose_logs_applied_values(tmp_path):
     r = run_cli("-v", "train", "--train-data", str(tmp_path / "x.npz"), "--num-workers", "1")
     assert "config execution.num_workers = 1 (source: cli flag)" in r.stderr
     assert "config execution.accelerator = 'auto' (source: front_end:cli)" in r.stderr
+
+
+def test_typed_flag_over_config_file_is_audited_and_logged_once_as_the_flag(tmp_path, caplog):
+    import logging
+
+    from ptycho_nb.workflows.payload import create_training_payload
+
+    cfg = tmp_path / "f.json"
+    cfg.write_text(json.dumps({"execution": {"learning_rate": 0.001}, "training": {"nepochs": 3}}))
+    data = _small_npz(tmp_path / "x.npz")
+    args = parse("train", "--config", str(cfg), "--train-data", str(data), "--learning-rate", "0.02")
+    with caplog.at_level(logging.INFO, logger="ptycho_nb"):
+        payload = create_training_payload(front_end="cli", layers=cli_layers(args, "train"), load=False)
+    audit = {e.field: (e.value, e.source) for e in payload.audit}
+    assert audit["execution.learning_rate"] == (0.02, "cli flag")
+    assert audit["training.nepochs"] == (3, "config file")
+    # the file does not set accelerator or the bar: the CLI's front-end defaults stay
+    assert audit["execution.accelerator"] == ("auto", "front_end:cli")
+    assert audit["execution.enable_progress_bar"] == (True, "front_end:cli")
+    lr_lines = [r.getMessage() for r in caplog.records if "learning_rate" in r.getMessage()]
+    assert lr_lines == ["config execution.learning_rate = 0.02 (source: cli flag)"]
+
+
+def test_config_file_with_only_learning_rate_keeps_cli_defaults_end_to_end(tmp_path):
+    cfg = tmp_path / "f.json"
+    cfg.write_text(json.dumps({"execution": {"learning_rate": 0.001}}))
+    data = _small_npz(tmp_path / "x.npz")
+    r = run_cli("-v", "train", "--config", str(cfg), "--train-data", str(data), "--N", "16",
+                "--nepochs", "1", "--batch-size", "2", "--n-filters-scale", "1", "--learning-rate", "0.02",
+                "--disable-checkpointing", "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "(requested 'auto')" in r.stdout
+    logged = r.stderr.count("config execution.learning_rate =")
+    assert logged == 1 and "config execution.learning_rate = 0.02 (source: cli flag)" in r.stderr
+    assert "config execution.enable_progress_bar = True (source: front_end:cli)" in r.stderr
 
 
 def test_simulate_end_to_end(tmp_path):

@@ -6,8 +6,12 @@ import json
 import pytest
 
 from ptycho_nb.config import (CATEGORIES, EXECUTION_CATEGORIES, ConfigError, PyTorchExecutionConfig,
-                              dataloader_kwargs, fields_by_category, trainer_kwargs)
-from ptycho_nb.config.execution import callbacks, configure_optimizers, resolve_monitor
+                              fields_by_category)
+from ptycho_nb.config.execution import resolve_monitor
+from ptycho_nb.engine.datamodule import dataloader_kwargs
+from ptycho_nb.engine.trainer import default_callbacks as callbacks
+from ptycho_nb.engine.trainer import trainer_kwargs
+from ptycho_nb.model.optim import configure_optimizers
 from ptycho_nb.config.fields import config_fields
 
 C = PyTorchExecutionConfig
@@ -178,7 +182,7 @@ def test_trainer_kwargs_defaults_and_checkpoint_callback(tmp_path):
 def test_auto_accelerator_resolved_and_reported(caplog):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="ptycho_nb.config.execution"):
+    with caplog.at_level(logging.INFO, logger="ptycho_nb.engine.trainer"):
         kw = trainer_kwargs(C(accelerator="auto"))
     assert kw["accelerator"] in ("cpu", "cuda", "mps")
     assert "resolved to" in caplog.text
@@ -224,6 +228,19 @@ def test_configure_optimizers_applies_lr_and_scheduler(name, cls):
         assert type(out["lr_scheduler"]["scheduler"]).__name__ == cls
     if name == "Plateau":
         assert out["lr_scheduler"]["monitor"] == "train_loss"
+
+
+def test_inference_trainer_from_the_same_mapping():
+    import lightning
+
+    kw = trainer_kwargs(C(accelerator="cpu", precision="bf16-mixed", enable_progress_bar=True,
+                          enable_checkpointing=True, logger_backend="csv"), mode="infer")
+    assert kw["accelerator"] == "cpu" and kw["precision"] == "bf16-mixed" and kw["devices"] == 1
+    assert kw["logger"] is False and kw["enable_checkpointing"] is False and kw["inference_mode"]
+    assert [type(cb).__name__ for cb in kw["callbacks"]] == ["PtychoProgressBar"]
+    assert lightning.Trainer(**kw).precision == "bf16-mixed"
+    with pytest.raises(ValueError, match="mode"):
+        trainer_kwargs(C(), mode="eval")
 
 
 def test_callbacks_checkpoint_dir(tmp_path):

@@ -21,12 +21,13 @@ import pytest
 import torch
 
 import ptycho_nb
-from ptycho_nb.config import execution as exmod
+from ptycho_nb import kernel as kernel_mod
 from ptycho_nb.config.execution import PyTorchExecutionConfig
+from ptycho_nb.engine import trainer as trainer_mod
+from ptycho_nb.model import optim as optim_mod
 from ptycho_nb.model.stitching import patch_weights
 
 from ptycho_nb.workflows import inference as infer_mod
-from ptycho_nb.workflows import training as train_mod
 
 N = 32
 N_PATTERNS = 24
@@ -144,18 +145,18 @@ def ref(run):
 
 def test_accelerator_auto_resolves_to_cpu_and_is_reported(ref, monkeypatch):
     res, probe = ref
-    assert res.settings["accelerator"] == "cpu"
+    assert res.run.accelerator == "cpu"
     assert res.execution.accelerator == "auto"
     assert probe.accelerator == "CPUAccelerator"
     # 'auto' really is resolved (not passed through): with CUDA reported available it picks cuda.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert exmod.resolve_accelerator(PyTorchExecutionConfig(accelerator="auto")) == "cuda"
-    assert exmod.trainer_kwargs(PyTorchExecutionConfig(accelerator="cpu"))["accelerator"] == "cpu"
+    assert trainer_mod.resolve_accelerator(PyTorchExecutionConfig(accelerator="auto")) == "cuda"
+    assert trainer_mod.trainer_kwargs(PyTorchExecutionConfig(accelerator="cpu"))["accelerator"] == "cpu"
 
 
 def test_accelerator_explicit_cpu_and_unavailable_gpu_reaches_lightning(run, scan, tmp_path):
     res, probe = run(accelerator="cpu", n_groups=8)
-    assert res.settings["accelerator"] == "cpu" and probe.accelerator == "CPUAccelerator"
+    assert res.run.accelerator == "cpu" and probe.accelerator == "CPUAccelerator"
     # An accelerator this machine lacks is refused by Lightning itself: the field reaches Trainer.
     if torch.cuda.is_available():  # pragma: no cover - GPU machines
         pytest.skip("a GPU is present")
@@ -165,24 +166,24 @@ def test_accelerator_explicit_cpu_and_unavailable_gpu_reaches_lightning(run, sca
 
 def test_devices_used_is_one(ref, run):
     res, probe = ref
-    assert res.settings["devices"] == "auto"
-    assert res.settings["devices_used"] == 1 == probe.num_devices
+    assert res.run.devices == "auto"
+    assert res.run.devices_used == 1 == probe.num_devices
     res1, probe1 = run(devices=1, n_groups=8)
-    assert res1.settings["devices"] == 1 and res1.settings["devices_used"] == 1
+    assert res1.run.devices == 1 and res1.run.devices_used == 1
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
 def test_strategy_refused_in_notebook_kernel(scan, tmp_path, monkeypatch, strategy):
-    monkeypatch.setattr(train_mod, "in_notebook_kernel", lambda: True)
+    monkeypatch.setattr(kernel_mod, "in_notebook_kernel", lambda: True)
     with pytest.raises(ValueError, match="ddp_notebook"):
         ptycho_nb.train(scan, output_dir=tmp_path, strategy=strategy, **BASE)
     assert not (tmp_path / "wts.h5.zip").exists()
 
 
 def test_strategy_auto_accepted_in_notebook_kernel(run, monkeypatch):
-    monkeypatch.setattr(train_mod, "in_notebook_kernel", lambda: True)
+    monkeypatch.setattr(kernel_mod, "in_notebook_kernel", lambda: True)
     res, probe = run(strategy="auto", n_groups=8)
-    assert res.settings["strategy"] == "auto"
+    assert res.run.strategy == "auto"
     assert probe.strategy == "SingleDeviceStrategy"
     assert res.archive_path is not None and res.archive_path.exists()
 
@@ -224,7 +225,7 @@ def test_precision_bf16_mixed_autocasts_training_step(run, monkeypatch):
 
     monkeypatch.setattr(PINNModule, "compute_loss", recording)
     res, probe = run(precision="bf16-mixed", n_groups=8)
-    assert res.settings["precision"] == "bf16-mixed" == probe.precision
+    assert res.run.precision == "bf16-mixed" == probe.precision
     assert isinstance(probe.precision_plugin, MixedPrecision)
     assert seen and all(enabled and dtype == torch.bfloat16 for enabled, dtype in seen)
     assert np.isfinite(res.history["train_loss"]).all()
@@ -274,11 +275,11 @@ def test_gradient_clip_val_tiny_clip_nearly_freezes_updates(ref, run):
 def test_accum_steps_halves_optimizer_steps(ref, run):
     res, probe = ref
     assert probe.accumulate_grad_batches == 1
-    assert res.settings["global_step"] == sum(probe.epoch_batches) == 4
+    assert res.run.global_step == sum(probe.epoch_batches) == 4
     acc, aprobe = run(accum_steps=2, n_groups=24)  # 3 batches of 8
     assert aprobe.accumulate_grad_batches == 2
     assert aprobe.epoch_batches == [3]
-    assert acc.settings["global_step"] == math.ceil(3 / 2)
+    assert acc.run.global_step == math.ceil(3 / 2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -298,7 +299,7 @@ def test_dataloader_workers_pin_persistent_prefetch_train(run):
                      nepochs=2, n_groups=8)
     assert probe.loader == {"batch_size": 8, "num_workers": 1, "pin_memory": True,
                             "persistent_workers": True, "prefetch_factor": 3}
-    assert res.settings["epochs_run"] == 2 and len(res.history["train_loss"]) == 2
+    assert res.run.epochs_run == 2 and len(res.history["train_loss"]) == 2
     assert "epochs_completed" not in res.history  # bookkeeping metric, not history
     assert np.isfinite(res.history["train_loss"]).all()
 
@@ -323,7 +324,7 @@ def test_scheduler_default_is_constant(ref):
 
 def test_scheduler_exponential(run):
     res, probe = run(scheduler="Exponential", nepochs=3, n_groups=8, learning_rate=2e-3)
-    g = exmod.EXPONENTIAL_GAMMA
+    g = optim_mod.EXPONENTIAL_GAMMA
     assert probe.epoch_lr == pytest.approx([2e-3, 2e-3 * g, 2e-3 * g * g])
     assert probe.epoch_end_lr == pytest.approx([2e-3 * g, 2e-3 * g ** 2, 2e-3 * g ** 3])
 
@@ -337,17 +338,17 @@ def test_scheduler_cosine(run):
 
 
 def test_scheduler_plateau_constants_wired():
-    opt = exmod.configure_optimizers(PyTorchExecutionConfig(scheduler="Plateau", checkpoint_mode="max"),
+    opt = optim_mod.configure_optimizers(PyTorchExecutionConfig(scheduler="Plateau", checkpoint_mode="max"),
                                      [torch.nn.Parameter(torch.zeros(1))], max_epochs=5,
                                      has_validation=False)
     sched = opt["lr_scheduler"]["scheduler"]
-    assert sched.patience == exmod.PLATEAU_PATIENCE and sched.factor == exmod.PLATEAU_FACTOR
+    assert sched.patience == optim_mod.PLATEAU_PATIENCE and sched.factor == optim_mod.PLATEAU_FACTOR
     assert sched.mode == "max" and opt["lr_scheduler"]["monitor"] == "train_loss"
 
 
 def test_scheduler_plateau_reduces_after_patience(run, monkeypatch):
     # patience 1 instead of 10 to keep the run short; 'max' mode: a falling loss never improves.
-    monkeypatch.setattr(exmod, "PLATEAU_PATIENCE", 1)
+    monkeypatch.setattr(optim_mod, "PLATEAU_PATIENCE", 1)
     res, probe = run(scheduler="Plateau", checkpoint_mode="max", nepochs=5, n_groups=8,
                      learning_rate=2e-3)
     losses = res.history["train_loss"]
@@ -361,7 +362,7 @@ def test_scheduler_plateau_reduces_after_patience(run, monkeypatch):
         else:
             bad += 1
         if bad > 1:
-            lr, bad = lr * exmod.PLATEAU_FACTOR, 0
+            lr, bad = lr * optim_mod.PLATEAU_FACTOR, 0
     assert probe.epoch_lr == pytest.approx(expected)
     assert min(probe.epoch_lr) < 2e-3, (losses, probe.epoch_lr)  # a reduction really happened
 
@@ -414,7 +415,7 @@ def test_checkpointing_disabled(ref):
     res, probe = ref
     assert probe.checkpoint_callback is None
     assert res.best_checkpoint is None
-    assert not (pathlib.Path(res.settings["output_dir"]) / "checkpoints").exists()
+    assert not (pathlib.Path(res.run.output_dir) / "checkpoints").exists()
 
 
 def test_checkpoint_top_k_two_mode_max(run):
@@ -422,8 +423,8 @@ def test_checkpoint_top_k_two_mode_max(run):
                      nepochs=3, n_groups=8)
     ck = probe.checkpoint_callback
     assert ck.save_top_k == 2 and ck.mode == "max"
-    assert ck.monitor == "train_loss" == res.settings["monitor"]  # val_loss fell back
-    folder = pathlib.Path(res.settings["output_dir"]) / "checkpoints"
+    assert ck.monitor == "train_loss" == res.run.monitor  # val_loss fell back
+    folder = pathlib.Path(res.run.output_dir) / "checkpoints"
     losses = res.history["train_loss"]
     assert _ckpt_epochs(folder) == sorted(np.argsort(losses)[-2:].tolist())
     best = int(re.search(r"epoch=(\d+)", res.best_checkpoint.name).group(1))
@@ -438,8 +439,8 @@ def test_checkpoint_top_k_two_mode_max(run):
 def test_checkpoint_top_k_all_and_monitor_metric(run):
     res, probe = run(enable_checkpointing=True, checkpoint_save_top_k=-1,
                      checkpoint_monitor_metric="train_mae", checkpoint_mode="min", nepochs=3, n_groups=8)
-    assert probe.checkpoint_callback.monitor == "train_mae" == res.settings["monitor"]
-    folder = pathlib.Path(res.settings["output_dir"]) / "checkpoints"
+    assert probe.checkpoint_callback.monitor == "train_mae" == res.run.monitor
+    folder = pathlib.Path(res.run.output_dir) / "checkpoints"
     assert _ckpt_epochs(folder) == [0, 1, 2]
     best = int(re.search(r"epoch=(\d+)", res.best_checkpoint.name).group(1))
     assert best == int(np.argmin(res.history["train_mae"]))
@@ -447,8 +448,8 @@ def test_checkpoint_top_k_all_and_monitor_metric(run):
 
 def test_monitor_val_loss_with_validation(run):
     res, probe = run(enable_checkpointing=True, validation_fraction=0.25, n_groups=16)
-    assert res.settings["validation"] is True
-    assert res.settings["monitor"] == "val_loss" == probe.checkpoint_callback.monitor
+    assert res.run.validation is True
+    assert res.run.monitor == "val_loss" == probe.checkpoint_callback.monitor
     assert "val_loss" in res.history
 
 
@@ -461,7 +462,7 @@ def test_early_stop_patience(run):
     losses = res.history["train_loss"]
     # stop at the first epoch that does not exceed the best so far (patience 1)
     expected = next(i for i in range(1, 10) if losses[i] <= max(losses[:i])) + 1
-    assert res.settings["epochs_run"] == len(losses) == expected
+    assert res.run.epochs_run == len(losses) == expected
     assert expected < 10
     assert expected == 2  # the loss falls from epoch 0 to 1: 'max' sees no improvement
 
@@ -476,7 +477,7 @@ def test_logger_csv_writes_metrics(run):
 
     res, probe = run(logger_backend="csv", nepochs=2, n_groups=8)
     assert isinstance(probe.logger, CSVLogger)
-    files = list(pathlib.Path(res.settings["output_dir"]).rglob("metrics.csv"))
+    files = list(pathlib.Path(res.run.output_dir).rglob("metrics.csv"))
     assert len(files) == 1
     text = files[0].read_text()
     assert "train_loss" in text.splitlines()[0]
@@ -486,7 +487,7 @@ def test_logger_csv_writes_metrics(run):
 def test_logger_none_writes_nothing(ref):
     res, probe = ref
     assert probe.logger is None
-    assert not list(pathlib.Path(res.settings["output_dir"]).rglob("metrics.csv"))
+    assert not list(pathlib.Path(res.run.output_dir).rglob("metrics.csv"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -510,10 +511,10 @@ def infer_loaders(monkeypatch):
 
 def test_inference_batch_size(ref, scan, infer_loaders):
     rec = ptycho_nb.infer(ref[0], scan, inference_batch_size=7)
-    assert rec.settings["batch_size"] == 7
+    assert rec.run.batch_size == 7
     assert infer_loaders[-1].batch_size == 7 and len(infer_loaders[-1]) == math.ceil(N_PATTERNS / 7)
     rec = ptycho_nb.infer(ref[0], scan)
-    assert rec.settings["batch_size"] == 8 == infer_loaders[-1].batch_size  # the training batch size
+    assert rec.run.batch_size == 8 == infer_loaders[-1].batch_size  # the training batch size
     assert rec.patches.shape == (N_PATTERNS, N, N)
 
 
@@ -537,7 +538,7 @@ def test_patch_weights_middle_trim(scan):
 def test_middle_trim_changes_the_object(ref, scan):
     r0 = ptycho_nb.infer(ref[0], scan, middle_trim=0)
     r4 = ptycho_nb.infer(ref[0], scan, middle_trim=4)
-    assert r4.settings["middle_trim"] == 4
+    assert r4.run.middle_trim == 4
     assert r0.object.shape == r4.object.shape and r0.offset == r4.offset
     assert not np.allclose(r0.object, r4.object)
     assert r4.weight.sum() < r0.weight.sum()
@@ -553,7 +554,7 @@ def test_pad_eval_grows_frame_and_keeps_full_border_patches(ref, scan, trim):
     plain = ptycho_nb.infer(ref[0], scan, middle_trim=trim, pad_eval=False)
     padded = ptycho_nb.infer(ref[0], scan, middle_trim=trim, pad_eval=True)
     margin = N // 2 - trim
-    assert padded.settings["pad_eval"] is True
+    assert padded.run.pad_eval is True
     assert padded.object.shape == (plain.object.shape[0] + 2 * margin, plain.object.shape[1] + 2 * margin)
     assert padded.offset == (plain.offset[0] - margin, plain.offset[1] - margin)
     # the two frames agree where they overlap
@@ -577,12 +578,12 @@ class _Stop(Exception):
 
 def test_legacy_bridge_before_loading_and_model(scan_file, tmp_path, monkeypatch):
     import ptycho_nb.config.legacy as legacy
-    import ptycho_nb.data as data_mod
+    import ptycho_nb.workflows.payload as payload_mod
     from ptycho_nb import params
     from ptycho_nb.model.lightning_module import PINNModule
 
     order: list[str] = []
-    real_update, real_load = legacy.update_legacy_dict, data_mod.load
+    real_update, real_load = legacy.update_legacy_dict, payload_mod.load_data
 
     def update(cfg, config):
         order.append("legacy:" + type(config).__name__)
@@ -597,7 +598,7 @@ def test_legacy_bridge_before_loading_and_model(scan_file, tmp_path, monkeypatch
         raise _Stop
 
     monkeypatch.setattr(legacy, "update_legacy_dict", update)
-    monkeypatch.setattr(data_mod, "load", load)
+    monkeypatch.setattr(payload_mod, "load_data", load)
     monkeypatch.setattr(PINNModule, "__init__", init)
     monkeypatch.setattr(params, "cfg", {})
     with pytest.raises(_Stop):

@@ -8,6 +8,9 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
+import ipywidgets as w
+import traitlets
+
 from ptycho_nb import (InferenceConfig, ModelConfig, PyTorchExecutionConfig, TrainingConfig)
 from ptycho_nb.config import FRONT_END_DEFAULTS, ConfigError, read_config_file
 from ptycho_nb.notebook import (INVALID_CLASS, CheckpointLoggingBuilder, ConfigBuilder,
@@ -43,9 +46,10 @@ def test_widget_kinds_follow_metadata():
     assert "gradient_clip_val" in b.unset_controls and "num_workers" not in b.unset_controls
     assert b.controls["learning_rate"].tooltip.startswith("Adam learning rate")
     m = ModelConfigBuilder()
-    assert "[pixels]" in m._rows["N"].label.value
-    assert [t for t in b.widget.titles] == ["trainer", "dataloader", "optimizer",
-                                            "checkpoint/logging", "inference", "ux"]
+    assert "[pixels]" in m.labels["N"].value
+    assert isinstance(b, w.Tab) and isinstance(m, w.VBox)  # the forms are widgets themselves
+    assert list(b.titles) == ["trainer", "dataloader", "optimizer", "checkpoint/logging",
+                              "inference", "ux"]
 
 
 def test_front_end_defaults_are_initial_and_labelled():
@@ -53,8 +57,8 @@ def test_front_end_defaults_are_initial_and_labelled():
     assert b.value == PyTorchExecutionConfig(**FRONT_END_DEFAULTS)
     assert b.controls["accelerator"].value == "auto"
     assert b.controls["enable_progress_bar"].value is True
-    assert "front-end default" in b.builders["trainer"]._rows["accelerator"].label.value
-    assert "front-end default" not in b.builders["trainer"]._rows["precision"].label.value
+    assert "front-end default" in b.labels["accelerator"].value
+    assert "front-end default" not in b.labels["precision"].value
     assert ExecutionConfigBuilder(front_end=None).value == PyTorchExecutionConfig()
 
 
@@ -65,8 +69,10 @@ def test_negative_workers_marked_with_api_message():
     assert not b.valid and b.errors == {"num_workers": msg}
     assert _marked(b.controls["num_workers"])
     assert html.escape(msg) in b.messages["num_workers"].value  # shown beside the control
-    with pytest.raises(ValueError, match="num_workers=-1"):
-        _ = b.value
+    assert b.value.num_workers == 0  # value keeps the last valid config
+    with pytest.raises(ConfigError, match="num_workers=-1") as info:
+        b.config()
+    assert str(info.value) == msg and info.value.fields == ("num_workers",)
     b.controls["num_workers"].value = "2"
     assert b.valid and b.errors == {} and b.value.num_workers == 2
     assert not _marked(b.controls["num_workers"]) and b.messages["num_workers"].value == ""
@@ -125,10 +131,10 @@ def test_optional_unset_toggle_gives_none():
     assert d.valid and d.value.prefetch_factor is None
 
 
-def test_observe_called_with_valid_config_only():
+def test_observe_value_called_with_valid_config_only():
     seen = []
     b = OptimizerBuilder()
-    b.observe(seen.append)
+    b.observe(lambda change: seen.append(change["new"]), names="value")
     b.controls["learning_rate"].value = "bad"
     assert seen == []
     b.controls["scheduler"].value = "Cosine"
@@ -212,7 +218,157 @@ def test_external_errors_mark_and_invalidate():
     b = InferenceExecutionBuilder()
     b.set_external_errors({"middle_trim": "too big", "N": "not here"})
     assert b.errors == {"middle_trim": "too big"} and not b.valid and _marked(b.controls["middle_trim"])
-    with pytest.raises(ValueError):
-        _ = b.value
+    with pytest.raises(ConfigError, match="middle_trim: too big"):
+        b.config()
+    assert b.value == PyTorchExecutionConfig(**FRONT_END_DEFAULTS)  # not held back
     b.set_external_errors({})
     assert b.valid
+
+
+def test_errors_trait_and_value_notifications():
+    b = DataLoaderBuilder()
+    values, errors = [], []
+    b.observe(lambda change: values.append(change["new"]), names="value")
+    b.observe(lambda change: errors.append(change["new"]), names="errors")
+    b.controls["num_workers"].value = "-1"  # invalid: errors change, value does not
+    assert values == [] and errors == [{"num_workers": _api_message(num_workers=-1)}]
+    b.controls["num_workers"].value = "abc"
+    assert values == [] and len(errors) == 2
+    errors_seen_by_value_observer = []
+    b.observe(lambda _c: errors_seen_by_value_observer.append(b.errors), names="value")
+    b.controls["num_workers"].value = "3"
+    assert [v.num_workers for v in values] == [3] and errors[-1] == {}
+    assert errors_seen_by_value_observer == [{}]  # value and errors change together
+    b.controls["num_workers"].value = " +3"  # the same config: no notification
+    assert len(values) == 1 and len(errors) == 3
+
+
+def test_config_raises_one_short_error_naming_every_field():
+    b = ExecutionConfigBuilder()
+    b.controls["learning_rate"].value = "x"
+    b.controls["persistent_workers"].value = True
+    with pytest.raises(ConfigError) as info:
+        b.config()
+    assert set(info.value.fields) == {"learning_rate", "persistent_workers", "num_workers"}
+    text = str(info.value)
+    assert _api_message(learning_rate="x") in text
+    assert text.count(_api_message(persistent_workers=True, num_workers=0)) == 1  # once
+    with pytest.raises(ConfigError):
+        b.to_json()
+
+
+def test_assigning_value_shows_it_in_the_controls():
+    b = OptimizerBuilder()
+    b.controls["learning_rate"].value = "3e-4"
+    assert b.value.learning_rate == 3e-4
+    b.value = b.value.replace(scheduler="Cosine")
+    assert b.controls["scheduler"].value == "Cosine"
+    assert b.controls["learning_rate"].value == "3e-4"  # shows the same number: left as typed
+    b.value = {"learning_rate": 0.01}  # a mapping goes through from_dict
+    assert b.controls["learning_rate"].value == "0.01" and b.controls["scheduler"].value == "Default"
+    assert b.valid and b.value == PyTorchExecutionConfig(learning_rate=0.01)
+    with pytest.raises(traitlets.TraitError):
+        b.value = ModelConfig()
+    t = TrainingConfigBuilder()
+    t.value = t.value.replace(seed=None, train_data_file="scan.npz")
+    assert t.unset_controls["seed"].value is True and t.controls["seed"].disabled
+    assert t.unset_controls["train_data_file"].value is False
+    assert t.controls["train_data_file"].value == "scan.npz"
+
+
+def test_load_also_replaces_entries_that_did_not_parse():
+    b = OptimizerBuilder()
+    b.controls["learning_rate"].value = "oops"
+    b.value = b.value  # unchanged: no control is touched
+    assert b.controls["learning_rate"].value == "oops" and not b.valid
+    b.load(b.value)
+    assert b.valid and b.controls["learning_rate"].value == repr(b.value.learning_rate)
+
+
+def test_failed_load_leaves_the_form_consistent_and_responsive():
+    b = TrainerBuilder()
+    bad = PyTorchExecutionConfig(precision="64-true", devices=1)
+    object.__setattr__(bad, "strategy", "telepathy")  # no such choice: the Dropdown refuses it
+    seen = []
+    b.observe(lambda change: seen.append(change["new"]), names="value")
+    with pytest.raises(traitlets.TraitError):
+        b.load(bad)
+    # what was shown before the failure is validated; the value matches the controls
+    assert b.valid and b.controls["devices"].value == "1" and b.value.devices == 1
+    assert b.value.strategy == b.controls["strategy"].value != "telepathy"
+    assert seen and seen[-1] == b.value
+    b.controls["accum_steps"].value = "0"  # still listening
+    assert "accum_steps" in b.errors and _marked(b.controls["accum_steps"])
+    b.controls["accum_steps"].value = "2"
+    assert b.valid and seen[-1].accum_steps == 2
+    b.load(PyTorchExecutionConfig(precision="64-true"))
+    assert b.controls["precision"].value == "64-true" and b.value.devices == "auto"
+
+
+def test_execution_tabs_share_the_whole_config():
+    b = ExecutionConfigBuilder()
+    b.controls["learning_rate"].value = "0.02"
+    b.controls["num_workers"].value = "2"
+    assert all(tab.value == b.value for tab in b.builders.values())
+    b.controls["accum_steps"].value = "0"  # left invalid in the trainer tab
+    b.controls["scheduler"].value = "Cosine"
+    assert b.controls["accum_steps"].value == "0" and set(b.errors) == {"accum_steps"}
+    assert b.value.scheduler == "Cosine" and b.value.accum_steps == 1
+    seen = []
+    b.observe(lambda change: seen.append(change["new"]), names="value")
+    cfg = PyTorchExecutionConfig(precision="64-true", num_workers=1, learning_rate=0.5, pad_eval=True)
+    b.value = cfg
+    assert seen == [cfg] and b.value == cfg  # one notification, no intermediate configs
+    assert b.controls["precision"].value == "64-true" and b.controls["pad_eval"].value is True
+    assert b.controls["accum_steps"].value == "0" and not b.valid  # unchanged field: entry kept
+    b.load(cfg)
+    assert b.valid and b.controls["accum_steps"].value == "1" and seen == [cfg]
+    b.set_external_errors({"middle_trim": "too big", "N": "elsewhere"})
+    assert b.errors == {"middle_trim": "too big"} and _marked(b.controls["middle_trim"])
+    assert b.builders["inference"].errors == {"middle_trim": "too big"}
+
+
+class _LearningRateForm(w.VBox):
+    """A tab with nothing but the public interface: ``value``/``errors`` traits and the dicts."""
+
+    TITLE = "lr"
+    value = traitlets.Any()
+    errors = traitlets.Dict()
+
+    def __init__(self, initial=None, front_end=None):
+        self.text = w.Text("0.001")
+        self.controls = {"learning_rate": self.text}
+        self.unset_controls, self.messages, self.labels = {}, {}, {}
+        super().__init__([self.text])
+        self.value = initial or PyTorchExecutionConfig()
+        self.text.observe(self._typed, names="value")
+
+    def _typed(self, change):
+        try:
+            self.value, self.errors = self.value.replace(learning_rate=float(change["new"])), {}
+        except ValueError as exc:
+            self.errors = {"learning_rate": str(exc)}
+
+    def set_external_errors(self, errors):
+        self.external = dict(errors)
+
+    def load(self, config):
+        self.value = config
+
+
+def test_execution_builder_needs_only_the_tabs_public_traits():
+    class TwoTabs(ExecutionConfigBuilder):
+        BUILDERS = (_LearningRateForm, DataLoaderBuilder)
+
+    b = TwoTabs()
+    lr_tab, loader_tab = b.builders.values()
+    lr_tab.text.value = "0.25"
+    b.controls["num_workers"].value = "3"
+    assert (b.value.learning_rate, b.value.num_workers) == (0.25, 3)
+    assert lr_tab.value == loader_tab.value == b.value
+    lr_tab.text.value = "-1"
+    assert set(b.errors) == {"learning_rate"} and b.value.learning_rate == 0.25
+    b.value = b.value.replace(pin_memory=True, learning_rate=0.5)
+    assert lr_tab.value.learning_rate == 0.5 and b.controls["pin_memory"].value is True
+    b.set_external_errors({"num_workers": "too many"})
+    assert lr_tab.external == {"num_workers": "too many"} and "num_workers" in b.errors

@@ -11,10 +11,11 @@ import time
 import pytest
 
 import ptycho_nb
-from ptycho_nb.config.execution import PyTorchExecutionConfig, callbacks
-from ptycho_nb.notebook.live import TEXT_PLAIN, LivePlot, resolve_plot_every
-from ptycho_nb.notebook.progress import PtychoProgressBar
-from ptycho_nb.workflows import training as training_mod
+from ptycho_nb import kernel as kernel_mod
+from ptycho_nb.config.execution import PyTorchExecutionConfig
+from ptycho_nb.engine.callbacks.live_plot import TEXT_PLAIN, LivePlot, resolve_plot_every
+from ptycho_nb.engine.callbacks.progress import PtychoProgressBar
+from ptycho_nb.engine.trainer import default_callbacks as callbacks
 
 TINY = dict(N=32, object_shape=(80, 80), n_positions=30, step=5.0)
 FAST = dict(batch_size=8, n_filters_scale=1)
@@ -44,7 +45,7 @@ def fake_kernel(monkeypatch):
         calls.append(("display", obj, kw))
         return _Handle(calls) if kw.get("display_id") else None
 
-    monkeypatch.setattr(training_mod, "in_notebook_kernel", lambda: True)
+    monkeypatch.setattr(kernel_mod, "in_notebook_kernel", lambda: True)
     monkeypatch.setattr(IPython.display, "display", display)
     return calls
 
@@ -64,7 +65,7 @@ def test_plot_every_n_epochs_field():
 def test_resolve_plot_every(monkeypatch):
     assert resolve_plot_every(None) == 0  # not in a kernel here
     assert resolve_plot_every(0) == 0 and resolve_plot_every(3) == 3
-    monkeypatch.setattr(training_mod, "in_notebook_kernel", lambda: True)
+    monkeypatch.setattr(kernel_mod, "in_notebook_kernel", lambda: True)
     assert resolve_plot_every(None) == "auto"
     assert resolve_plot_every(0) == 0
     with pytest.raises(ValueError, match="plot_every_n_epochs"):
@@ -84,7 +85,7 @@ def test_live_plot_updates_one_display(scan, tmp_path, fake_kernel):
     assert all(c[1]["text/plain"] == TEXT_PLAIN for c in shown)
     assert all(c[1]["image/png"].startswith(b"\x89PNG") for c in shown)
     assert shown[1][1]["image/png"] != shown[2][1]["image/png"]  # it really redraws
-    assert r.settings["plot_every_n_epochs"] == 1
+    assert r.run.plot_every_n_epochs == 1
 
 
 def test_live_plot_every_k_and_final(scan, tmp_path, fake_kernel):
@@ -100,17 +101,17 @@ def test_live_plot_every_k_and_final(scan, tmp_path, fake_kernel):
     fake_kernel.clear()
     # 0 = off
     r = ptycho_nb.train(scan, output_dir=tmp_path / "c", nepochs=2, plot_every_n_epochs=0, **FAST)
-    assert _images(fake_kernel) == [] and r.settings["plot_every_n_epochs"] == 0
+    assert _images(fake_kernel) == [] and r.run.plot_every_n_epochs == 0
 
 
 def test_live_plot_auto_by_kernel_detection(scan, tmp_path, fake_kernel, monkeypatch):
     r = ptycho_nb.train(scan, output_dir=tmp_path / "a", nepochs=1, **FAST)  # None = auto, "in a kernel"
     assert [c[0] for c in _images(fake_kernel)] == ["display"]
-    assert r.settings["plot_every_n_epochs"] == "auto"
+    assert r.run.plot_every_n_epochs == "auto"
     fake_kernel.clear()
-    monkeypatch.setattr(training_mod, "in_notebook_kernel", lambda: False)
+    monkeypatch.setattr(kernel_mod, "in_notebook_kernel", lambda: False)
     r = ptycho_nb.train(scan, output_dir=tmp_path / "b", nepochs=1, **FAST)  # auto outside: off
-    assert fake_kernel == [] and r.settings["plot_every_n_epochs"] == 0
+    assert fake_kernel == [] and r.run.plot_every_n_epochs == 0
 
 
 def test_live_plot_outside_kernel_writes_path_only(scan, tmp_path, capsys):

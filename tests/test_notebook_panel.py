@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import ptycho_nb
-from ptycho_nb import PyTorchExecutionConfig
+from ptycho_nb import ModelConfig, PyTorchExecutionConfig
 from ptycho_nb.notebook import INVALID_CLASS, Panel, start_training
 
 TINY = dict(N=32, object_shape=(80, 80), n_positions=30, step=5.0)
@@ -27,12 +27,14 @@ def test_background_training_stops_early_with_usable_result(scan, tmp_path):
     while handle.callback.batches < 3 and not handle.done and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not handle.done, handle.error
+    assert handle.wait(timeout=0.01) is False  # still running
     t0 = time.monotonic()
     handle.stop()
+    assert handle.wait(timeout=30) is True
     result = handle.join(timeout=30)
     assert handle.done and handle.error is None and result is handle.result
     assert time.monotonic() - t0 < 5
-    assert result.settings["epochs_run"] < 200
+    assert result.run.epochs_run < 200
     rec = ptycho_nb.infer(result, scan)  # the model is usable
     assert rec.object.shape[0] > 0
 
@@ -68,6 +70,25 @@ def test_panel_cross_config_rule_marks_both(tmp_path):
     assert q.configs() == p.configs()
 
 
+def test_panel_follows_the_forms_values_and_errors():
+    p = Panel()
+    assert p.valid
+    p.model_builder.value = p.model_builder.value.replace(N=32)  # no control event needed
+    assert p.model_builder.controls["N"].value == "32" and p.valid
+    p.execution_builder.value = p.execution_builder.value.replace(middle_trim=16)
+    assert p.train_button.disabled and "middle_trim" in p.status.value
+    assert INVALID_CLASS in p.model_builder.controls["N"]._dom_classes
+    p.model_builder.load(ModelConfig(N=64))
+    assert p.valid and not p.train_button.disabled
+    assert INVALID_CLASS not in p.execution_builder.controls["middle_trim"]._dom_classes
+    p.training_builder.controls["nepochs"].value = "zero"  # an invalid entry: errors only
+    assert p.train_button.disabled and "training.nepochs" in p.status.value
+    p.execution_builder.controls["learning_rate"].value = "0.01"  # another form's change
+    assert p.train_button.disabled and "training.nepochs" in p.status.value
+    p.training_builder.controls["nepochs"].value = "3"
+    assert p.valid and p.configs()["training"].nepochs == 3
+
+
 def test_panel_train_stop_reconstruct(scan, tmp_path):
     p = Panel(data=scan)
     p.model_builder.controls["N"].value = "32"
@@ -87,20 +108,22 @@ def test_panel_train_stop_reconstruct(scan, tmp_path):
     p.stop_button.click()
     p.join(timeout=30)
     assert handle.done and handle.error is None
-    assert p.result is not None and p.result.settings["epochs_run"] < 100
+    assert p.result is not None and p.result.run.epochs_run < 100
     assert not p.train_button.disabled and not p.reconstruct_button.disabled and p.stop_button.disabled
     p.reconstruct_button.click()
     assert p.reconstruction is not None
 
 
-def test_train_background_true_returns_a_stoppable_handle(tmp_path):
+def test_start_training_returns_a_stoppable_handle(tmp_path):
     import time
 
     import ptycho_nb
 
     data = ptycho_nb.simulate(N=32, object_shape=(80, 80), n_positions=30, step=5.0, seed=5)
-    handle = ptycho_nb.train(data, background=True, output_dir=tmp_path, nepochs=500, batch_size=4,
-                             n_filters_scale=1)
+    # train() always returns a TrainResult; background=True says where to go instead
+    with pytest.raises(TypeError, match="start_training"):
+        ptycho_nb.train(data, background=True, output_dir=tmp_path)
+    handle = start_training(data, output_dir=tmp_path, nepochs=500, batch_size=4, n_filters_scale=1)
     t0 = time.perf_counter()
     while handle.running and handle.callback.batches < 3 and time.perf_counter() - t0 < 60:
         time.sleep(0.05)
@@ -108,5 +131,5 @@ def test_train_background_true_returns_a_stoppable_handle(tmp_path):
     handle.stop()
     result = handle.join(timeout=60)
     assert time.perf_counter() - t_stop < 10
-    assert result is handle.result and result.settings["epochs_run"] < 500
+    assert result is handle.result and result.run.epochs_run < 500
     assert result.archive_path.exists()

@@ -38,7 +38,7 @@ def test_train_result(trained):
     assert trained.best_checkpoint is not None and trained.best_checkpoint.exists()
     assert len(trained.history["train_loss"]) == 1 and len(trained.history["val_loss"]) == 1
     assert np.isfinite(trained.history["train_loss"][0])
-    assert trained.settings["accelerator"] == "cpu" and trained.settings["epochs_run"] == 1
+    assert trained.run.accelerator == "cpu" and trained.run.epochs_run == 1
     sources = {e.field: e.source for e in trained.audit}
     assert sources["training.nepochs"] == "override"
     assert sources["execution.accelerator"] == "default"
@@ -91,7 +91,7 @@ def test_reconstruction_of_unseen_scan(trained, scans, tmp_path):
     assert rec.offset == (int(np.floor(test.ycoords.min())), int(np.floor(test.xcoords.min())))
     assert rec.object.shape == (int(np.ceil(test.ycoords.max())) + 1 - rec.offset[0],
                                 int(np.ceil(test.xcoords.max())) + 1 - rec.offset[1])
-    assert rec.timings["patterns_per_s"] > 0
+    assert rec.timings.patterns_per_s > 0
     m = rec.compare()
     assert set(m) >= {"phase_ssim", "amplitude_ssim", "phase_psnr", "phase_frc_1_7"}
     paths = rec.save(tmp_path / "out")
@@ -112,8 +112,8 @@ def test_refinement_fits_the_scan_better_than_the_network_alone(trained, scans):
     test = scans[1]
     net = ptycho_nb.infer(trained, test, refine_epochs=0, pad_eval=True)
     ref = ptycho_nb.infer(trained, test, refine_epochs=5, pad_eval=True)
-    assert net.settings["refine_epochs"] == 0 and net.timings["refine_s"] == 0
-    assert ref.timings["refine_s"] > 0 and len(ref.settings["refine_loss"]) == 5
+    assert net.run.refine_epochs == 0 and net.timings.refine_s == 0
+    assert ref.timings.refine_s > 0 and len(ref.run.refine_loss) == 5
     assert net.offset == ref.offset and net.object.shape == ref.object.shape
     probe = trained.module.effective_probe.detach()
     scale = trained.module.intensity_scale.detach()
@@ -165,7 +165,7 @@ def test_keyboard_interrupt_keeps_the_model_and_the_kernel_usable(scans, tmp_pat
     before = signal.getsignal(signal.SIGINT)
     r = ptycho_nb.train(scans[0], output_dir=tmp_path / "a", callbacks=[_Interrupt()],
                         **{**FAST, "nepochs": 5})
-    assert r.interrupted and r.settings["epochs_run"] < 5
+    assert r.interrupted and r.run.epochs_run < 5
     assert r.archive_path.exists() and ptycho_nb.load_model(r.archive_path) is not None
     assert signal.getsignal(signal.SIGINT) is before  # Lightning leaves SIGINT ignored otherwise
     again = ptycho_nb.train(scans[0], output_dir=tmp_path / "b", **FAST)  # a second run starts

@@ -1,6 +1,6 @@
 """Canonical configs: the model, training and inference settings that define a reconstruction.
 
-These are the physics/data/training settings (design.md §5). Runtime knobs live in
+These are the physics/data/training settings (spec §5). Runtime knobs live in
 :class:`~ptycho_nb.config.execution.PyTorchExecutionConfig`. The legacy flat dict
 (``ptycho_nb.params.cfg``) is filled from these configs only, by
 :func:`~ptycho_nb.config.legacy.update_legacy_dict`.
@@ -107,7 +107,7 @@ class TrainingConfig(ConfigBase):
     )
     neighbor_count: int = config_field(
         4, category="data", kind="int", min=1, flags=("--neighbor-count",), modes=_TRAIN,
-        lands="grouping", rule="≥ gridsize² (checked by the factories)",
+        lands="grouping", rule="≥ gridsize² (checked by check_compatible)",
         help="Nearest neighbours considered when grouping patterns.",
     )
     validation_fraction: float = config_field(

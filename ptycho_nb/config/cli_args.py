@@ -1,22 +1,23 @@
-"""argparse arguments generated from field metadata, and the one place flags become configs.
+"""argparse arguments generated from field metadata, and the layers a command line gives.
 
 Every generated argument has ``default=argparse.SUPPRESS``: a flag absent from the namespace was
 not typed, so the precedence typed flag > ``--config FILE.json`` > front-end default > dataclass
-default can be applied exactly. The help text shows the default the CLI really uses.
+default is applied exactly, by :func:`ptycho_nb.config.precedence.resolve` (once per run, in the
+payload preparation). This module only turns a parsed command line into its two layers
+(:func:`cli_layers`). The help text shows the default the CLI really uses.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .canonical import InferenceConfig, ModelConfig, TrainingConfig
 from .execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
-from .factories import AuditEntry, merge_config
 from .fields import ConfigError, config_fields, describe_rule, format_value
+from .precedence import Layer
 from .serialize import read_config_file
 
 __all__ = [
@@ -25,14 +26,11 @@ __all__ = [
     "add_config_arguments",
     "add_execution_arguments",
     "add_common_arguments",
-    "build_execution_config_from_args",
-    "build_canonical_configs_from_args",
+    "cli_layers",
     "cli_default",
     "typed_values",
     "DEPRECATED_DEVICE_FLAG",
 ]
-
-log = logging.getLogger(__name__)
 
 MODES = ("train", "infer")
 #: Config classes whose flags each command exposes (section name → class).
@@ -161,40 +159,8 @@ def typed_values(args: argparse.Namespace, cls: type, mode: str) -> dict[str, An
     return out
 
 
-def _file_section(args: argparse.Namespace, section: str) -> dict[str, Any] | None:
-    path = getattr(args, "_config", None)
-    if path is None:
-        return None
-    return read_config_file(path).get(section)
-
-
-def _log(audit: Iterable[AuditEntry], rename: dict[str, str], defaults: Any) -> None:
-    for e in audit:
-        source = rename.get(e.source, e.source)
-        if e.source == "default":
-            continue
-        name = e.field.split(".", 1)[1]
-        if e.source.endswith("_config") and getattr(defaults, name) == e.value:
-            continue
-        log.info("config %s = %r (source: %s)", e.field, e.value, source)
-
-
-def build_execution_config_from_args(args: argparse.Namespace, mode: str) -> PyTorchExecutionConfig:
-    """Turn parsed CLI flags into a :class:`PyTorchExecutionConfig` (the only place this happens).
-
-    Precedence: typed flags > ``--config`` file > CLI front-end defaults (accelerator 'auto',
-    progress bar on) > dataclass defaults. ``--device`` is a deprecated alias of
-    ``--accelerator`` (DeprecationWarning; ignored when ``--accelerator`` is typed);
-    ``--disable_mlflow`` means ``--logger none``; ``--quiet`` sets ``enable_progress_bar=False``.
-
-    Raises
-    ------
-    ValueError
-        A bad value (:class:`ConfigError` naming the field), an unknown key in the config file.
-    FileNotFoundError
-        A ``--config`` file that does not exist.
-    """
-    _check_mode(mode)
+def _typed_execution(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """Typed execution flags, with the legacy aliases ``--device`` and ``--disable_mlflow`` mapped."""
     typed = typed_values(args, PyTorchExecutionConfig, mode)
     device = getattr(args, "_device", None)
     if device is not None:
@@ -202,45 +168,49 @@ def build_execution_config_from_args(args: argparse.Namespace, mode: str) -> PyT
             f"{DEPRECATED_DEVICE_FLAG} is deprecated; use --accelerator "
             + ("(--accelerator was given and wins)" if "accelerator" in typed else
                f"(mapping {DEPRECATED_DEVICE_FLAG} {device} to --accelerator {device.split(':')[0]})"),
-            DeprecationWarning, stacklevel=2,
+            DeprecationWarning, stacklevel=3,
         )
         if "accelerator" not in typed:
             typed["accelerator"] = device.split(":")[0]
     if getattr(args, "_disable_mlflow", False):
-        if typed.get("logger_backend") not in (None, "none") :
+        if typed.get("logger_backend") not in (None, "none"):
             raise ConfigError(
                 f"--disable_mlflow conflicts with --logger {typed['logger_backend']}: "
                 "logger_backend cannot be both",
                 fields=("logger_backend",), value=typed["logger_backend"],
             )
         typed["logger_backend"] = None
-    file_data = _file_section(args, "execution")
-    file_obj = PyTorchExecutionConfig.from_dict(file_data) if file_data is not None else None
-    cfg, audit = merge_config(
-        PyTorchExecutionConfig, file_obj, typed, section="execution",
-        front_end="cli", front_end_defaults=FRONT_END_DEFAULTS,
-    )
-    _log(audit, {"override": "cli flag", "execution_config": "config file"}, PyTorchExecutionConfig())
-    return cfg
+    return typed
 
 
-def build_canonical_configs_from_args(args: argparse.Namespace, mode: str) -> dict[str, Any]:
-    """The canonical configs of ``mode`` from typed flags > ``--config`` file > defaults.
+def cli_layers(args: argparse.Namespace, mode: str) -> list[Layer]:
+    """The layers a parsed command line gives, lowest precedence first.
 
-    Returns
-    -------
-    dict
-        ``{'model': ModelConfig, 'training': TrainingConfig}`` for train,
-        ``{'inference': InferenceConfig}`` for infer.
+    ``[config file, cli flag]``: the ``--config FILE.json`` sections (only the fields the file
+    holds; absent when no file was given), then the flags the user typed. The front-end defaults
+    and the dataclass defaults lie below them; :func:`ptycho_nb.config.precedence.resolve` applies
+    all of them once. ``--device`` is a deprecated alias of ``--accelerator``
+    (DeprecationWarning; ignored when ``--accelerator`` is typed); ``--disable_mlflow`` means
+    ``--logger none``; ``--quiet`` sets ``enable_progress_bar=False``.
+
+    Raises
+    ------
+    ValueError
+        Conflicting legacy flags, a config file that is not a JSON object or has an unknown
+        section.
+    FileNotFoundError
+        A ``--config`` file that does not exist.
     """
     _check_mode(mode)
-    out = {}
+    layers: list[Layer] = []
+    path = getattr(args, "_config", None)
+    if path is not None:
+        sections = read_config_file(path)
+        layers.append(Layer("config file", {s: v for s, v in sections.items() if s in MODE_CLASSES[mode]},
+                            where=f"config file {path}"))
+    typed: dict[str, dict[str, Any]] = {}
     for section, cls in MODE_CLASSES[mode].items():
-        if cls is PyTorchExecutionConfig:
-            continue
-        file_data = _file_section(args, section)
-        file_obj = cls.from_dict(file_data) if file_data is not None else None
-        cfg, audit = merge_config(cls, file_obj, typed_values(args, cls, mode), section=section)
-        _log(audit, {"override": "cli flag", f"{section}_config": "config file"}, cls())
-        out[section] = cfg
-    return out
+        typed[section] = (_typed_execution(args, mode) if cls is PyTorchExecutionConfig
+                          else typed_values(args, cls, mode))
+    layers.append(Layer("cli flag", typed, where="command line"))
+    return layers

@@ -1,9 +1,10 @@
 """The PyTorch execution configuration: runtime knobs of training and inference only.
 
 :class:`PyTorchExecutionConfig` never changes the physics or the data. Each field is declared once
-with its metadata (see :mod:`ptycho_nb.config.fields`); the functions below map a config onto the
-Lightning ``Trainer``, the ``DataLoader``, the callbacks and the optimizer, so that every field
-lands somewhere real.
+with its metadata (see :mod:`ptycho_nb.config.fields`), including where it lands; the engine
+(:mod:`ptycho_nb.engine.trainer`, :mod:`ptycho_nb.engine.datamodule`) and the model's optimizer
+(:mod:`ptycho_nb.model.optim`) map a config onto Lightning, the DataLoader and Adam. This module
+is inert vocabulary: it imports no torch and no Lightning.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-import os
-from typing import Any, Iterable
+from typing import Any
 
 from .fields import ConfigError, config_field, validate_fields
 from .serialize import ConfigBase
@@ -27,13 +27,11 @@ __all__ = [
     "LOGGER_BACKENDS",
     "MONITOR_METRICS",
     "FRONT_END_DEFAULTS",
-    "trainer_kwargs",
-    "dataloader_kwargs",
-    "callbacks",
+    "LIVE_PLOT_BUDGET",
+    "EXPONENTIAL_GAMMA",
+    "PLATEAU_FACTOR",
+    "PLATEAU_PATIENCE",
     "resolve_monitor",
-    "resolve_accelerator",
-    "build_logger",
-    "configure_optimizers",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,14 +41,15 @@ STRATEGIES = ("auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_note
 #: Strategies that work inside a Jupyter kernel (no re-launch of the script).
 KERNEL_SAFE_STRATEGIES = ("auto", "single_device", "ddp_notebook", "ddp_fork")
 PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
-#: Schedulers :func:`configure_optimizers` really applies.
+#: Schedulers :func:`ptycho_nb.model.optim.configure_optimizers` really applies.
 SCHEDULERS = ("Default", "Exponential", "Cosine", "Plateau")
 LOGGER_BACKENDS = ("none", "csv", "tensorboard", "mlflow")
 #: Metrics the training module logs (per epoch).
 MONITOR_METRICS = ("val_loss", "train_loss", "val_nll", "train_nll", "val_mae", "train_mae")
 #: ``plot_every_n_epochs=None`` (auto) in a notebook kernel: the live view redraws whenever the
 #: training time since its last redraw is at least (last redraw time) / LIVE_PLOT_BUDGET, so the
-#: redraws cost at most this fraction of training time on any hardware (see ptycho_nb.notebook.live).
+#: redraws cost at most this fraction of training time on any hardware (see
+#: ptycho_nb.engine.callbacks.live_plot).
 LIVE_PLOT_BUDGET = 0.10
 #: Exponential scheduler decay per epoch.
 EXPONENTIAL_GAMMA = 0.95
@@ -154,9 +153,9 @@ class PyTorchExecutionConfig(ConfigBase):
         "Default", category="optimizer", kind="str", choices=SCHEDULERS,
         flags=("--scheduler",), modes=_TRAIN, lands="optimizer: LR scheduler",
         help=(
-            "Learning-rate schedule: Default = constant; Exponential = ×0.95 per epoch; "
-            "Cosine = cosine annealing over nepochs; Plateau = ×0.5 after 10 epochs without "
-            "improvement of checkpoint_monitor_metric."
+            f"Learning-rate schedule: Default = constant; Exponential = ×{EXPONENTIAL_GAMMA} per "
+            f"epoch; Cosine = cosine annealing over nepochs; Plateau = ×{PLATEAU_FACTOR} after "
+            f"{PLATEAU_PATIENCE} epochs without improvement of checkpoint_monitor_metric."
         ),
     )
     # --- ux ------------------------------------------------------------------------------------
@@ -222,7 +221,7 @@ class PyTorchExecutionConfig(ConfigBase):
     middle_trim: int = config_field(
         0, category="inference", kind="int", min=0, units="pixels",
         flags=("--middle-trim",), modes=_INFER, lands="stitching",
-        rule="< N/2 (checked against ModelConfig.N by the factories)",
+        rule="< N/2 (checked against ModelConfig.N by check_compatible)",
         help="Pixels trimmed from each patch edge before stitching.",
     )
     pad_eval: bool = config_field(
@@ -265,25 +264,6 @@ class PyTorchExecutionConfig(ConfigBase):
                 )
 
 
-# ------------------------------------------------------------------------------------------------
-# Mapping functions: where each field lands.
-# ------------------------------------------------------------------------------------------------
-
-
-def resolve_accelerator(cfg: PyTorchExecutionConfig) -> str:
-    """The concrete accelerator 'auto' resolves to (cuda, then mps, then cpu); others unchanged."""
-    if cfg.accelerator != "auto":
-        return cfg.accelerator
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def resolve_monitor(cfg: PyTorchExecutionConfig, has_validation: bool) -> str:
     """The metric to monitor: ``val_*`` falls back to ``train_*`` without validation data."""
     metric = cfg.checkpoint_monitor_metric
@@ -292,184 +272,3 @@ def resolve_monitor(cfg: PyTorchExecutionConfig, has_validation: bool) -> str:
         log.info("no validation data: monitoring %s instead of %s", fallback, metric)
         return fallback
     return metric
-
-
-def build_logger(cfg: PyTorchExecutionConfig, save_dir: str | os.PathLike) -> Any:
-    """The Lightning logger for ``cfg.logger_backend`` (False when None)."""
-    backend = cfg.logger_backend
-    if backend is None:
-        return False
-    if backend == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return CSVLogger(save_dir=str(save_dir), name="logs")
-    if backend == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        return TensorBoardLogger(save_dir=str(save_dir), name="logs")
-    if backend == "mlflow":
-        from lightning.pytorch.loggers import MLFlowLogger
-
-        return MLFlowLogger(save_dir=str(save_dir))
-    raise AssertionError(backend)  # pragma: no cover
-
-
-def callbacks(
-    cfg: PyTorchExecutionConfig,
-    *,
-    has_validation: bool,
-    checkpoint_dir: str | os.PathLike | None = None,
-) -> list[Any]:
-    """Lightning callbacks implied by ``cfg``: progress bar, checkpointing, early stopping.
-
-    The progress bar is chosen explicitly (TQDM: a widget in Jupyter, text in a terminal) and is
-    added only when ``enable_progress_bar`` is True (Lightning refuses a bar callback otherwise).
-    ``ModelCheckpoint`` is added only when ``enable_checkpointing`` is True.
-    """
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-    monitor = resolve_monitor(cfg, has_validation)
-    out: list[Any] = []
-    if cfg.enable_progress_bar:
-        from ..notebook.progress import PtychoProgressBar
-
-        out.append(PtychoProgressBar())
-    if cfg.enable_checkpointing:
-        out.append(
-            ModelCheckpoint(
-                dirpath=None if checkpoint_dir is None else str(checkpoint_dir),
-                monitor=monitor,
-                mode=cfg.checkpoint_mode,
-                save_top_k=cfg.checkpoint_save_top_k,
-                save_last=False,
-            )
-        )
-    out.append(EarlyStopping(monitor=monitor, mode=cfg.checkpoint_mode, patience=cfg.early_stop_patience))
-    return out
-
-
-def trainer_kwargs(
-    cfg: PyTorchExecutionConfig,
-    *,
-    max_epochs: int | None = None,
-    default_root_dir: str | os.PathLike | None = None,
-    has_validation: bool = True,
-    extra_callbacks: Iterable[Any] = (),
-    checkpoint_dir: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments for ``lightning.Trainer`` from an execution config.
-
-    Parameters
-    ----------
-    cfg : PyTorchExecutionConfig
-    max_epochs : int, optional
-        From ``TrainingConfig.nepochs``.
-    default_root_dir : path, optional
-        Output folder (logs and checkpoints go below it).
-    has_validation : bool
-        Whether validation data exist (selects the monitored metric).
-    extra_callbacks : iterable
-        Further callbacks (e.g. the notebook's live plot), appended after ours.
-    checkpoint_dir : path, optional
-        Folder of ``ModelCheckpoint`` (None: Lightning's default below ``default_root_dir``).
-
-    Returns
-    -------
-    dict
-        ``lightning.Trainer(**kwargs)`` accepts it as is.
-    """
-    root = default_root_dir if default_root_dir is not None else os.getcwd()
-    kw: dict[str, Any] = {
-        "accelerator": resolve_accelerator(cfg),
-        "devices": cfg.devices,
-        "strategy": cfg.strategy,
-        "precision": cfg.precision,
-        "deterministic": cfg.deterministic,
-        "gradient_clip_val": cfg.gradient_clip_val,
-        "accumulate_grad_batches": cfg.accum_steps,
-        "enable_progress_bar": cfg.enable_progress_bar,
-        "enable_checkpointing": cfg.enable_checkpointing,
-        "logger": build_logger(cfg, root),
-        "callbacks": callbacks(cfg, has_validation=has_validation, checkpoint_dir=checkpoint_dir)
-        + list(extra_callbacks),
-        "default_root_dir": str(root),
-    }
-    if max_epochs is not None:
-        kw["max_epochs"] = int(max_epochs)
-    if cfg.accelerator == "auto":
-        log.info("accelerator 'auto' resolved to %r", kw["accelerator"])
-    return kw
-
-
-def dataloader_kwargs(
-    cfg: PyTorchExecutionConfig,
-    *,
-    batch_size: int,
-    mode: str = "train",
-    shuffle: bool | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments for ``torch.utils.data.DataLoader`` from an execution config.
-
-    Parameters
-    ----------
-    cfg : PyTorchExecutionConfig
-    batch_size : int
-        The training batch size (``TrainingConfig.batch_size``); at inference
-        ``cfg.inference_batch_size`` replaces it when set.
-    mode : {'train', 'infer'}
-    shuffle : bool, optional
-        Defaults to True for training, False for inference.
-    """
-    if mode not in ("train", "infer"):
-        raise ValueError(f"dataloader_kwargs: mode={mode!r} is invalid: rule is one of 'train', 'infer'")
-    if mode == "infer" and cfg.inference_batch_size is not None:
-        batch_size = cfg.inference_batch_size
-    kw: dict[str, Any] = {
-        "batch_size": int(batch_size),
-        "shuffle": (mode == "train") if shuffle is None else bool(shuffle),
-        "num_workers": cfg.num_workers,
-        "pin_memory": cfg.pin_memory,
-    }
-    if cfg.num_workers > 0:
-        kw["persistent_workers"] = cfg.persistent_workers
-        if cfg.prefetch_factor is not None:
-            kw["prefetch_factor"] = cfg.prefetch_factor
-    return kw
-
-
-def configure_optimizers(
-    cfg: PyTorchExecutionConfig,
-    parameters: Iterable[Any],
-    *,
-    max_epochs: int,
-    has_validation: bool = True,
-) -> dict[str, Any]:
-    """The ``configure_optimizers`` return value for Lightning: Adam(lr) and the scheduler.
-
-    Returns
-    -------
-    dict
-        ``{"optimizer": ...}`` plus ``"lr_scheduler"`` unless ``scheduler == 'Default'``.
-    """
-    import torch
-
-    opt = torch.optim.Adam(parameters, lr=cfg.learning_rate)
-    out: dict[str, Any] = {"optimizer": opt}
-    if cfg.scheduler == "Default":
-        return out
-    if cfg.scheduler == "Exponential":
-        sched: Any = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=EXPONENTIAL_GAMMA)
-        out["lr_scheduler"] = {"scheduler": sched, "interval": "epoch"}
-    elif cfg.scheduler == "Cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(max_epochs), 1))
-        out["lr_scheduler"] = {"scheduler": sched, "interval": "epoch"}
-    elif cfg.scheduler == "Plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode=cfg.checkpoint_mode, factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
-        )
-        out["lr_scheduler"] = {
-            "scheduler": sched,
-            "interval": "epoch",
-            "monitor": resolve_monitor(cfg, has_validation),
-        }
-    return out

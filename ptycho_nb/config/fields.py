@@ -23,7 +23,6 @@ __all__ = [
     "KINDS",
     "ConfigError",
     "config_field",
-    "field_meta",
     "fields_by_category",
     "config_fields",
     "describe_rule",
@@ -146,15 +145,6 @@ def config_field(
         "widget": MappingProxyType(dict(widget or {})),
     }
     return dataclasses.field(default=default, metadata=MappingProxyType(meta))
-
-
-def field_meta(cls_or_obj: Any, name: str) -> Mapping[str, Any]:
-    """Return the metadata of field ``name`` of a config class or instance."""
-    for f in dataclasses.fields(cls_or_obj):
-        if f.name == name:
-            return f.metadata
-    raise unknown_key_error(type(cls_or_obj).__name__ if not isinstance(cls_or_obj, type)
-                            else cls_or_obj.__name__, name, [f.name for f in dataclasses.fields(cls_or_obj)])
 
 
 def config_fields(cls_or_obj: Any) -> list[dataclasses.Field]:

@@ -1,6 +1,6 @@
 """Physics-informed LightningModule: network → (overlap merge) → probe · patch → far field → Poisson NLL.
 
-Units (design.md §3): the batch holds raw diffraction *amplitudes* (sqrt counts); the probe is in
+Units (README "Units and conventions"): the batch holds raw diffraction *amplitudes* (sqrt counts); the probe is in
 the data's units; the predicted counts are ``intensity_scale · |F{P · O}|²`` (ortho FFT) from
 :func:`ptycho_nb.physics.forward.forward_amplitude` — no second forward model. The intensity
 scale starts from the data (:func:`scaling_statistics`: mean total counts / Σ|P|², divided by
@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from ..config.canonical import ModelConfig, TrainingConfig
-from ..config.execution import PyTorchExecutionConfig, configure_optimizers as _configure_optimizers
+from ..config.execution import PyTorchExecutionConfig
 from ..physics.forward import forward_amplitude, poisson_nll
 from .network import PtychoNet
+from .optim import configure_optimizers as _configure_optimizers
 from .overlap import merge_group_patches
 
 __all__ = ["PINNModule", "scaling_statistics", "AMPLITUDE_REFERENCE", "EPOCHS_METRIC"]
@@ -101,7 +102,7 @@ class PINNModule(L.LightningModule):
         probe_trainable, intensity_scale_trainable, nll_weight, mae_weight; nepochs (scheduler
         horizon).
     execution : PyTorchExecutionConfig or dict
-        learning_rate and scheduler (via :func:`ptycho_nb.config.execution.configure_optimizers`).
+        learning_rate and scheduler (via :func:`ptycho_nb.model.optim.configure_optimizers`).
     probe : ndarray (N, N) or (K, N, N) complex, optional
         The probe in the data's units (sqrt counts). None only when loading a checkpoint (the
         state dict then provides it; ``probe_shape`` gives its shape).
@@ -174,10 +175,6 @@ class PINNModule(L.LightningModule):
     def intensity_scale(self) -> torch.Tensor:
         return torch.exp(self.log_intensity_scale)
 
-    def predict_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """Network output before the overlap merge: complex (B, C, N, N)."""
-        return self.net(diffraction)
-
     def forward(self, diffraction: torch.Tensor, offset_x: torch.Tensor | None = None,
                 offset_y: torch.Tensor | None = None) -> torch.Tensor:
         """Complex object patches (B, C, N, N), overlap-merged for gridsize > 1 (object_big)."""
@@ -249,12 +246,13 @@ class PINNModule(L.LightningModule):
     def _has_validation(self) -> bool:
         if self.has_validation is not None:
             return bool(self.has_validation)
+        # Not told (a module fitted by hand): ask the datamodule, else monitor train_* metrics,
+        # which every epoch logs — a val_* monitor without validation data would fail the fit.
         try:
             trainer = self.trainer
-            src = trainer.fit_loop.epoch_loop.val_loop._data_source
-            return bool(src.is_defined()) and trainer.limit_val_batches != 0
-        except Exception:
-            return True
+        except RuntimeError:  # not attached (an optimizer built by hand)
+            return False
+        return bool(getattr(trainer.datamodule, "has_validation", False)) and trainer.limit_val_batches != 0
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]

@@ -8,7 +8,7 @@ reconstructs any scan pattern by pattern.
 Input normalisation: ``x = log1p(diffraction / input_scale)`` with ``input_scale`` a fixed statistic
 of the training data (the mean amplitude, see :func:`ptycho_nb.model.scaling_statistics`), so the
 network sees O(1) values whatever the photon count. GroupNorm (not BatchNorm: its running
-statistics hurt inference, design.md §8). Separate amplitude and phase heads with bounded
+statistics hurt inference). Separate amplitude and phase heads with bounded
 activations: amplitude ``sigmoid`` (or the configured activation), phase ``π·tanh``.
 """
 
@@ -20,9 +20,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["PtychoNet", "AMP_ACTIVATIONS", "amp_activation"]
+from ..config.canonical import AMP_ACTIVATIONS
 
-AMP_ACTIVATIONS = ("sigmoid", "softplus", "swish", "relu")
+__all__ = ["PtychoNet", "amp_activation"]
 
 
 def amp_activation(name: str, x: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,11 @@
-"""Training in a background thread, stoppable within a batch (design §7).
+"""Training in a background thread, stoppable within a batch: :func:`start_training`.
 
 A Stop button cannot be clicked while ``trainer.fit`` blocks the kernel; running
-:func:`ptycho_nb.train` in a thread keeps the kernel responsive, and a small Lightning callback
-turns :meth:`TrainingHandle.stop` into ``trainer.should_stop = True`` at the next batch end.
-Lightning then ends the fit as usual, so the best checkpoint so far is kept and the
-:class:`~ptycho_nb.workflows.training.TrainResult` is returned.
+:func:`ptycho_nb.train` in a thread keeps the kernel responsive, and
+:class:`~ptycho_nb.engine.callbacks.StopCallback` turns :meth:`TrainingHandle.stop` into
+``trainer.should_stop = True`` at the next batch. Lightning then ends the fit as usual, so the
+best checkpoint so far is kept and the :class:`~ptycho_nb.workflows.training.TrainResult` is
+returned. This is the one way to train in the background (README "In a notebook").
 """
 
 from __future__ import annotations
@@ -14,39 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
+from ..engine.callbacks.stop import StopCallback
+from ..workflows.training import TrainResult, train
 
 __all__ = ["StopCallback", "TrainingHandle", "start_training"]
-
-
-class StopCallback(L.Callback):
-    """Sets ``trainer.should_stop`` once ``event`` is set (checked at every batch end)."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-        self.batches = 0
-        self.epochs = 0
-
-    def _check(self, trainer: L.Trainer) -> None:
-        if self.event.is_set():
-            trainer.should_stop = True
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> Any:
-        if self.event.is_set():
-            trainer.should_stop = True
-            return -1  # skip the rest of this epoch
-        return None
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        self.batches += 1
-        self._check(trainer)
-
-    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        self._check(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        self.epochs += 1
-        self._check(trainer)
 
 
 class TrainingHandle:
@@ -64,7 +36,7 @@ class TrainingHandle:
                  on_done: Callable[[TrainingHandle], None] | None = None) -> None:
         self._stop_event = threading.Event()
         self.callback = StopCallback(self._stop_event)
-        self.result: Any = None
+        self.result: TrainResult | None = None
         self.error: BaseException | None = None
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -75,8 +47,6 @@ class TrainingHandle:
         self._thread = threading.Thread(target=self._run, name="ptycho_nb-train", daemon=True)
 
     def _run(self) -> None:
-        from ..workflows.training import train
-
         self.started_at = time.perf_counter()
         try:
             self.result = train(**self._kwargs)
@@ -113,7 +83,7 @@ class TrainingHandle:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def join(self, timeout: float | None = None) -> Any:
+    def join(self, timeout: float | None = None) -> TrainResult | None:
         """Wait for training; return the :class:`TrainResult` (None if still running after
         ``timeout``). Re-raises the exception training raised."""
         self._thread.join(timeout)
@@ -121,17 +91,36 @@ class TrainingHandle:
             raise self.error
         return self.result
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end, without re-raising what training raised (that stays in
+        :attr:`error`). Returns whether it has ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def __repr__(self) -> str:
         state = ("failed" if self.error is not None else "done") if self.done else (
             "stopping" if self.stop_requested else "running")
         return f"<TrainingHandle {state}, {self.callback.batches} batches>"
 
 
-def start_training(on_done: Callable[[TrainingHandle], None] | None = None,
+def start_training(data: Any = None, *, on_done: Callable[[TrainingHandle], None] | None = None,
                    **train_kwargs: Any) -> TrainingHandle:
-    """Start :func:`ptycho_nb.train` (``train_kwargs`` as for it) in a background thread.
+    """Start :func:`ptycho_nb.train` in a background thread and return at once.
 
-    A :class:`StopCallback` is added to ``callbacks``; ``on_done(handle)`` runs in the thread
-    when training ends. Returns the started :class:`TrainingHandle`.
+    Parameters
+    ----------
+    data : PtychoData or path, optional
+        The training scan, as for :func:`ptycho_nb.train`.
+    on_done : callable, optional
+        ``on_done(handle)`` runs in the thread when training ends (also on error).
+    **train_kwargs
+        Everything else :func:`ptycho_nb.train` takes (configs, ``test_data``, ``callbacks``,
+        overrides such as ``nepochs=5``).
+
+    Returns
+    -------
+    TrainingHandle
+        ``.stop()`` ends training within a batch (best checkpoint kept), ``.join()`` waits and
+        returns the :class:`~ptycho_nb.workflows.training.TrainResult`, ``.result`` holds it.
     """
-    return TrainingHandle(train_kwargs, on_done=on_done).start()
+    return TrainingHandle({"data": data, **train_kwargs}, on_done=on_done).start()

@@ -1,12 +1,27 @@
-"""Widget forms for the configs, generated from the field metadata (design §7).
+"""Widget forms for the configs, generated from the field metadata (README "In a notebook").
 
-:class:`ConfigBuilder` renders each field of a config dataclass from its
-:func:`~ptycho_nb.config.fields.config_field` metadata — a Dropdown for choices, a Checkbox for
-bools, a plain ``Text`` for numbers and paths (parsed here, never clamped: the dataclass checks the
-range), an "unset" Checkbox beside Optional fields, the help as tooltip and the units in the label.
-Every change re-validates by constructing the dataclass itself, so the messages are exactly those
-of the Python API and the CLI; the offending control is marked (CSS class ``ptycho-nb-invalid``
-and a red border) and its message shown beside it. Cross-field errors mark every field they name.
+Every form is an ipywidgets widget (a ``VBox``, or a ``Tab`` for :class:`ExecutionConfigBuilder`)
+and, like ipywidgets' own controls, keeps its state in traits:
+
+``value``
+    The config the controls last formed that the dataclass accepted; never None. A change that
+    yields a new valid config assigns it, so ``form.observe(callback, names="value")`` sees valid
+    configs only. Typing something invalid leaves ``value`` as it was (as a numeric ipywidget keeps
+    its last number) and fills ``errors``. Assigning ``value`` (a config or a mapping) shows it:
+    the controls of the fields that change are set.
+``errors``
+    Field name → message of everything invalid now: the dataclass's own errors and the external
+    ones (:meth:`~ConfigBuilder.set_external_errors`); :data:`GENERAL` for an error naming no
+    field. ``valid`` is ``not errors``; :meth:`~ConfigBuilder.config` returns ``value`` or raises
+    one ``ConfigError`` naming every field and message.
+
+Each field is rendered from its :func:`~ptycho_nb.config.fields.config_field` metadata — a
+Dropdown for choices, a Checkbox for bools, a plain ``Text`` for numbers and paths (parsed here,
+never clamped: the dataclass checks the range), an "unset (None)" Checkbox beside Optional fields,
+the help as tooltip and the units in the label. Validation constructs the dataclass itself, so the
+messages are exactly those of the Python API and the CLI; the offending control is marked (CSS
+class ``ptycho-nb-invalid`` and a red border) with its message beside it, and a cross-field error
+marks every field it names.
 """
 
 from __future__ import annotations
@@ -14,11 +29,13 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import pathlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
 from ..config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ..config.execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
@@ -79,10 +96,48 @@ def _to_text(value: Any) -> str:
     return str(value)
 
 
+def _construct(cls: type, values: dict[str, Any], fallback: Any) -> tuple[Any, dict[str, str]]:
+    """``(config, {})`` when ``cls(**values)`` is valid, else ``(None, errors)`` with every error
+    found: the fields an error names are put back to ``fallback``'s values to look for more."""
+    values = dict(values)
+    errors: dict[str, str] = {}
+    for _ in range(len(values) + 1):
+        try:
+            config = cls(**values)
+        except (ValueError, TypeError) as exc:
+            names = [n for n in getattr(exc, "fields", ()) if n in values]
+            if not names:
+                errors.setdefault(GENERAL, str(exc))
+                return None, errors
+            for n in names:
+                errors.setdefault(n, str(exc))
+            reverted = [n for n in names if values[n] != getattr(fallback, n)]
+            if not reverted:
+                return None, errors
+            values.update({n: getattr(fallback, n) for n in reverted})
+        else:
+            return (config, {}) if not errors else (None, errors)
+    return None, errors
+
+
+def _summary(errors: Mapping[str, str]) -> str:
+    """One short message: each distinct message once, prefixed by the fields it does not name."""
+    by_message: dict[str, list[str]] = {}
+    for name, message in errors.items():
+        by_message.setdefault(message, []).append(name)
+    parts = []
+    for message, names in by_message.items():
+        unnamed = [n for n in names
+                   if n != GENERAL and not re.search(rf"\b{re.escape(n)}\b", message)]
+        parts.append(f"{', '.join(unnamed)}: {message}" if unnamed else message)
+    return "; ".join(parts)
+
+
 class _Row:
     """One field: label, control, optional "unset" toggle and message."""
 
-    def __init__(self, f: dataclasses.Field, value: Any, front_end_default: bool, on_change: Callable):
+    def __init__(self, f: dataclasses.Field, value: Any, front_end_default: bool,
+                 on_change: Callable[[], None]) -> None:
         m = f.metadata
         self.name, self.kind, self.optional = f.name, m["kind"], bool(m["optional"])
         self.choices = m["choices"]
@@ -129,11 +184,24 @@ class _Row:
         self._on_change()
 
     def get(self) -> Any:
+        """The entry: the control's value, parsed (None when unset)."""
         if self.unset is not None and self.unset.value:
             return None
         if self.kind == "bool" or self.choices is not None:
             return self.control.value
         return _parse(self.kind, self.control.value, self.optional)
+
+    def shows(self, value: Any) -> bool:
+        """Whether the entry already stands for ``value`` (then what was typed, e.g. '3e-4' for
+        0.0003, is left as it is)."""
+        entry = self.get()
+        if entry is None or value is None:
+            return entry is None and value is None
+        if self.kind == "path" and isinstance(entry, str):
+            if not entry.strip():
+                return False
+            entry = pathlib.Path(entry)
+        return entry == value and isinstance(entry, bool) == isinstance(value, bool)
 
     def set(self, value: Any) -> None:
         if self.unset is not None:
@@ -159,14 +227,64 @@ class _Row:
             self.message.value = ""
 
 
-class _JsonDisplay:
-    """JSON round trip and notebook display shared by every builder (needs ``cls``, ``value``,
-    ``load`` and ``widget``)."""
+class _Form(traitlets.HasTraits):
+    """The traits and methods every form shares (subclasses set ``cls`` and ``controls``)."""
+
+    value = traitlets.Any(help="The last config the controls formed that the dataclass accepted.")
+    errors = traitlets.Dict(help="Field → message of everything invalid now (GENERAL: no field).")
+    external_errors = traitlets.Dict(
+        help="Field → message of rules checked outside the dataclass; only rendered fields kept.")
+
+    cls: type
+    controls: dict[str, widgets.Widget]
+
+    def _coerce(self, config: Any) -> Any:
+        if isinstance(config, Mapping):
+            config = self.cls.from_dict(config)
+        if not isinstance(config, self.cls):
+            raise traitlets.TraitError(f"{type(self).__name__}: expected a {self.cls.__name__} or a "
+                                       f"mapping, got {type(config).__name__}")
+        return config
+
+    @traitlets.validate("value")
+    def _coerce_value(self, proposal: Mapping[str, Any]) -> Any:
+        return self._coerce(proposal["value"])
+
+    @traitlets.validate("external_errors")
+    def _own_external_errors(self, proposal: Mapping[str, Any]) -> dict[str, str]:
+        return {n: str(m) for n, m in proposal["value"].items() if n in self.controls}
+
+    @property
+    def valid(self) -> bool:
+        """Whether nothing is invalid (the dataclass's rules and the external ones)."""
+        return not self.errors
+
+    def config(self) -> Any:
+        """The validated config (``value``).
+
+        Raises
+        ------
+        ConfigError
+            While anything is invalid: one short message with every field and message.
+        """
+        if self.errors:
+            raise ConfigError(_summary(self.errors),
+                              fields=tuple(n for n in self.errors if n != GENERAL))
+        return self.value
+
+    def set_external_errors(self, errors: Mapping[str, str]) -> None:
+        """Marks from rules checked outside the dataclass (e.g. middle_trim < N/2 by the panel);
+        fields not rendered here are ignored. Replaces the previous external errors. They do not
+        hold ``value`` back: whoever sets them re-checks when ``value`` changes."""
+        self.external_errors = dict(errors)
+
+    def load(self, config: Any) -> None:  # pragma: no cover - every form defines it
+        raise NotImplementedError
 
     def to_json(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> str:
         """JSON of the validated config (what the CLI's ``--config`` reads); raises when invalid.
         Written to ``path`` when given (an existing file only with ``overwrite=True``)."""
-        return self.value.to_json(path, overwrite=overwrite)
+        return self.config().to_json(path, overwrite=overwrite)
 
     def from_json(self, text_or_path: str | os.PathLike) -> Any:
         """Load a config from JSON text or a file (flat or sectioned); returns it."""
@@ -174,42 +292,48 @@ class _JsonDisplay:
         self.load(config)
         return config
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def __repr__(self) -> str:
+        state = "valid" if self.valid else f"invalid: {sorted(self.errors)}"
+        return f"<{type(self).__name__} of {self.cls.__name__} ({len(self.controls)} fields, {state})>"
 
 
-class ConfigBuilder(_JsonDisplay):
-    """A form over a config dataclass, generated from its field metadata.
+class ConfigBuilder(_Form, widgets.VBox):
+    """A form over a config dataclass, generated from its field metadata; an ipywidgets ``VBox``.
 
     Parameters
     ----------
     cls : type
         The config dataclass (``PyTorchExecutionConfig``, ``ModelConfig``, ...).
     fields : sequence of str, optional
-        The fields to render (default all). The others keep their current values, so validating
-        the form validates the whole config.
+        The fields to render (default all). The others keep the values of ``value``, so
+        validating the form validates the whole config.
     initial : config instance or mapping, optional
         Starting values (default: the dataclass defaults, plus the front-end defaults for
         ``PyTorchExecutionConfig`` when ``front_end`` is set).
     front_end : {'widget', None}
         Whether :data:`~ptycho_nb.config.execution.FRONT_END_DEFAULTS` apply to the initial values
         (they are labelled as such).
+    title : str, optional
+        A heading above the fields.
 
     Attributes
     ----------
-    controls : dict of str → widget
-    errors : dict of str → message (``GENERAL`` for an error that names no field)
-    widget : ipywidgets.Widget
+    value : config instance (trait)
+        The last config the controls formed that the dataclass accepted (see the module doc).
+    errors : dict of str → str (trait)
+        What is invalid now; :data:`GENERAL` for an error that names no field.
+    external_errors : dict of str → str (trait)
+        Rules checked outside the dataclass (:meth:`set_external_errors`).
+    controls, unset_controls, messages, labels : dict of str → widget
+        Per rendered field: the input control, the "unset (None)" Checkbox (Optional fields
+        only), the message beside it and its label.
     """
+
+    #: The controls' entries by field (parsed, None when unset): the state validation starts from.
+    _entries = traitlets.Dict()
 
     def __init__(self, cls: type, fields: Sequence[str] | None = None, initial: Any = None,
                  front_end: str | None = "widget", *, title: str | None = None) -> None:
-        self.cls = cls
         all_fields = config_fields(cls)
         names = [f.name for f in all_fields]
         if fields is None:
@@ -218,7 +342,6 @@ class ConfigBuilder(_JsonDisplay):
             if name not in names:
                 from ..config.fields import unknown_key_error
                 raise unknown_key_error(cls.__name__, name, names)
-        self.front_end = front_end
         fe = dict(FRONT_END_DEFAULTS) if (front_end and cls is PyTorchExecutionConfig) else {}
         if initial is None:
             base = cls(**fe) if fe else cls()
@@ -229,153 +352,90 @@ class ConfigBuilder(_JsonDisplay):
         else:
             raise TypeError(f"{type(self).__name__}: initial must be a {cls.__name__} or a mapping, "
                             f"got {type(initial).__name__}")
-        self._base = base            # values of the fields not rendered here
-        self._last_valid = base
-        self._current: Any = base
-        self._error: ValueError | None = None
-        self.errors: dict[str, str] = {}
-        self._external: dict[str, str] = {}
-        self._callbacks: list[Callable[[Any], None]] = []
-        self._suspend = False
-        self._rows: dict[str, _Row] = {}
+        self.cls = cls
+        self.front_end = front_end
         by_name = {f.name: f for f in all_fields}
-        for name in fields:
-            self._rows[name] = _Row(by_name[name], getattr(base, name), name in fe, self._changed)
+        self._rows: dict[str, _Row] = {
+            n: _Row(by_name[n], getattr(base, n), n in fe, self._controls_changed) for n in fields}
         self.controls: dict[str, widgets.Widget] = {n: r.control for n, r in self._rows.items()}
         self.unset_controls: dict[str, widgets.Checkbox] = {
             n: r.unset for n, r in self._rows.items() if r.unset is not None}
         self.messages: dict[str, widgets.HTML] = {n: r.message for n, r in self._rows.items()}
+        self.labels: dict[str, widgets.Label] = {n: r.label for n, r in self._rows.items()}
         self.general_message = widgets.HTML("")
         children: list[widgets.Widget] = []
         if title:
             children.append(widgets.HTML(f"<b>{html.escape(title)}</b>"))
         children += [r.box for r in self._rows.values()] + [self.general_message]
-        self.widget = widgets.VBox(children)
-        self.widget.add_class("ptycho-nb-builder")
+        super().__init__(children=children)
+        self.add_class("ptycho-nb-builder")
+        self.value = base
+
+    # ------------------------------------------------------------------ controls → value
+    def _read(self) -> dict[str, Any]:
+        return {n: r.get() for n, r in self._rows.items()}
+
+    def _controls_changed(self) -> None:
+        self._entries = self._read()
+
+    @traitlets.observe("_entries", "external_errors")
+    def _revalidate(self, _change: Mapping[str, Any]) -> None:
         self.validate()
 
-    # ------------------------------------------------------------------ values and validation
-    def _raw_values(self) -> dict[str, Any]:
-        values = {f.name: getattr(self._base, f.name) for f in dataclasses.fields(self.cls)}
-        values.update({n: r.get() for n, r in self._rows.items()})
-        return values
-
     def validate(self) -> bool:
-        """Re-validate the current control values through the dataclass; update marks."""
-        values = self._raw_values()
-        errors: dict[str, str] = {}
-        first: ValueError | None = None
-        config = None
-        fallback = self._last_valid
-        for _ in range(len(values) + 1):
-            try:
-                config = self.cls(**values)
-                break
-            except (ValueError, TypeError) as exc:
-                if first is None:
-                    first = exc if isinstance(exc, ValueError) else ValueError(str(exc))
-                names = [n for n in getattr(exc, "fields", ()) if n in values]
-                if not names:
-                    errors.setdefault(GENERAL, str(exc))
-                    break
-                for n in names:
-                    errors.setdefault(n, str(exc))
-                # put the offending fields back to their last valid values to find further errors
-                changed = False
-                for n in names:
-                    if values[n] != getattr(fallback, n):
-                        values[n] = getattr(fallback, n)
-                        changed = True
-                if not changed:
-                    break
-        if first is None:
-            self._current = config
-            self._last_valid = config
-        else:
-            self._current = None
-        self._error = first
-        for n, msg in self._external.items():
+        """Validate the entries through the dataclass (the fields not rendered taken from
+        ``value``); assign ``value`` when valid and ``errors`` always. Returns ``valid``."""
+        if self.value is None:  # still constructing
+            return False
+        base = self.value
+        values = {f.name: getattr(base, f.name) for f in dataclasses.fields(self.cls)}
+        values.update(self._entries)
+        config, errors = _construct(self.cls, values, base)
+        for n, msg in self.external_errors.items():
             errors.setdefault(n, msg)
-        self.errors = errors
+        with self.hold_trait_notifications():  # observers see value and errors of the same state
+            if config is not None:
+                self.value = config
+            self.errors = errors
+        return self.valid
+
+    @traitlets.observe("errors")
+    def _mark(self, change: Mapping[str, Any]) -> None:
+        errors = change["new"]
         for n, row in self._rows.items():
             row.mark(errors.get(n))
         other = {n: m for n, m in errors.items() if n not in self._rows}
         self.general_message.value = "".join(
             f"<div style='color:#d62728'>{html.escape(m)}</div>" for m in dict.fromkeys(other.values()))
-        return not errors
 
-    def _changed(self) -> None:
-        if self._suspend:
-            return
-        self.validate()
-        if self._error is None:
-            for cb in list(self._callbacks):
-                cb(self._current)
+    # ------------------------------------------------------------------ value → controls
+    @traitlets.observe("value")
+    def _value_changed(self, change: Mapping[str, Any]) -> None:
+        old, new = change["old"], change["new"]
+        changed = [n for n in self._rows if old is None or getattr(old, n) != getattr(new, n)]
+        self._show(new, changed)
 
-    @property
-    def valid(self) -> bool:
-        """Whether the current values form a valid config (and no external rule objects)."""
-        return not self.errors
-
-    @property
-    def value(self) -> Any:
-        """The validated config.
-
-        Raises
-        ------
-        ValueError
-            The dataclass's own error (a ``ConfigError``) for the current values.
-        """
-        if self._error is not None:
-            raise self._error
-        if self._external:
-            n, msg = next(iter(self._external.items()))
-            raise ConfigError(msg, fields=(n,))
-        return self._current
-
-    def observe(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Call ``callback(config)`` whenever a change leaves the form valid. Returns it."""
-        self._callbacks.append(callback)
-        return callback
-
-    on_change = observe
-
-    def unobserve(self, callback: Callable[[Any], None]) -> None:
-        self._callbacks.remove(callback)
-
-    def set_external_errors(self, errors: Mapping[str, str]) -> None:
-        """Marks from rules checked outside the dataclass (e.g. middle_trim < N/2 by the panel);
-        fields not rendered here are ignored. Replaces the previous external errors."""
-        ext = {n: m for n, m in errors.items() if n in self._rows}
-        if ext != self._external:
-            self._external = ext
+    def _show(self, config: Any, names: Iterable[str]) -> None:
+        """Set the controls of ``names`` that do not show ``config`` yet, then re-validate once."""
+        try:
+            with self.hold_trait_notifications():  # one validation, when every control is set
+                for n in names:
+                    if not self._rows[n].shows(getattr(config, n)):
+                        self._rows[n].set(getattr(config, n))
+        finally:
+            # also after a control refused a value: the form stays in step with what it shows
+            self._entries = self._read()
             self.validate()
 
-    # ------------------------------------------------------------------ load / JSON
     def load(self, config: Any) -> None:
-        """Show ``config`` (an instance of ``cls`` or a mapping) in the form."""
-        if isinstance(config, Mapping):
-            config = self.cls.from_dict(config)
-        if not isinstance(config, self.cls):
-            raise TypeError(f"{type(self).__name__}.load: expected {self.cls.__name__}, "
-                            f"got {type(config).__name__}")
-        self._suspend = True
-        try:
-            self._base = config
-            for n, row in self._rows.items():
-                row.set(getattr(config, n))
-        finally:
-            self._suspend = False
-        self._changed()
+        """Show ``config`` (an instance of ``cls`` or a mapping) in every control, replacing
+        entries that did not parse too (assigning ``value`` sets only the fields that change).
 
-    def set_context(self, config: Any) -> None:
-        """Update the values of the fields not rendered here (controls untouched)."""
-        self._base = config
-        self.validate()
-
-    def __repr__(self) -> str:
-        state = "valid" if self.valid else f"invalid: {sorted(self.errors)}"
-        return f"<{type(self).__name__} of {self.cls.__name__} ({len(self._rows)} fields, {state})>"
+        A control that refuses its value raises; the form then shows and validates what the
+        controls hold, and keeps responding."""
+        config = self._coerce(config)
+        self.value = config
+        self._show(config, self._rows)
 
 
 def _category_fields(categories: Iterable[str]) -> list[str]:
@@ -422,9 +482,22 @@ class UXBuilder(_ExecutionCategoryBuilder):
     CATEGORIES, TITLE = ("ux",), "ux"
 
 
-class ExecutionConfigBuilder(_JsonDisplay):
-    """All execution categories in a ``Tab`` (one builder each) yielding one
-    :class:`PyTorchExecutionConfig`. Same interface as :class:`ConfigBuilder`."""
+class ExecutionConfigBuilder(_Form, widgets.Tab):
+    """All execution categories in a ``Tab``, one category form each, yielding one
+    :class:`PyTorchExecutionConfig`. Same traits and methods as :class:`ConfigBuilder`.
+
+    It talks to its tabs through their ``value`` and ``errors`` traits (and
+    :meth:`~ConfigBuilder.set_external_errors`) only: a tab's new ``value`` is merged into this
+    form's ``value``, which is then assigned to every tab so that each holds the whole config;
+    ``errors`` is the union of the tabs' errors.
+
+    Attributes
+    ----------
+    builders : dict of str → ConfigBuilder
+        The category forms by tab title.
+    controls, unset_controls, messages, labels : dict of str → widget
+        Those of every tab.
+    """
 
     BUILDERS = (TrainerBuilder, DataLoaderBuilder, OptimizerBuilder, CheckpointLoggingBuilder,
                 InferenceExecutionBuilder, UXBuilder)
@@ -433,77 +506,79 @@ class ExecutionConfigBuilder(_JsonDisplay):
     def __init__(self, initial: Any = None, front_end: str | None = "widget") -> None:
         self.builders: dict[str, ConfigBuilder] = {
             b.TITLE: b(initial=initial, front_end=front_end) for b in self.BUILDERS}
-        self._callbacks: list[Callable[[Any], None]] = []
         self.controls: dict[str, widgets.Widget] = {}
         self.unset_controls: dict[str, widgets.Checkbox] = {}
         self.messages: dict[str, widgets.HTML] = {}
+        self.labels: dict[str, widgets.Label] = {}
         for b in self.builders.values():
             self.controls.update(b.controls)
             self.unset_controls.update(b.unset_controls)
             self.messages.update(b.messages)
-            b.observe(self._child_changed)
-        self.widget = widgets.Tab(children=[b.widget for b in self.builders.values()],
-                                  titles=list(self.builders))
-        self.widget.add_class("ptycho-nb-execution")
-
-    def _merged(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        first = next(iter(self.builders.values()))
-        values.update({f.name: getattr(first._base, f.name) for f in dataclasses.fields(self.cls)})
+            self.labels.update(b.labels)
+        # errors of the merged config that no tab reports (a rule across categories)
+        self._merge_errors: dict[str, str] = {}
+        super().__init__(children=list(self.builders.values()), titles=list(self.builders))
+        self.add_class("ptycho-nb-execution")
+        self.value = next(iter(self.builders.values())).value
         for b in self.builders.values():
-            values.update({n: r.get() for n, r in b._rows.items()})
-        return values
+            b.observe(self._tab_value_changed, names="value")
+            b.observe(lambda _c: self._collect_errors(), names="errors")
+        self._collect_errors()
 
-    def _child_changed(self, _config: Any) -> None:
-        if not all(b.valid for b in self.builders.values()):
-            return
+    @traitlets.observe("value")
+    def _value_changed(self, change: Mapping[str, Any]) -> None:
         try:
-            config = self.cls(**self._merged())
-        except ValueError:
+            for b in self.builders.values():
+                b.value = change["new"]  # each tab sets the controls of its fields that change
+        finally:
+            self._merge()  # after a tab refused a value: what the tabs hold
+
+    def _tab_value_changed(self, change: Mapping[str, Any]) -> None:
+        tab, new = change["owner"], change["new"]
+        # a tab taking this form's value (assigned above) brings nothing new
+        if any(getattr(new, n) != getattr(self.value, n) for n in tab.controls):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self.value is None:  # still constructing
             return
+        values = {f.name: getattr(self.value, f.name) for f in dataclasses.fields(self.cls)}
         for b in self.builders.values():
-            b._base = config
-        for cb in list(self._callbacks):
-            cb(config)
+            values.update({n: getattr(b.value, n) for n in b.controls})
+        try:
+            config, problems = self.cls(**values), {}
+        except (ValueError, TypeError) as exc:
+            names = [n for n in getattr(exc, "fields", ()) if n in self.controls] or [GENERAL]
+            config, problems = None, {n: str(exc) for n in names}
+        with self.hold_trait_notifications():
+            if config is not None:
+                self.value = config
+            if problems != self._merge_errors:
+                self._merge_errors = problems
+                self._share_external_errors()
+            self._collect_errors()
 
-    @property
-    def errors(self) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def _collect_errors(self) -> None:
+        errors: dict[str, str] = {}
         for b in self.builders.values():
-            out.update(b.errors)
-        return out
+            errors.update(b.errors)
+        for n, msg in self._merge_errors.items():
+            errors.setdefault(n, msg)
+        self.errors = errors
 
-    @property
-    def valid(self) -> bool:
-        return not self.errors
-
-    @property
-    def value(self) -> PyTorchExecutionConfig:
+    @traitlets.observe("external_errors")
+    def _share_external_errors(self, _change: Any = None) -> None:
+        shared = {**self._merge_errors, **self.external_errors}
         for b in self.builders.values():
-            b.value  # raises the first category's error  # noqa: B018
-        return self.cls(**self._merged())
-
-    def observe(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
-        self._callbacks.append(callback)
-        return callback
-
-    on_change = observe
-
-    def set_external_errors(self, errors: Mapping[str, str]) -> None:
-        for b in self.builders.values():
-            b.set_external_errors(errors)
+            b.set_external_errors(shared)
 
     def load(self, config: Any) -> None:
-        if isinstance(config, Mapping):
-            config = self.cls.from_dict(config)
+        """Show ``config`` (a :class:`PyTorchExecutionConfig` or a mapping) in every tab,
+        replacing entries that did not parse too."""
+        config = self._coerce(config)
+        self.value = config
         for b in self.builders.values():
-            b._suspend = True
-            b._base = config
-            for n, row in b._rows.items():
-                row.set(getattr(config, n))
-            b._suspend = False
-            b.validate()
-        self._child_changed(config)
+            b.load(config)
 
 
 class _CanonicalBuilder(ConfigBuilder):

@@ -1,9 +1,10 @@
-"""A panel: data choice, the config forms, and Train / Stop / Reconstruct buttons (design §7).
+"""A panel: data choice, the config forms, and Train / Stop / Reconstruct buttons.
 
 Train runs the same :func:`ptycho_nb.train` as the API, in a background thread
 (:mod:`ptycho_nb.notebook.background`) so the kernel stays responsive; Stop ends it at the next
 batch. Reconstruct runs :func:`ptycho_nb.infer` on the result. The buttons are disabled while
-anything is invalid, with the reason in :attr:`Panel.status`.
+anything is invalid, with the reason in :attr:`Panel.status`. The panel follows its forms through
+their ``value`` and ``errors`` traits (README "In a notebook").
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..config.factories import check_compatible
-from ..config.fields import ConfigError
-from ..config.serialize import save_configs
+from ..config import ConfigError, check_compatible, read_config_file, save_configs
 from .background import TrainingHandle, start_training
 from .builders import (ExecutionConfigBuilder, InferenceConfigBuilder, ModelConfigBuilder,
                        TrainingConfigBuilder)
@@ -84,6 +83,7 @@ class Panel:
         self.output = widgets.Output()
         self.errors: dict[str, str] = {}
         self.handle: TrainingHandle | None = None
+        self._last_handle: TrainingHandle | None = None
         self.result: Any = None
         self.reconstruction: Any = None
         self.last_error: BaseException | None = None
@@ -91,15 +91,14 @@ class Panel:
         self.data_choice.observe(lambda _c: self.refresh(), names="value")
         self.data_path.observe(lambda _c: self.refresh(), names="value")
         for b in self.builders.values():
-            for ctl in list(b.controls.values()) + list(b.unset_controls.values()):
-                ctl.observe(lambda _c: self.refresh(), names="value")
+            b.observe(lambda _c: self.refresh(), names=["value", "errors"])
         self.train_button.on_click(lambda _b: self.train())
         self.stop_button.on_click(lambda _b: self.stop())
         self.reconstruct_button.on_click(lambda _b: self.reconstruct())
 
         forms = widgets.Accordion(
-            children=[self.model_builder.widget, self.training_builder.widget,
-                      self.execution_builder.widget, self.inference_builder.widget],
+            children=[self.model_builder, self.training_builder, self.execution_builder,
+                      self.inference_builder],
             titles=["model", "training", "execution", "inference"])
         self.widget = widgets.VBox([
             widgets.HBox([self.data_choice, self.data_path, self.data_message]),
@@ -136,13 +135,14 @@ class Panel:
             self.data_path.layout.border = None
         self.data_message.value = (f"<span style='color:#d62728'>{html.escape(derr)}</span>"
                                    if derr else "")
+        # checked on the forms' values (each the last valid config of its form), also while a
+        # form is invalid: gating on validity would clear these marks at every other refresh
         external: dict[str, str] = {}
-        if self.model_builder.valid and self.training_builder.valid and self.execution_builder.valid:
-            try:
-                check_compatible(self.execution_builder.value, self.model_builder.value,
-                                 self.training_builder.value)
-            except ConfigError as exc:
-                external = {n: str(exc) for n in exc.fields}
+        try:
+            check_compatible(self.execution_builder.value, self.model_builder.value,
+                             self.training_builder.value)
+        except ConfigError as exc:
+            external = {n: str(exc) for n in exc.fields}
         for b in self.builders.values():
             b.set_external_errors(external)
         for section, b in self.builders.items():
@@ -201,7 +201,7 @@ class Panel:
         if self.errors:
             first = next(iter(self.errors.items()))
             raise ConfigError(f"invalid {first[0]}: {first[1]}")
-        return {k: b.value for k, b in self.builders.items()}
+        return {k: b.config() for k, b in self.builders.items()}
 
     def save(self, path: str | os.PathLike) -> None:
         """Save all configs as one sectioned JSON file (what the CLI's ``--config`` reads)."""
@@ -209,10 +209,8 @@ class Panel:
 
     def load(self, path: str | os.PathLike) -> None:
         """Load the sections present in a (sectioned or flat execution) JSON config file."""
-        from ..config.serialize import read_config_file
-
         for section, values in read_config_file(path).items():
-            self.builders[section].load(self.builders[section].cls.from_dict(values))
+            self.builders[section].load(values)
         self.refresh()
 
     # ------------------------------------------------------------------ actions
@@ -238,10 +236,10 @@ class Panel:
                                       f"{handle.error}\n")
         else:
             self.result = handle.result
-            s = handle.result.settings
+            run = handle.result.run
             self.output.append_stdout(
                 f"training {'stopped' if handle.stop_requested else 'finished'} after "
-                f"{s.get('epochs_run')} epoch(s), {handle.result.elapsed_s:.1f} s; "
+                f"{run.epochs_run} epoch(s), {handle.result.elapsed_s:.1f} s; "
                 f"archive: {handle.result.archive_path}\n")
         # the thread is still alive while this runs: compute button states as if it had ended
         self.handle = None
@@ -256,9 +254,9 @@ class Panel:
 
     def join(self, timeout: float | None = None) -> Any:
         """Wait for the background training; returns the result."""
-        handle = self.handle or getattr(self, "_last_handle", None)
+        handle = self.handle or self._last_handle
         if handle is not None:
-            handle._thread.join(timeout)
+            handle.wait(timeout)
         return self.result
 
     def reconstruct(self) -> Any:

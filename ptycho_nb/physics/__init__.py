@@ -1,6 +1,6 @@
 """Physics: forward model, probes, objects, scans and simulation (see ``forward`` for conventions)."""
 
-from .forward import (FFT_NORM, FFT_SHIFTED, exit_waves, extract_patches, far_field,
+from .forward import (FFT_NORM, exit_waves, extract_patches, far_field,
                       forward_amplitude, forward_from_object, place_patches, poisson_nll, stitch)
 from .objects import OBJECT_KINDS, make_object
 from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe, make_probe,
@@ -10,7 +10,7 @@ from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster
 from .simulate import simulate
 
 __all__ = [
-    "FFT_NORM", "FFT_SHIFTED", "far_field", "extract_patches", "place_patches", "stitch",
+    "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
     "exit_waves", "forward_amplitude", "forward_from_object", "poisson_nll",
     "make_object", "OBJECT_KINDS",
     "make_probe", "disc_probe", "gaussian_probe", "zone_plate_probe", "probe_diameter",

@@ -1,6 +1,6 @@
 """Differentiable ptychographic forward model (torch, batched).
 
-Conventions (design.md §3) — decided once here and tested in ``tests/test_physics_forward.py``:
+Conventions (README "Units and conventions") — decided once here and tested in ``tests/test_physics_forward.py``:
 
 - **FFT**: ``far_field(psi) = fftshift(fft2(psi, norm="ortho"), dim=(-2, -1))``. The exit wave is
   transformed *as stored* (no ifftshift before the FFT: a shift of the real-space origin only
@@ -23,19 +23,13 @@ import dataclasses
 import torch
 
 __all__ = [
-    "FFT_NORM", "FFT_SHIFTED", "far_field", "extract_patches", "place_patches", "stitch",
+    "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
     "PatchTaps", "patch_taps", "gather_patches", "scatter_patches", "merge_patches",
     "exit_waves", "forward_amplitude", "forward_from_object", "poisson_nll",
 ]
 
 FFT_NORM = "ortho"
 """torch.fft normalisation used by :func:`far_field` (Parseval-preserving)."""
-FFT_SHIFTED = True
-"""Diffraction patterns are fftshifted: DC at pixel (N//2, N//2)."""
-
-
-def _dc_pixel(n: int) -> tuple[int, int]:
-    return (n // 2, n // 2)
 
 
 def far_field(exit_wave: torch.Tensor) -> torch.Tensor:

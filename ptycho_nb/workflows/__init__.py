@@ -1,8 +1,10 @@
-"""Workflows: ``train()``, ``infer()``, the model archive, and the demo (the main job)."""
+"""Orchestration: payload preparation, ``train()``, ``infer()``, model files and the demo."""
 
 from .inference import Reconstruction, infer, run_inference
 from .model_io import load_model, save_model
+from .payload import InferencePayload, TrainingPayload, create_inference_payload, create_training_payload
 from .training import TrainResult, run_training, train
 
-__all__ = ["train", "run_training", "TrainResult", "infer", "run_inference", "Reconstruction",
-           "save_model", "load_model"]
+__all__ = ["Reconstruction", "infer", "run_inference", "load_model", "save_model",
+           "InferencePayload", "TrainingPayload", "create_inference_payload",
+           "create_training_payload", "TrainResult", "run_training", "train"]

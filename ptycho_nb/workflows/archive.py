@@ -1,4 +1,4 @@
-"""The model archive ``wts.h5.zip`` (design.md §6): safe to load, atomic to write.
+"""The model archive ``wts.h5.zip`` (spec §6): safe to load, atomic to write.
 
 Layout of the zip (all members at the top level):
 
@@ -39,6 +39,8 @@ from zlib import error as zlib_error  # raised by zipfile on corrupt deflate str
 import h5py
 import numpy as np
 import torch
+
+from ..version import __version__
 
 __all__ = [
     "FORMAT",
@@ -189,7 +191,6 @@ def write_archive(path: str | os.PathLike, *, state_dict: Mapping[str, torch.Ten
     pathlib.Path
         The written file.
     """
-    from .. import __version__  # imported late: the package __init__ may import this module
 
     target = pathlib.Path(path)
     if target.exists() and not overwrite:

@@ -18,8 +18,11 @@ import time
 from typing import Any
 
 from ..atomic import atomic_path
+from ..physics import simulate
+from .inference import Reconstruction, infer
+from .training import TrainResult, train
 
-__all__ = ["DemoRecipe", "run_demo", "demo_recipe"]
+__all__ = ["DemoRecipe", "DemoResult", "DemoTimings", "run_demo", "demo_recipe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +33,43 @@ class DemoRecipe:
     train_seed: int
     test_seed: int
     overrides: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoTimings:
+    """Wall times of the demo's phases, seconds, and the network's speed."""
+
+    simulate_s: float
+    train_s: float
+    network_reconstruct_s: float
+    refine_s: float
+    total_s: float
+    network_patterns_per_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoResult:
+    """What :func:`run_demo` returns.
+
+    Attributes
+    ----------
+    metrics : dict
+        Aligned phase/amplitude SSIM, PSNR, FRC of the unseen scan after the physics refinement.
+    metrics_network_only : dict
+        The same for the network's single pass alone.
+    timings : DemoTimings
+    paths : dict of str → Path
+        Every file written (archive, reconstruction files, metrics.json).
+    train : TrainResult
+    reconstruction : Reconstruction
+    """
+
+    metrics: dict[str, Any]
+    metrics_network_only: dict[str, Any]
+    timings: DemoTimings
+    paths: dict[str, pathlib.Path]
+    train: TrainResult
+    reconstruction: Reconstruction
 
 
 def demo_recipe(quick: bool | None = None) -> DemoRecipe:
@@ -54,7 +94,7 @@ def demo_recipe(quick: bool | None = None) -> DemoRecipe:
 
 def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | None = None,
              overwrite: bool = False, front_end: str | None = "cli", verbose: bool = False,
-             **overrides: Any) -> dict[str, Any]:
+             **overrides: Any) -> DemoResult:
     """Run the demo and write its outputs into ``output_dir``.
 
     Writes ``wts.h5.zip`` (the model), ``reconstruction.npz``, ``product.h5`` (ptychodus),
@@ -62,15 +102,8 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
 
     Returns
     -------
-    dict
-        ``metrics`` (aligned phase/amplitude SSIM, PSNR, FRC of the unseen scan after the physics
-        refinement), ``metrics_network_only`` (the network's single pass), ``timings``, ``paths``,
-        ``train`` (the TrainResult) and ``reconstruction``.
+    DemoResult
     """
-    from ..physics import simulate
-    from .inference import infer
-    from .training import train
-
     recipe = demo_recipe(quick)
     out = pathlib.Path(output_dir)
     t0 = time.perf_counter()
@@ -87,15 +120,15 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
     metrics = recon.compare()
     metrics_network = network_only.compare()
     paths = recon.save(out, overwrite=overwrite)
-    timings = {"simulate_s": t1 - t0, "train_s": t2 - t1, "network_reconstruct_s": t3 - t2,
-               "refine_s": recon.timings["refine_s"], "total_s": time.perf_counter() - t0,
-               "network_patterns_per_s": network_only.timings["patterns_per_s"]}
+    timings = DemoTimings(simulate_s=t1 - t0, train_s=t2 - t1, network_reconstruct_s=t3 - t2,
+                          refine_s=recon.timings.refine_s, total_s=time.perf_counter() - t0,
+                          network_patterns_per_s=network_only.timings.patterns_per_s)
     flat = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
     with atomic_path(out / "metrics.json", overwrite=overwrite) as tmp:
         pathlib.Path(tmp).write_text(json.dumps(
             {"metrics": flat(metrics), "metrics_network_only": flat(metrics_network),
-             "refine_epochs": recon.settings["refine_epochs"], "timings": timings,
-             "settings": result.settings}, indent=2, default=str))
+             "refine_epochs": recon.run.refine_epochs, "timings": dataclasses.asdict(timings),
+             "run": result.run.as_dict()}, indent=2, default=str))
     paths = {"archive": result.archive_path, **paths, "metrics.json": out / "metrics.json"}
-    return {"metrics": metrics, "metrics_network_only": metrics_network, "timings": timings,
-            "paths": paths, "train": result, "reconstruction": recon}
+    return DemoResult(metrics=metrics, metrics_network_only=metrics_network, timings=timings,
+                      paths=paths, train=result, reconstruction=recon)

@@ -16,6 +16,7 @@ import json
 import logging
 import pathlib
 import time
+import warnings
 from typing import Any
 
 import lightning as L
@@ -25,14 +26,20 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path, check_writable_target
 from ..config.canonical import InferenceConfig
-from ..config.execution import PyTorchExecutionConfig, dataloader_kwargs, resolve_accelerator
-from ..config.factories import AuditEntry, InferencePayload, check_compatible, create_inference_payload
+from ..config.compat import check_compatible
+from ..config.execution import PyTorchExecutionConfig
+from ..config.precedence import AuditEntry
 from ..data.container import PtychoData
-from ..data.datamodule import GroupedDiffraction, group_scan
+from ..data.ptychodus import write_ptychodus_product
+from ..engine.datamodule import GroupedDiffraction, dataloader_kwargs, group_scan
+from ..engine.run_info import InferenceRunInfo, InferenceTimings
+from ..engine.trainer import build_trainer, quiet_lightning, resolve_accelerator
+from ..metrics import compare
 from ..model.refine import refine_object
 from ..model.stitching import StitchedObject, stitch_patches
+from ..plots import plot_reconstruction
 from .model_io import load_model
-from .training import _quiet_lightning
+from .payload import InferencePayload, create_inference_payload
 
 __all__ = ["Reconstruction", "infer", "run_inference", "OUTPUT_FILES"]
 
@@ -65,10 +72,10 @@ class Reconstruction:
         The probe the model used (refined when it was trainable).
     truth : (H0, W0) complex64 or None
         The scan's ground truth, when it had one (for plots and :meth:`compare`).
-    timings : dict
-        ``forward_s``, ``stitch_s``, ``total_s`` (seconds) and ``patterns_per_s``.
-    settings : dict
-        Resolved accelerator, batch size, middle_trim, pad_eval.
+    timings : InferenceTimings
+        Seconds per phase (load, forward, stitch, refine, total) and patterns per second.
+    run : InferenceRunInfo
+        Resolved accelerator, batch size, middle_trim, pad_eval, refinement epochs and losses.
     audit : tuple of AuditEntry
     """
 
@@ -80,9 +87,16 @@ class Reconstruction:
     ycoords: np.ndarray
     probe: np.ndarray
     truth: np.ndarray | None
-    timings: dict[str, float]
-    settings: dict[str, Any]
+    timings: InferenceTimings
+    run: InferenceRunInfo
     audit: tuple[AuditEntry, ...] = ()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Deprecated dict form of :attr:`run`."""
+        warnings.warn("Reconstruction.settings is deprecated: use Reconstruction.run "
+                      "(an InferenceRunInfo)", DeprecationWarning, stacklevel=2)
+        return self.run.as_dict()
 
     @property
     def amplitude(self) -> np.ndarray:
@@ -96,8 +110,6 @@ class Reconstruction:
 
     def compare(self, truth: np.ndarray | None = None, **kwargs: Any) -> dict[str, Any]:
         """Aligned amplitude/phase metrics against ``truth`` (default: the scan's ground truth)."""
-        from ..metrics import compare
-
         truth = self.truth if truth is None else truth
         if truth is None:
             raise ValueError("truth: this scan has no ground truth; pass one")
@@ -108,8 +120,6 @@ class Reconstruction:
 
     def plot(self, path: str | pathlib.Path | None = None) -> Any:
         """Figure of amplitude and phase (and ground truth and error when known)."""
-        from ..plots import plot_reconstruction
-
         return plot_reconstruction(self, path)
 
     def _repr_png_(self) -> bytes:
@@ -122,7 +132,7 @@ class Reconstruction:
     def __repr__(self) -> str:
         t = self.timings
         return (f"Reconstruction(object {self.object.shape[0]}x{self.object.shape[1]} at offset "
-                f"{self.offset}, {self.patches.shape[0]} patterns, {t.get('patterns_per_s', 0):.0f} "
+                f"{self.offset}, {self.patches.shape[0]} patterns, {t.patterns_per_s:.0f} "
                 f"patterns/s)")
 
     def save(self, output_dir: str | pathlib.Path, *, overwrite: bool = False) -> dict[str, pathlib.Path]:
@@ -131,8 +141,6 @@ class Reconstruction:
         Refuses to replace existing files unless ``overwrite=True`` (checked for all three
         before any is written).
         """
-        from ..data.ptychodus import write_ptychodus_product
-
         out = pathlib.Path(output_dir)
         paths = {name: out / name for name in OUTPUT_FILES}
         for p in paths.values():
@@ -144,8 +152,8 @@ class Reconstruction:
                     fh, object=self.object, amplitude=self.amplitude, phase=self.phase,
                     offset=np.asarray(self.offset, dtype=np.int64), weight=self.weight,
                     xcoords=self.xcoords, ycoords=self.ycoords, probe=self.probe,
-                    metadata_json=np.asarray(json.dumps({"timings": self.timings, "settings": self.settings},
-                                                        default=str)))
+                    metadata_json=np.asarray(json.dumps({"timings": self.timings.as_dict(),
+                                                         "run": self.run.as_dict()}, default=str)))
         write_ptychodus_product(
             None, paths["product.h5"], object=self.object, probe=self.probe,
             xcoords=self.xcoords - self.offset[1], ycoords=self.ycoords - self.offset[0],
@@ -180,33 +188,28 @@ def infer(model_or_archive: Any, data: Any, *, execution: PyTorchExecutionConfig
     return run_inference(payload, verbose=verbose)
 
 
+class _OwnPatternPredictor(L.LightningModule):
+    """Wraps a model so ``predict_step`` keeps only each group's own pattern (member 0)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.inner(batch["diffraction"], batch["offset_x"], batch["offset_y"])[:, 0]
+
+
 def _predict_patches(module: Any, dataset: GroupedDiffraction, loader_kw: dict[str, Any],
                      execution: PyTorchExecutionConfig, verbose: bool) -> torch.Tensor:
     """Member 0 of every group (the group's own pattern), merged with its neighbours when C > 1."""
-    from ..notebook.progress import PtychoProgressBar
-
-    class _Predictor(L.LightningModule):
-        # Wraps the model so predict_step keeps only each group's own pattern.
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-            return self.inner(batch["diffraction"], batch["offset_x"], batch["offset_y"])[:, 0]
-
-    with _quiet_lightning(verbose):
-        trainer = L.Trainer(
-            accelerator=resolve_accelerator(execution), devices=1, precision=execution.precision,
-            logger=False, enable_checkpointing=False, enable_model_summary=False,
-            enable_progress_bar=execution.enable_progress_bar,
-            callbacks=[PtychoProgressBar()] if execution.enable_progress_bar else [],
-            inference_mode=True)
-        outs = trainer.predict(_Predictor(module), dataloaders=DataLoader(dataset, **loader_kw))
+    with quiet_lightning(verbose):
+        trainer = build_trainer(execution, mode="infer", verbose=verbose)
+        outs = trainer.predict(_OwnPatternPredictor(module), dataloaders=DataLoader(dataset, **loader_kw))
     return torch.cat([o.detach().cpu().to(torch.complex64) for o in outs], dim=0)
 
 
 def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Reconstruction:
-    """Run a validated :class:`~ptycho_nb.config.factories.InferencePayload` (the CLI's entry)."""
+    """Run a validated :class:`~ptycho_nb.workflows.payload.InferencePayload` (the CLI's entry)."""
     t0 = time.perf_counter()
     source = payload.model
     module = load_model(source) if isinstance(source, (str, pathlib.Path)) else getattr(source, "module", source)
@@ -248,17 +251,19 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Recons
     else:
         stitched = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=margin)
     t3 = time.perf_counter()
-    timings = {"load_s": t1 - t0, "forward_s": t2 - t1, "stitch_s": t3 - t2 - refine_info.get("refine_s", 0.0),
-               "refine_s": refine_info.get("refine_s", 0.0), "total_s": t3 - t0,
-               "patterns_per_s": len(own) / max(t3 - t1, 1e-9),
-               "network_patterns_per_s": len(own) / max(t3 - t1 - refine_info.get("refine_s", 0.0), 1e-9)}
-    settings = {"accelerator": resolve_accelerator(ecfg), "batch_size": loader_kw["batch_size"],
-                "middle_trim": ecfg.middle_trim, "pad_eval": ecfg.pad_eval,
-                "gridsize": mcfg.gridsize, "n_patterns": int(len(own)),
-                "refine_epochs": icfg.refine_epochs, "refine_learning_rate": icfg.refine_learning_rate,
-                "refine_loss": refine_info.get("refine_loss", [])}
+    refine_s = refine_info.get("refine_s", 0.0)
+    timings = InferenceTimings(
+        load_s=t1 - t0, forward_s=t2 - t1, stitch_s=t3 - t2 - refine_s, refine_s=refine_s,
+        total_s=t3 - t0, patterns_per_s=len(own) / max(t3 - t1, 1e-9),
+        network_patterns_per_s=len(own) / max(t3 - t1 - refine_s, 1e-9))
+    run = InferenceRunInfo(
+        accelerator=resolve_accelerator(ecfg), batch_size=int(loader_kw["batch_size"]),
+        middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval, gridsize=mcfg.gridsize,
+        n_patterns=int(len(own)), refine_epochs=icfg.refine_epochs,
+        refine_learning_rate=icfg.refine_learning_rate,
+        refine_loss=tuple(float(v) for v in refine_info.get("refine_loss", ())))
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),
         probe=probe.numpy().astype(np.complex64), truth=data.object, timings=timings,
-        settings=settings, audit=payload.audit)
+        run=run, audit=payload.audit)

@@ -1,13 +1,13 @@
-"""Factories: precedence matrix, audit and logging, errors, CONFIG-001 ordering."""
+"""Payload preparation: precedence matrix, audit and logging, errors, CONFIG-001 ordering."""
 
 import logging
 
 import pytest
 
-import ptycho_nb.data
-from ptycho_nb.config import (ModelConfig, PyTorchExecutionConfig, TrainingConfig,
-                              create_inference_payload, create_training_payload)
+from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from ptycho_nb.config import legacy
+from ptycho_nb.workflows import payload as payload_mod
+from ptycho_nb.workflows.payload import create_inference_payload, create_training_payload
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def calls(monkeypatch):
         return {"loaded": str(path)}
 
     monkeypatch.setattr(legacy, "update_legacy_dict", bridge)
-    monkeypatch.setattr(ptycho_nb.data, "load", load, raising=False)
+    monkeypatch.setattr(payload_mod, "load_data", load)
     return order
 
 
@@ -64,7 +64,7 @@ def test_execution_object_beats_front_end_defaults(npz, calls):
 
 def test_overrides_beat_everything_and_are_logged(npz, calls, caplog):
     ex = PyTorchExecutionConfig(learning_rate=5e-4, accum_steps=2)
-    with caplog.at_level(logging.INFO, logger="ptycho_nb.config.factories"):
+    with caplog.at_level(logging.INFO, logger="ptycho_nb.config.precedence"):
         p = create_training_payload(
             npz, execution=ex, front_end="cli", legacy_cfg={},
             model=ModelConfig(N=32), training=TrainingConfig(batch_size=8),

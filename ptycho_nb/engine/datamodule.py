@@ -6,7 +6,7 @@ A sample is one neighbour group (gridsize² patterns, :func:`~ptycho_nb.data.gro
 'index': (C,) int64 pattern indices}``
 
 The DataLoader settings (workers, pinning, persistence, prefetch) come from the execution config
-through :func:`~ptycho_nb.config.execution.dataloader_kwargs`, nowhere else.
+through :func:`dataloader_kwargs`, nowhere else.
 """
 
 from __future__ import annotations
@@ -19,11 +19,47 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..config.canonical import ModelConfig, TrainingConfig
-from ..config.execution import PyTorchExecutionConfig, dataloader_kwargs
-from .container import PtychoData
-from .grouping import Groups, group_neighbors
+from ..config.execution import PyTorchExecutionConfig
+from ..data.container import PtychoData
+from ..data.grouping import Groups, group_neighbors
 
-__all__ = ["GroupedDiffraction", "PtychoDataModule", "group_scan"]
+__all__ = ["GroupedDiffraction", "PtychoDataModule", "group_scan", "dataloader_kwargs"]
+
+
+def dataloader_kwargs(
+    cfg: PyTorchExecutionConfig,
+    *,
+    batch_size: int,
+    mode: str = "train",
+    shuffle: bool | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``torch.utils.data.DataLoader`` from an execution config.
+
+    Parameters
+    ----------
+    cfg : PyTorchExecutionConfig
+    batch_size : int
+        The training batch size (``TrainingConfig.batch_size``); at inference
+        ``cfg.inference_batch_size`` replaces it when set.
+    mode : {'train', 'infer'}
+    shuffle : bool, optional
+        Defaults to True for training, False for inference.
+    """
+    if mode not in ("train", "infer"):
+        raise ValueError(f"dataloader_kwargs: mode={mode!r} is invalid: rule is one of 'train', 'infer'")
+    if mode == "infer" and cfg.inference_batch_size is not None:
+        batch_size = cfg.inference_batch_size
+    kw: dict[str, Any] = {
+        "batch_size": int(batch_size),
+        "shuffle": (mode == "train") if shuffle is None else bool(shuffle),
+        "num_workers": cfg.num_workers,
+        "pin_memory": cfg.pin_memory,
+    }
+    if cfg.num_workers > 0:
+        kw["persistent_workers"] = cfg.persistent_workers
+        if cfg.prefetch_factor is not None:
+            kw["prefetch_factor"] = cfg.prefetch_factor
+    return kw
 
 
 def group_scan(data: PtychoData, gridsize: int, *, neighbor_count: int, n_groups: int | None,

@@ -1,0 +1,146 @@
+"""Typed records of what a run really did: resolved settings and timings (frozen dataclasses).
+
+They replace free-form dicts read by key: ``result.run.epochs_run`` fails at the attribute, with
+the attribute's name, where ``settings["epochs_run"]`` failed somewhere later or never.
+:meth:`_Record.as_dict` gives the JSON-ready form written next to outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+__all__ = ["TrainRunInfo", "InferenceRunInfo", "InferenceTimings"]
+
+
+class _Record:
+    """Shared by the records: a plain dict view for JSON files."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field name → value (tuples stay tuples; ``json.dumps`` writes them as lists)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def __getitem__(self, name: str) -> Any:
+        # Results used to be dicts; code written against them keeps working, with a warning.
+        warnings.warn(f"{type(self).__name__}[{name!r}] is deprecated: use the attribute "
+                      f".{name}", DeprecationWarning, stacklevel=2)
+        if name not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRunInfo(_Record):
+    """How a training run was resolved and how it ended.
+
+    Attributes
+    ----------
+    accelerator : str
+        The concrete accelerator ('auto' resolved: cuda, mps or cpu).
+    devices : int or str
+        What ``Trainer(devices=...)`` was given; ``devices_used`` is what it used.
+    strategy, precision : str
+        As given to the Trainer.
+    monitor : str
+        The metric that selected the best checkpoint and drove early stopping (``val_*`` falls
+        back to ``train_*`` without validation data).
+    validation : bool
+        Whether validation data existed.
+    train_samples : int
+        Training samples (groups) per epoch.
+    output_dir : str
+    plot_every_n_epochs : int or str
+        The live view's redraw interval as used (0 = off, 'auto').
+    epochs_run : int
+        Completed training epochs.
+    interrupted : bool
+        Training ended on Ctrl+C / a kernel interrupt (the model so far is kept).
+    global_step : int
+        Optimizer steps taken.
+    devices_used : int
+    global_zero : bool
+        True in the process that reports (rank 0); other DDP ranks stay quiet.
+    history_scope : str
+        'epochs' (every epoch), or 'final' when only the last epoch's metrics came back from
+        spawned processes.
+    """
+
+    accelerator: str
+    devices: Any
+    strategy: str
+    precision: str
+    monitor: str
+    validation: bool
+    train_samples: int
+    output_dir: str
+    plot_every_n_epochs: Any
+    epochs_run: int
+    interrupted: bool
+    global_step: int
+    devices_used: int
+    global_zero: bool
+    history_scope: str = "epochs"
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceRunInfo(_Record):
+    """How an inference run was resolved.
+
+    Attributes
+    ----------
+    accelerator : str
+    batch_size : int
+        Patterns per forward batch.
+    middle_trim : int
+        Pixels trimmed from each patch edge before stitching.
+    pad_eval : bool
+    gridsize : int
+    n_patterns : int
+        Patterns reconstructed.
+    refine_epochs : int
+        Physics-refinement epochs (0 = the network alone).
+    refine_learning_rate : float
+    refine_loss : tuple of float
+        The refinement's loss per epoch.
+    """
+
+    accelerator: str
+    batch_size: int
+    middle_trim: int
+    pad_eval: bool
+    gridsize: int
+    n_patterns: int
+    refine_epochs: int
+    refine_learning_rate: float
+    refine_loss: tuple[float, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceTimings(_Record):
+    """Wall times of an inference run, seconds, and the resulting rates.
+
+    Attributes
+    ----------
+    load_s : float
+        Model loading and grouping.
+    forward_s : float
+        The network's forward passes.
+    stitch_s : float
+        Stitching the patches into the object.
+    refine_s : float
+        Physics refinement (0 without).
+    total_s : float
+    patterns_per_s : float
+        Patterns / (forward + stitch + refine).
+    network_patterns_per_s : float
+        Patterns / (forward + stitch): the network's single pass alone.
+    """
+
+    load_s: float
+    forward_s: float
+    stitch_s: float
+    refine_s: float
+    total_s: float
+    patterns_per_s: float
+    network_patterns_per_s: float
