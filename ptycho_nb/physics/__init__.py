@@ -2,12 +2,14 @@
 
 from .forward import (FFT_NORM, exit_waves, extract_patches, far_field,
                       forward_amplitude, forward_from_object, place_patches, poisson_nll, stitch)
-from .objects import OBJECT_KINDS, make_object
+from .objects import OBJECT_KINDS, make_object, object_maps
 from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe, make_probe,
                      probe_diameter, zone_plate_probe)
 from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
                    spiral_scan, step_from_overlap)
 from .simulate import simulate
+from .varied import (AMPLITUDE_MODES, PROBE_FAMILIES, VariedScanDataset, VariedSpec, draw_object,
+                     draw_probe, draw_scan, iter_scans, scan_seed)
 
 __all__ = [
     "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
@@ -18,4 +20,6 @@ __all__ = [
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",
     "simulate",
+    "object_maps", "VariedSpec", "VariedScanDataset", "draw_scan", "iter_scans", "scan_seed",
+    "draw_object", "draw_probe", "AMPLITUDE_MODES", "PROBE_FAMILIES",
 ]

@@ -21,7 +21,7 @@ from .objects import make_object
 from .probes import make_probe, probe_diameter
 from .scan import SCAN_KINDS, make_scan, overlap_from_step
 
-__all__ = ["simulate", "DEFAULTS"]
+__all__ = ["simulate", "measure", "DEFAULTS"]
 
 DEFAULTS: dict[str, Any] = {
     "N": 64,
@@ -49,6 +49,53 @@ def _auto_object_shape(scan: str, N: int, step: float, n_positions: int | None,
     else:
         side = int(math.ceil(step * math.sqrt(n))) + 2
     return (side + N, side + N)
+
+
+def measure(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray,
+            photons_per_pattern: float, *, noise_rng: np.random.Generator | None = None,
+            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, float]:
+    """Diffraction amplitudes of a scan at a mean dose, through the one forward model.
+
+    Parameters
+    ----------
+    probe : (N, N) or (K, N, N) complex
+        Probe with unit total intensity.
+    obj : (H, W) complex
+        Object transmission.
+    xcoords, ycoords : (M,) float
+        Patch centres (column, row), object pixels.
+    photons_per_pattern : float
+        Mean total counts per pattern; sets the scale ``s``.
+    noise_rng : numpy Generator, optional
+        Poisson noise drawn from it; None gives noise-free amplitudes.
+    batch_size : int
+        Patterns per forward chunk (memory ∝ batch_size·N²).
+
+    Returns
+    -------
+    diffraction : (M, N, N) float32
+        sqrt(counts).
+    stored_probe : complex64
+        ``sqrt(s)·probe``: in sqrt(counts) units, so ``|F{stored_probe·O}|²`` is the expected count.
+    s : float
+        Photons per unit of ``|F{probe·O}|²``.
+    """
+    p_t = torch.from_numpy(np.asarray(probe))
+    o_t = torch.from_numpy(np.asarray(obj))
+    m, n = xcoords.size, probe.shape[-1]
+    inten = np.empty((m, n, n), dtype=np.float64)
+    with torch.no_grad():
+        for a in range(0, m, batch_size):
+            b = min(m, a + batch_size)
+            amp = forward_from_object(p_t, o_t, torch.from_numpy(xcoords[a:b]), torch.from_numpy(ycoords[a:b]))
+            inten[a:b] = amp.double().numpy() ** 2
+    s = photons_per_pattern / float(inten.sum(axis=(1, 2)).mean())
+    expected = s * inten
+    if noise_rng is not None:
+        diffraction = np.sqrt(noise_rng.poisson(expected)).astype(np.float32)
+    else:
+        diffraction = np.sqrt(expected).astype(np.float32)
+    return diffraction, (np.asarray(probe) * np.sqrt(s)).astype(np.complex64), s
 
 
 def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int, int] | None = None,
@@ -160,25 +207,10 @@ def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int
         x, y = make_scan(scan, object_shape, N, step=step, jitter=jitter, seed=scan_seed,
                          n_positions=n_positions)
 
-    # Noise-free intensities with the unit probe, in chunks (memory ∝ batch_size·N²).
-    p_t = torch.from_numpy(p)
-    o_t = torch.from_numpy(obj)
+    noise_rng = np.random.default_rng(np.random.SeedSequence([seed, 2])) if noise == "poisson" else None
+    diffraction, stored_probe, s = measure(p, obj, x, y, photons_per_pattern, noise_rng=noise_rng,
+                                           batch_size=batch_size)
     m = x.size
-    inten = np.empty((m, N, N), dtype=np.float64)
-    with torch.no_grad():
-        for a in range(0, m, batch_size):
-            b = min(m, a + batch_size)
-            amp = forward_from_object(p_t, o_t, torch.from_numpy(x[a:b]), torch.from_numpy(y[a:b]))
-            inten[a:b] = amp.double().numpy() ** 2
-    s = photons_per_pattern / float(inten.sum(axis=(1, 2)).mean())
-    expected = s * inten
-    if noise == "poisson":
-        noise_rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        counts = noise_rng.poisson(expected)
-        diffraction = np.sqrt(counts).astype(np.float32)
-    else:
-        diffraction = np.sqrt(expected).astype(np.float32)
-    stored_probe = (p * np.sqrt(s)).astype(np.complex64)
 
     metadata: dict[str, Any] = {
         "source": "ptycho_nb.physics.simulate",
