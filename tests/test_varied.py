@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 from ptycho_nb import PtychoData
 from ptycho_nb.physics import forward_from_object, make_object, varied
 from ptycho_nb.physics.objects import OBJECT_KINDS, object_maps
-from ptycho_nb.physics.varied import (PROBE_FAMILIES, VariedScanDataset, VariedSpec, draw_object,
+from ptycho_nb.engine.varied_data import VariedScanDataset
+from ptycho_nb.physics.varied import (PROBE_FAMILIES, VariedSpec, draw_object,
                                       draw_probe, draw_scan, iter_scans, scan_seed)
 
 NEW_KINDS = ("dead_leaves", "polygons", "blobs", "texture")

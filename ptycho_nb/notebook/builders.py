@@ -29,9 +29,8 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
-import pathlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -39,7 +38,8 @@ import traitlets
 
 from ..config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ..config.execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
-from ..config.fields import ConfigError, config_fields, describe_rule, format_value
+from ..config.fields import ConfigError, config_fields
+from .rows import INVALID_CLASS, FieldRow
 
 __all__ = [
     "GENERAL",
@@ -57,43 +57,8 @@ __all__ = [
     "UXBuilder",
 ]
 
-#: CSS class added to a control whose value is invalid.
-INVALID_CLASS = "ptycho-nb-invalid"
 #: Key of :attr:`ConfigBuilder.errors` for an error that names no field.
 GENERAL = "__config__"
-_INVALID_BORDER = "2px solid #d62728"
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-def _parse(kind: str, text: str, optional: bool) -> Any:
-    """Text → value for numeric/path kinds. Unparseable text is returned as is, so that the
-    dataclass rejects it with its own message (never clamped, never coerced silently)."""
-    s = text.strip()
-    if s == "" and optional:
-        return None
-    if kind == "int_or_auto" and s == "auto":
-        return "auto"
-    if kind in ("int", "int_or_auto"):
-        if _INT_RE.match(s):
-            return int(s)
-        try:
-            return float(s)  # 1.5 → the dataclass says "expected an integer"
-        except ValueError:
-            return text
-    if kind == "float":
-        try:
-            return float(s)
-        except ValueError:
-            return text
-    return text  # str / path: the dataclass converts and checks
-
-
-def _to_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def _construct(cls: type, values: dict[str, Any], fallback: Any) -> tuple[Any, dict[str, str]]:
@@ -131,100 +96,6 @@ def _summary(errors: Mapping[str, str]) -> str:
                    if n != GENERAL and not re.search(rf"\b{re.escape(n)}\b", message)]
         parts.append(f"{', '.join(unnamed)}: {message}" if unnamed else message)
     return "; ".join(parts)
-
-
-class _Row:
-    """One field: label, control, optional "unset" toggle and message."""
-
-    def __init__(self, f: dataclasses.Field, value: Any, front_end_default: bool,
-                 on_change: Callable[[], None]) -> None:
-        m = f.metadata
-        self.name, self.kind, self.optional = f.name, m["kind"], bool(m["optional"])
-        self.choices = m["choices"]
-        rule = describe_rule(f)
-        tip = f"{m['help']} Rule: {rule}." if rule else m["help"]
-        if front_end_default:
-            tip += f" Front-end default: {format_value(FRONT_END_DEFAULTS[f.name])}."
-        label = f.name + (f" [{m['units']}]" if m["units"] else "")
-        if front_end_default:
-            label += " (front-end default)"
-        self.label = widgets.Label(label, tooltip=tip, layout=widgets.Layout(width="260px"))
-        hints = dict(m["widget"])
-        if self.kind == "bool":
-            self.control: widgets.Widget = widgets.Checkbox(value=bool(value), indent=False,
-                                                            tooltip=tip, description="")
-        elif self.choices is not None:
-            opts = [(str(c), c) for c in self.choices]
-            self.control = widgets.Dropdown(options=opts, tooltip=tip,
-                                            value=value if value in self.choices else self.choices[0])
-        else:
-            placeholder = "None" if self.optional else ("'auto' or integer" if self.kind == "int_or_auto"
-                                                        else "")
-            self.control = widgets.Text(value=_to_text(value), tooltip=tip, placeholder=placeholder,
-                                        continuous_update=True)
-        if "width" in hints:
-            self.control.layout.width = hints["width"]
-        self.control.add_class("ptycho-nb-field")
-        self.unset: widgets.Checkbox | None = None
-        if self.optional:
-            self.unset = widgets.Checkbox(value=value is None, description="unset (None)", indent=False,
-                                          tooltip=f"Leave {f.name} unset (None)",
-                                          layout=widgets.Layout(width="120px"))
-            self.control.disabled = value is None
-            self.unset.observe(self._unset_changed, names="value")
-        self.message = widgets.HTML("", layout=widgets.Layout(min_width="120px"))
-        self.help = widgets.HTML(f"<span style='color:#666;font-size:smaller'>{html.escape(m['help'])}</span>")
-        parts = [self.label, self.control] + ([self.unset] if self.unset else []) + [self.message]
-        self.box = widgets.VBox([widgets.HBox(parts), self.help])
-        self._on_change = on_change
-        self.control.observe(lambda _c: on_change(), names="value")
-
-    def _unset_changed(self, change: Mapping[str, Any]) -> None:
-        self.control.disabled = bool(change["new"])
-        self._on_change()
-
-    def get(self) -> Any:
-        """The entry: the control's value, parsed (None when unset)."""
-        if self.unset is not None and self.unset.value:
-            return None
-        if self.kind == "bool" or self.choices is not None:
-            return self.control.value
-        return _parse(self.kind, self.control.value, self.optional)
-
-    def shows(self, value: Any) -> bool:
-        """Whether the entry already stands for ``value`` (then what was typed, e.g. '3e-4' for
-        0.0003, is left as it is)."""
-        entry = self.get()
-        if entry is None or value is None:
-            return entry is None and value is None
-        if self.kind == "path" and isinstance(entry, str):
-            if not entry.strip():
-                return False
-            entry = pathlib.Path(entry)
-        return entry == value and isinstance(entry, bool) == isinstance(value, bool)
-
-    def set(self, value: Any) -> None:
-        if self.unset is not None:
-            self.unset.value = value is None
-            self.control.disabled = value is None
-            if value is None:
-                return
-        if self.kind == "bool":
-            self.control.value = bool(value)
-        elif self.choices is not None:
-            self.control.value = value
-        else:
-            self.control.value = _to_text(value)
-
-    def mark(self, message: str | None) -> None:
-        if message:
-            self.control.add_class(INVALID_CLASS)
-            self.control.layout.border = _INVALID_BORDER
-            self.message.value = f"<span style='color:#d62728'>{html.escape(message)}</span>"
-        else:
-            self.control.remove_class(INVALID_CLASS)
-            self.control.layout.border = None
-            self.message.value = ""
 
 
 class _Form(traitlets.HasTraits):
@@ -355,8 +226,8 @@ class ConfigBuilder(_Form, widgets.VBox):
         self.cls = cls
         self.front_end = front_end
         by_name = {f.name: f for f in all_fields}
-        self._rows: dict[str, _Row] = {
-            n: _Row(by_name[n], getattr(base, n), n in fe, self._controls_changed) for n in fields}
+        self._rows: dict[str, FieldRow] = {
+            n: FieldRow(by_name[n], getattr(base, n), n in fe, self._controls_changed) for n in fields}
         self.controls: dict[str, widgets.Widget] = {n: r.control for n, r in self._rows.items()}
         self.unset_controls: dict[str, widgets.Checkbox] = {
             n: r.unset for n, r in self._rows.items() if r.unset is not None}

@@ -8,8 +8,8 @@ from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe,
 from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
                    spiral_scan, step_from_overlap)
 from .simulate import simulate
-from .varied import (AMPLITUDE_MODES, PROBE_FAMILIES, VariedScanDataset, VariedSpec, draw_object,
-                     draw_probe, draw_scan, iter_scans, scan_seed)
+from .varied import (AMPLITUDE_MODES, PROBE_FAMILIES, VariedSpec, draw_object, draw_probe, draw_scan,
+                     iter_scans, scan_seed)
 
 __all__ = [
     "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
@@ -20,6 +20,6 @@ __all__ = [
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",
     "simulate",
-    "object_maps", "VariedSpec", "VariedScanDataset", "draw_scan", "iter_scans", "scan_seed",
+    "object_maps", "VariedSpec", "draw_scan", "iter_scans", "scan_seed",
     "draw_object", "draw_probe", "AMPLITUDE_MODES", "PROBE_FAMILIES",
 ]

@@ -1,0 +1,168 @@
+"""Training samples streamed from varied simulated scans (:mod:`ptycho_nb.physics.varied`).
+
+The scans are drawn on the fly, a bounded number at a time, so training on thousands of objects
+never holds them all in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..data.container import PtychoData
+from ..physics.varied import VariedSpec, as_seed_sequence, iter_scans
+
+__all__ = ["VariedScanDataset"]
+
+_SHUFFLE_KEY = 0x5EED  # tags the dataset's shuffle streams
+
+
+class VariedScanDataset(torch.utils.data.IterableDataset):
+    """Single-pattern training samples (gridsize 1) from a stream of varied scans.
+
+    Each sample is a dict of tensors::
+
+        diffraction      (1, N, N) float32   amplitudes, sqrt(counts)
+        offset_x         (1,) float32        zeros (gridsize 1: member − group centre)
+        offset_y         (1,) float32        zeros
+        index            (1,) int64          pattern index within its scan
+        scan             () int64            stream index of the scan (scan_seed(seed, scan))
+        probe            (N, N) complex64    the scan's probe in sqrt(counts) units (sqrt(s)·P):
+                                             forward_amplitude(probe, patch)² = expected counts
+        intensity_scale  () float32          s = Σ|probe|², photons per unit |F{P·O}|² of the
+                                             unit probe P
+        photons          () float32          mean total counts per pattern of the scan
+        input_scale      () float32          mean diffraction amplitude of the scan (network
+                                             input normalisation, as ``scaling_statistics``)
+
+    Probes differ between scans, so the probe travels **with every sample** rather than as a
+    per-scan table: a batch can mix scans (and workers) freely, and default collation stacks it
+    to (B, N, N) (B·N²·8 bytes, 2 MiB for B = 64, N = 64). Samples from one scan share one probe
+    tensor until collation.
+
+    Memory: at most ``buffer_scans`` scans are held per iterator (per worker); samples are
+    drawn at random from all patterns of the held scans, a scan is dropped once all its patterns
+    were yielded and the next one is drawn. ``scans_held`` / ``peak_scans_held`` count them in
+    the process that iterates. Larger buffers mix more scans per batch; each DataLoader batch
+    comes from one worker, so from at most ``buffer_scans`` scans.
+
+    Workers: worker ``w`` of ``W`` (``torch.utils.data.get_worker_info``) draws scans
+    ``w, w + W, w + 2W, …``, so no two workers yield the same scan and the union over workers
+    is the same set of scans for any W. With ``n_scans`` set, one pass yields every pattern of
+    scans ``0 … n_scans − 1`` (a fixed training set, regenerated on the fly); with None the
+    stream is endless (give the trainer ``max_steps``). The dataset has no ``__len__``: the
+    number of patterns per scan varies.
+
+    Shuffling is seeded by (seed, epoch, worker); call :meth:`set_epoch` before each epoch for a
+    new order (workers copy the dataset when an epoch's iterator starts, so use it with
+    ``persistent_workers=False``).
+
+    gridsize > 1 (not implemented here): form groups inside each held scan with
+    :func:`ptycho_nb.data.grouping.group_neighbors` on its ``xcoords``/``ycoords`` and yield
+    ``diffraction[indices]`` (C, N, N) with the groups' offsets instead of single patterns.
+
+    Parameters
+    ----------
+    spec : VariedSpec
+    seed : int, SeedSequence or None
+        Stream seed (None: a random one, fixed at construction so every worker agrees).
+    n_scans : int, optional
+        Scans per pass; None = endless.
+    buffer_scans : int
+        Scans held at once per iterator (>= 1).
+    shuffle : bool
+        Random order within the buffer; False yields scan after scan, patterns in order.
+    """
+
+    def __init__(self, spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *,
+                 n_scans: int | None = None, buffer_scans: int = 8, shuffle: bool = True) -> None:
+        super().__init__()
+        if not isinstance(spec, VariedSpec):
+            raise ValueError(f"spec: expected a VariedSpec, got {type(spec).__name__}")
+        if n_scans is not None and (not isinstance(n_scans, (int, np.integer)) or n_scans < 1):
+            raise ValueError(f"n_scans: expected a positive int or None, got {n_scans!r}")
+        if not isinstance(buffer_scans, (int, np.integer)) or buffer_scans < 1:
+            raise ValueError(f"buffer_scans: expected a positive int, got {buffer_scans!r}")
+        self.spec = spec
+        # Resolved now (a None seed becomes one random entropy), so every worker agrees.
+        self._root = as_seed_sequence(seed)
+        self.seed = self._root.entropy
+        self.n_scans = None if n_scans is None else int(n_scans)
+        self.buffer_scans = int(buffer_scans)
+        self.shuffle = bool(shuffle)
+        self.epoch = 0
+        self.scans_held = 0
+        self.peak_scans_held = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the shuffle order of the next pass (same scans, another order)."""
+        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch: expected a non-negative int, got {epoch!r}")
+        self.epoch = int(epoch)
+
+    @staticmethod
+    def _scan_tensors(data: PtychoData) -> dict[str, Any]:
+        probe = torch.from_numpy(np.ascontiguousarray(data.probe, dtype=np.complex64))
+        d = data.diffraction
+        return {
+            "diffraction": torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)),
+            "probe": probe,
+            "scan": torch.tensor(int(data.metadata["stream_index"]), dtype=torch.int64),
+            "intensity_scale": torch.tensor(float(np.sum(np.abs(data.probe) ** 2)), dtype=torch.float32),
+            "photons": torch.tensor(float(data.metadata["photons_per_pattern"]), dtype=torch.float32),
+            "input_scale": torch.tensor(float(d.mean(dtype=np.float64)), dtype=torch.float32),
+            "left": int(d.shape[0]),
+        }
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        scans = iter_scans(self.spec, self._root, self.n_scans, start=wid, stride=nw)
+        # Shuffle stream: a spawn key of length 3 never equals a scan's (i,) or its parts' (i, k).
+        rng = np.random.default_rng(np.random.SeedSequence(
+            self._root.entropy, spawn_key=tuple(self._root.spawn_key) + (_SHUFFLE_KEY, self.epoch, wid)))
+        zero = torch.zeros(1, dtype=torch.float32)
+        held: dict[int, dict[str, Any]] = {}
+        pool: list[tuple[int, int]] = []  # (scan slot, pattern index) not yet yielded
+        self.scans_held = 0
+        exhausted = False
+        slot = 0
+        while True:
+            # Refill: with shuffling keep buffer_scans scans; without, one at a time in order.
+            while not exhausted and len(held) < (self.buffer_scans if self.shuffle else 1):
+                try:
+                    data = next(scans)
+                except StopIteration:
+                    exhausted = True
+                    break
+                held[slot] = self._scan_tensors(data)
+                del data  # only the tensors above stay alive
+                entries = [(slot, j) for j in range(held[slot]["left"])]
+                # pop() takes from the end: in order, a new scan goes in front of what is left.
+                pool[:0] = entries[::-1] if not self.shuffle else entries
+                slot += 1
+                self.scans_held = len(held)
+                self.peak_scans_held = max(self.peak_scans_held, self.scans_held)
+            if not pool:
+                return
+            if self.shuffle:
+                k = int(rng.integers(len(pool)))
+                pool[k], pool[-1] = pool[-1], pool[k]
+            s, j = pool.pop()
+            rec = held[s]
+            sample = {
+                # A copy: a view would keep the whole scan alive in consumers that hold samples.
+                "diffraction": rec["diffraction"][j:j + 1].clone(),
+                "offset_x": zero.clone(), "offset_y": zero.clone(),
+                "index": torch.tensor([j], dtype=torch.int64),
+                "scan": rec["scan"], "probe": rec["probe"],
+                "intensity_scale": rec["intensity_scale"], "photons": rec["photons"],
+                "input_scale": rec["input_scale"],
+            }
+            rec["left"] -= 1
+            if rec["left"] == 0:
+                del held[s], rec
+                self.scans_held = len(held)
+            yield sample
