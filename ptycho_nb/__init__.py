@@ -6,7 +6,8 @@ The public API:
 - configuration: ``PyTorchExecutionConfig``, ``ModelConfig``, ``TrainingConfig``,
   ``InferenceConfig``;
 - runs: ``train`` (→ ``TrainResult``), ``infer`` (→ ``Reconstruction``), ``save_model``,
-  ``load_model``;
+  ``load_model``; ``pretrained`` (shipped models: ``available()``, ``load(name)``, and
+  ``"pretrained:NAME"`` wherever a model path goes);
 - submodules ``physics``, ``data``, ``config``, ``metrics``; the notebook layer (forms, panel,
   ``start_training`` for background runs) is ``ptycho_nb.notebook``.
 
@@ -34,11 +35,11 @@ from .config import InferenceConfig, ModelConfig, PyTorchExecutionConfig, Traini
 from .data import PtychoData, load, save
 from .physics import simulate
 from .workflows import Reconstruction, TrainResult, infer, load_model, save_model, train
-from . import metrics
+from . import metrics, pretrained
 
 __all__ = [
     "PtychoData", "load", "save", "simulate",
     "PyTorchExecutionConfig", "ModelConfig", "TrainingConfig", "InferenceConfig",
-    "train", "infer", "TrainResult", "Reconstruction", "save_model", "load_model", "metrics",
+    "train", "infer", "TrainResult", "Reconstruction", "save_model", "load_model", "metrics", "pretrained",
     "__version__",
 ]

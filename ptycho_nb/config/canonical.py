@@ -70,6 +70,13 @@ class ModelConfig(ConfigBase):
         False, category="model", kind="bool", flags=("--probe-mask",), neg_flags=("--no-probe-mask",),
         modes=_TRAIN, lands="physics", help="Apply a circular mask to the probe.",
     )
+    probe_input: bool = config_field(
+        False, category="model", kind="bool", flags=("--probe-input",), neg_flags=("--no-probe-input",),
+        modes=_TRAIN, lands="network input + physics",
+        help="Condition the network on the probe (its far field, amplitude and phase enter as extra "
+             "input channels) and normalise the input per scan, so one model can serve scans "
+             "made with other probes and doses; samples may carry their own probe.",
+    )
     gaussian_smoothing_sigma: float = config_field(
         0.0, category="model", kind="float", min=0.0, flags=("--gaussian-smoothing-sigma",),
         modes=_TRAIN, units="pixels", lands="network output",
@@ -114,6 +121,18 @@ class TrainingConfig(ConfigBase):
         0.1, category="data", kind="float", min=0.0, max=1.0, max_exclusive=True,
         flags=("--validation-fraction",), modes=_TRAIN, lands="data split",
         help="Fraction of training groups held out for val_* metrics when no test data are given (0 = none).",
+    )
+    # Kept as written (a path, or "pretrained:NAME" which pathlib leaves intact); the workflows
+    # resolve it when the model is loaded, so a saved config still says which model it started from.
+    init_model: pathlib.Path | None = config_field(
+        None, category="training", kind="path", optional=True, flags=("--init", "--init-model"),
+        modes=_TRAIN, lands="model weights before training",
+        rule="or pretrained:NAME; ModelConfig fields other than gridsize and object_big must "
+             "agree with that model's",
+        help="Start from this model's weights — a wts.h5.zip archive, a training output folder or "
+             "pretrained:NAME — instead of random ones (fine-tuning); the model settings "
+             "(ModelConfig) come from that model, and a ModelConfig that contradicts it is an error "
+             "naming the field (gridsize and object_big may differ: the network is per pattern).",
     )
     batch_size: int = config_field(
         16, category="training", kind="int", min=1, flags=("--batch-size",), modes=_TRAIN,

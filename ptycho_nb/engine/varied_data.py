@@ -36,6 +36,8 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         photons          () float32          mean total counts per pattern of the scan
         input_scale      () float32          mean diffraction amplitude of the scan (network
                                              input normalisation, as ``scaling_statistics``)
+        loss_weight      () float32          N² / photons: 1 / mean counts per pixel, so every
+                                             dose weighs alike in the Poisson deviance
 
     Probes differ between scans, so the probe travels **with every sample** rather than as a
     per-scan table: a batch can mix scans (and workers) freely, and default collation stacks it
@@ -113,6 +115,9 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             "intensity_scale": torch.tensor(float(np.sum(np.abs(data.probe) ** 2)), dtype=torch.float32),
             "photons": torch.tensor(float(data.metadata["photons_per_pattern"]), dtype=torch.float32),
             "input_scale": torch.tensor(float(d.mean(dtype=np.float64)), dtype=torch.float32),
+            # 1 / mean counts per pixel: the deviance of every dose weighs alike in a batch
+            "loss_weight": torch.tensor(d.shape[-1] * d.shape[-2] / float(data.metadata["photons_per_pattern"]),
+                                        dtype=torch.float32),
             "left": int(d.shape[0]),
         }
 
@@ -159,7 +164,7 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
                 "index": torch.tensor([j], dtype=torch.int64),
                 "scan": rec["scan"], "probe": rec["probe"],
                 "intensity_scale": rec["intensity_scale"], "photons": rec["photons"],
-                "input_scale": rec["input_scale"],
+                "input_scale": rec["input_scale"], "loss_weight": rec["loss_weight"],
             }
             rec["left"] -= 1
             if rec["left"] == 0:

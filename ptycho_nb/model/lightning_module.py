@@ -24,12 +24,13 @@ import torch
 
 from ..config.canonical import ModelConfig, TrainingConfig
 from ..config.execution import PyTorchExecutionConfig
-from ..physics.forward import forward_amplitude, poisson_nll
+from ..physics.forward import far_field, forward_amplitude, forward_amplitude_per_sample, poisson_nll
 from .network import PtychoNet
 from .optim import configure_optimizers as _configure_optimizers
 from .overlap import merge_group_patches
 
-__all__ = ["PINNModule", "scaling_statistics", "AMPLITUDE_REFERENCE", "EPOCHS_METRIC"]
+__all__ = ["PINNModule", "scaling_statistics", "probe_features", "AMPLITUDE_REFERENCE",
+           "EPOCHS_METRIC", "PROBE_FEATURES"]
 
 #: Object amplitude that the initial intensity scale maps to the data's mean counts (the
 #: midpoint of the sigmoid amplitude head); the trainable log scale refines it.
@@ -37,6 +38,32 @@ AMPLITUDE_REFERENCE = 0.5
 
 #: Callback-metric name of the number of completed training epochs (bookkeeping, not history).
 EPOCHS_METRIC = "epochs_completed"
+
+#: Conditioning channels of a ``probe_input`` network (see :func:`probe_features`).
+PROBE_FEATURES = 3
+
+
+def probe_features(probe: torch.Tensor, input_scale: torch.Tensor) -> torch.Tensor:
+    """What a ``probe_input`` network sees of the probe: (B, 3, N, N) float.
+
+    Channel 0 is the probe's far-field amplitude — the pattern of an empty object — normalised
+    like the data (``log1p(|F{P}| / input_scale)``), so the network can compare the two in the
+    detector plane; channels 1 and 2 are the probe's real-space amplitude (max 1) and its phase
+    (rad / π) weighted by that amplitude, which says where and how the object is lit.
+
+    Parameters
+    ----------
+    probe : complex tensor, (B, N, N) or (B, K, N, N) incoherent modes, sqrt(counts) units
+    input_scale : tensor, (B,)
+        Each sample's input statistic (its scan's mean diffraction amplitude).
+    """
+    modes = probe if probe.ndim == 4 else probe[:, None]
+    far = torch.sqrt((far_field(modes).abs() ** 2).sum(dim=1))
+    amp = torch.sqrt((modes.abs() ** 2).sum(dim=1))
+    amp = amp / torch.clamp(amp.flatten(1).amax(dim=1), min=1e-12)[:, None, None]
+    phase = torch.angle(modes[:, 0]) * amp / math.pi
+    scale = input_scale.to(far.dtype).reshape(-1, 1, 1)
+    return torch.stack([torch.log1p(far / scale), amp, phase], dim=1).to(torch.float32)
 
 
 def scaling_statistics(data: Any) -> dict[str, float]:
@@ -147,7 +174,8 @@ class PINNModule(L.LightningModule):
         }, ignore=["probe"])  # the probe lives in the state dict, not in the hyperparameters
         # probe_big=False: the probe lights only the central N/2, so the network predicts that
         # core (border continued) and reads the 2× oversampled pattern binned by 2 — ~3× faster.
-        net_kw = {"core": not mcfg.probe_big, "input_bin": 1 if mcfg.probe_big else 2}
+        net_kw = {"core": not mcfg.probe_big, "input_bin": 1 if mcfg.probe_big else 2,
+                  "cond_channels": PROBE_FEATURES if mcfg.probe_input else 0}
         net_kw.update(self.network_kwargs)
         self.net = PtychoNet(N=n, n_filters_scale=mcfg.n_filters_scale,
                              input_scale=scaling["input_scale"], amp_activation=mcfg.amp_activation,
@@ -157,7 +185,10 @@ class PINNModule(L.LightningModule):
         else:
             self.register_buffer("probe", p.clone())
         self.register_buffer("probe_mask", _circular_mask(n) if mcfg.probe_mask else torch.ones(n, n))
-        log_s = torch.tensor(math.log(scaling["intensity_scale"]), dtype=torch.float32)
+        # A probe_input model sees calibrated probes (sqrt(counts) for a transmission of 1, as
+        # simulate() and ptycho_nb's files store them): the physics needs no extra scale.
+        init_scale = 1.0 if mcfg.probe_input else scaling["intensity_scale"]
+        log_s = torch.tensor(math.log(init_scale), dtype=torch.float32)
         if tcfg.intensity_scale_trainable:
             self.log_intensity_scale = torch.nn.Parameter(log_s)
         else:
@@ -175,10 +206,48 @@ class PINNModule(L.LightningModule):
     def intensity_scale(self) -> torch.Tensor:
         return torch.exp(self.log_intensity_scale)
 
+    def adopt_scan(self, data: Any) -> None:
+        """Make a ``probe_input`` model serve a scan: its probe and its mean amplitude become the
+        module's (a model trained on other probes and doses reads this scan through them)."""
+        if not self.model_config.probe_input:
+            raise ValueError("adopt_scan: only a ModelConfig(probe_input=True) model takes a scan's "
+                             "probe; this model was trained for one probe")
+        p = torch.as_tensor(np.asarray(data.probe, dtype=np.complex64))
+        if tuple(p.shape[-2:]) != tuple(self.probe.shape[-2:]):
+            raise ValueError(f"data.probe: expected (..., {self.probe.shape[-1]}, {self.probe.shape[-1]}) "
+                             f"for this model, got {tuple(p.shape)}")
+        with torch.no_grad():
+            if p.shape != self.probe.shape:
+                self.probe = (torch.nn.Parameter(p.to(self.probe.device))
+                              if isinstance(self.probe, torch.nn.Parameter) else p.to(self.probe.device))
+            else:
+                self.probe.copy_(p)
+            self.net.input_scale.fill_(float(np.mean(np.asarray(data.diffraction, dtype=np.float64))))
+
+    def network_patches(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
+                        input_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's patches (B, C, N, N) before any overlap merge: each pattern on its own
+        (conditioned on the probe for ``probe_input`` models; default: the module's own)."""
+        if not self.model_config.probe_input:
+            return self.net(diffraction)
+        b = diffraction.shape[0]
+        if probe is None:
+            probe = self.effective_probe.expand(b, *self.effective_probe.shape)
+        else:
+            probe = probe * self.probe_mask
+        if input_scale is None:
+            input_scale = self.net.input_scale.expand(b)
+        return self.net(diffraction, probe_features(probe, input_scale), input_scale)
+
     def forward(self, diffraction: torch.Tensor, offset_x: torch.Tensor | None = None,
-                offset_y: torch.Tensor | None = None) -> torch.Tensor:
-        """Complex object patches (B, C, N, N), overlap-merged for gridsize > 1 (object_big)."""
-        patches = self.net(diffraction)
+                offset_y: torch.Tensor | None = None, probe: torch.Tensor | None = None,
+                input_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex object patches (B, C, N, N), overlap-merged for gridsize > 1 (object_big).
+
+        ``probe`` (B, N, N) and ``input_scale`` (B,) give each sample its own probe and input
+        statistic (``probe_input`` models; default: the module's own).
+        """
+        patches = self.network_patches(diffraction, probe, input_scale)
         b, c = patches.shape[:2]
         if c > 1 and self.model_config.object_big:
             if offset_x is None or offset_y is None:
@@ -186,26 +255,45 @@ class PINNModule(L.LightningModule):
             patches = merge_group_patches(patches, offset_x.to(patches.device), offset_y.to(patches.device))
         return patches
 
-    def predict_amplitude(self, patches: torch.Tensor) -> torch.Tensor:
-        """Predicted diffraction amplitudes (sqrt expected counts) of complex patches."""
+    def predict_amplitude(self, patches: torch.Tensor, probe: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted diffraction amplitudes (sqrt expected counts) of complex patches (B, C, N, N);
+        ``probe`` (B, N, N) lights each sample with its own probe."""
+        if probe is not None:
+            return forward_amplitude_per_sample(probe * self.probe_mask, patches, scale=self.intensity_scale)
         return forward_amplitude(self.effective_probe, patches, scale=self.intensity_scale)
 
     # ---------------------------------------------------------------- loss
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{'loss', 'nll', 'mae'}`` for a batch (nll is the Poisson deviance/2 per pixel, ≥ 0)."""
+        """``{'loss', 'nll', 'mae'}`` for a batch (nll is the Poisson deviance/2 per pixel, ≥ 0).
+
+        Optional batch keys: ``probe`` (B, N, N) per-sample probes, ``input_scale`` (B,) per-sample
+        input statistics, ``loss_weight`` (B,) per-sample weights of the deviance.
+        """
         meas = batch["diffraction"]
         if not meas.is_floating_point():
             meas = meas.float()
-        patches = self(meas, batch.get("offset_x"), batch.get("offset_y"))
-        pred = self.predict_amplitude(patches)
+        probe = batch.get("probe")
+        patches = self(meas, batch.get("offset_x"), batch.get("offset_y"), probe=probe,
+                       input_scale=batch.get("input_scale"))
+        pred = self.predict_amplitude(patches, probe)
         out: dict[str, torch.Tensor] = {}
         eps = 1e-6
         k = meas ** 2
         # poisson_nll drops the k-only constant; subtracting its value at lam = k makes the logged
         # number the (half) Poisson deviance, 0 for a perfect fit. Gradients are unchanged.
-        with torch.no_grad():
-            floor = torch.mean(k - k * torch.log(k + eps))
-        nll = poisson_nll(pred, meas, eps=eps) - floor
+        weight = batch.get("loss_weight")
+        if weight is None:
+            with torch.no_grad():
+                floor = torch.mean(k - k * torch.log(k + eps))
+            nll = poisson_nll(pred, meas, eps=eps) - floor
+        else:
+            # Samples of different doses: the deviance grows with the counts, so each sample's is
+            # weighted (e.g. by 1 / its mean counts per pixel) lest the brightest scans dominate.
+            lam = pred ** 2
+            with torch.no_grad():
+                floor_el = k - k * torch.log(k + eps)
+            per_sample = (lam - k * torch.log(lam + eps) - floor_el).flatten(1).mean(dim=1)
+            nll = torch.mean(weight.to(per_sample.dtype) * per_sample)
         t = self.training_config
         # With weight 0 (the default) the MAE is only logged: keep it out of the autograd graph,
         # so backward does not run through a term that contributes exactly nothing.

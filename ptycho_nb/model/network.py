@@ -114,11 +114,15 @@ class PtychoNet(nn.Module):
     core : bool
         Predict only the central N/2×N/2 of the patch (where a probe confined to N/2 lights
         the object); the border continues the edge values (replicate padding).
+    cond_channels : int
+        Extra input channels that condition the prediction (e.g. features of the probe), given
+        per sample to :meth:`forward` and shared by the C patterns of a group.
     """
 
     def __init__(self, N: int = 64, n_filters_scale: int = 2, input_scale: float = 1.0,
                  amp_activation: str = "sigmoid", depth: int = 3, smoothing_sigma: float = 0.0,
-                 bottleneck_fc: bool = True, input_bin: int = 1, core: bool = False) -> None:
+                 bottleneck_fc: bool = True, input_bin: int = 1, core: bool = False,
+                 cond_channels: int = 0) -> None:
         super().__init__()
         if input_bin not in (1, 2, 4) or N % input_bin:
             raise ValueError(f"input_bin: expected 1, 2 or 4 dividing N={N}, got {input_bin!r}")
@@ -133,11 +137,12 @@ class PtychoNet(nn.Module):
         self.N = int(N)
         self.input_bin = int(input_bin)
         self.core = bool(core)
+        self.cond_channels = int(cond_channels)
         self.amp_activation = amp_activation
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         w0 = 8 * int(n_filters_scale)
         widths = [min(w0 * 2 ** i, w0 * 4) for i in range(depth + 1)]  # e.g. 16, 32, 64, 64
-        enc = [_ConvBlock(1, widths[0], stride=1)]
+        enc = [_ConvBlock(1 + self.cond_channels, widths[0], stride=1)]
         for a, b in zip(widths[:-1], widths[1:]):
             enc += [_ConvBlock(a, b, stride=2), _ConvBlock(b, b)]
         self.encoder = nn.Sequential(*enc)
@@ -169,19 +174,41 @@ class PtychoNet(nn.Module):
         x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
         return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
 
-    def normalise(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """The network input: ``log1p(diffraction / input_scale)``."""
-        return torch.log1p(torch.clamp(diffraction, min=0) / self.input_scale)
+    def normalise(self, diffraction: torch.Tensor, input_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The network input: ``log1p(diffraction / input_scale)`` (a scale per sample when given,
+        shape (B·C, 1, 1, 1), else the stored training statistic)."""
+        scale = self.input_scale if input_scale is None else input_scale
+        return torch.log1p(torch.clamp(diffraction, min=0) / scale)
 
-    def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+    def forward(self, diffraction: torch.Tensor, cond: torch.Tensor | None = None,
+                input_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex patches (B, C, N, N) of diffraction amplitudes (B, C, N, N).
+
+        ``cond`` (B, cond_channels, N, N) conditions every pattern of sample b; ``input_scale``
+        (B,) replaces the stored input statistic per sample (e.g. a scan's mean amplitude).
+        """
         if diffraction.ndim != 4 or diffraction.shape[-2:] != (self.N, self.N):
             raise ValueError(f"diffraction: expected (B, C, {self.N}, {self.N}), got {tuple(diffraction.shape)}")
         b, c, n, _ = diffraction.shape
+        if (cond is None) != (self.cond_channels == 0) or (
+                cond is not None and tuple(cond.shape) != (b, self.cond_channels, n, n)):
+            raise ValueError(f"cond: expected ({b}, {self.cond_channels}, {n}, {n})"
+                             f"{' (this network is conditioned)' if self.cond_channels else ' or None'}, "
+                             f"got {None if cond is None else tuple(cond.shape)}")
         # Follow the weights' dtype (float32, or float64 under precision='64-true').
-        x = diffraction.reshape(b * c, 1, n, n).to(next(self.parameters()).dtype)
+        dtype = next(self.parameters()).dtype
+        x = diffraction.reshape(b * c, 1, n, n).to(dtype)
         if self.input_bin > 1:  # bin intensities; RMS amplitude keeps the input_scale statistic valid
             x = torch.sqrt(F.avg_pool2d(x ** 2, self.input_bin))
-        x = self.normalise(x)
+        scale = None
+        if input_scale is not None:
+            scale = input_scale.to(dtype).reshape(b, 1).expand(b, c).reshape(b * c, 1, 1, 1)
+        x = self.normalise(x, scale)
+        if cond is not None:
+            k = cond.to(dtype)
+            if self.input_bin > 1:
+                k = F.avg_pool2d(k, self.input_bin)
+            x = torch.cat([x, k.repeat_interleave(c, dim=0)], dim=1)
         z = self.encoder(x)
         if self.bottleneck_fc is not None:
             z = z + self.bottleneck_fc(z).view(-1, *self._bshape)

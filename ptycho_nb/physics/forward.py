@@ -25,7 +25,7 @@ import torch
 __all__ = [
     "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
     "PatchTaps", "patch_taps", "gather_patches", "scatter_patches", "merge_patches",
-    "exit_waves", "forward_amplitude", "forward_from_object", "poisson_nll",
+    "exit_waves", "forward_amplitude", "forward_amplitude_per_sample", "forward_from_object", "poisson_nll",
 ]
 
 FFT_NORM = "ortho"
@@ -419,6 +419,34 @@ def forward_amplitude(probe: torch.Tensor, patches: torch.Tensor,
     inten = psi.real ** 2 + psi.imag ** 2
     if probe.ndim == 3:
         inten = inten.sum(dim=-3)  # incoherent modes add in intensity
+    if scale is not None:
+        inten = inten * scale
+    return _safe_sqrt(inten)
+
+
+def forward_amplitude_per_sample(probes: torch.Tensor, patches: torch.Tensor,
+                                 scale: float | torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`forward_amplitude` where every sample has its own probe.
+
+    Parameters
+    ----------
+    probes : complex tensor, (B, N, N) or (B, K, N, N) incoherent modes
+        Sample b's probe lights every patch of ``patches[b]``.
+    patches : complex tensor, (B, C, N, N)
+    scale : float or tensor, optional
+        Intensity scale; a tensor broadcasts against (B, C, 1, 1).
+
+    Returns
+    -------
+    real tensor, (B, C, N, N)
+    """
+    if probes.ndim not in (3, 4) or patches.ndim != 4 or probes.shape[0] != patches.shape[0] \
+            or probes.shape[-2:] != patches.shape[-2:]:
+        raise ValueError(f"probes/patches: expected (B, [K,] N, N) and (B, C, N, N) with the same B "
+                         f"and N, got {tuple(probes.shape)} and {tuple(patches.shape)}")
+    modes = probes if probes.ndim == 4 else probes[:, None]
+    psi = far_field(modes[:, None] * patches[:, :, None])  # (B, C, K, N, N)
+    inten = (psi.real ** 2 + psi.imag ** 2).sum(dim=2)
     if scale is not None:
         inten = inten * scale
     return _safe_sqrt(inten)

@@ -2,24 +2,172 @@
 
 The archive (see :mod:`ptycho_nb.workflows.archive`) holds the canonical configs, the legacy
 params dict, the scaling statistics and the module's state dict (network weights, the probe, the
-intensity scale), so a model file is self-describing and loads without the training data.
+intensity scale), so a model file is self-describing and loads without the training data. An
+optional model card (recipe, seeds, commit, scores, ...) travels in its ``extra.json``.
+
+Wherever a model path is accepted, ``"pretrained:NAME"`` names a model shipped with the package
+(``ptycho_nb/pretrained/models/NAME.wts.h5.zip``; see :mod:`ptycho_nb.pretrained`). The name is
+resolved here, at load time, so configs carry it as written.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pathlib
-from typing import Any
+from typing import Any, Mapping
+
+import numpy as np
 
 from ..config.canonical import ModelConfig, TrainingConfig
+from ..config.fields import nearest_name
 from ..config.legacy import update_legacy_dict
 from .archive import load_state_dict_strict, read_archive, write_archive
 
-__all__ = ["save_model", "load_model", "ARCHIVE_NAME", "resolve_archive_path"]
+__all__ = ["save_model", "load_model", "ARCHIVE_NAME", "resolve_archive_path", "read_card",
+           "PRETRAINED_PREFIX", "PRETRAINED_SUFFIX", "PRETRAINED_DIR", "is_pretrained",
+           "pretrained_names", "pretrained_path"]
 
 #: File name of the archive inside a training output folder.
 ARCHIVE_NAME = "wts.h5.zip"
 MODEL_NAME = "PINNModule"
+#: Key of the model card in the archive's ``extra.json``.
+CARD_KEY = "card"
+
+#: Prefix that names a packaged model wherever a model path is accepted.
+PRETRAINED_PREFIX = "pretrained:"
+#: File-name suffix of a packaged model (its name is the file name without it).
+PRETRAINED_SUFFIX = ".wts.h5.zip"
+#: Where the packaged models live (package data). Looked up at call time, so a test may point it
+#: elsewhere; every function also takes an explicit ``folder``.
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parents[1] / "pretrained" / "models"
+
+
+# --------------------------------------------------------------------------------------------
+# packaged (pretrained) models
+# --------------------------------------------------------------------------------------------
+
+
+def is_pretrained(path: Any) -> bool:
+    """Whether ``path`` is a ``"pretrained:NAME"`` reference (a str or a path spelled so)."""
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).startswith(PRETRAINED_PREFIX)
+
+
+def _folder(folder: str | os.PathLike[str] | None) -> pathlib.Path:
+    return pathlib.Path(PRETRAINED_DIR if folder is None else folder)
+
+
+def pretrained_names(folder: str | os.PathLike[str] | None = None) -> list[str]:
+    """Names of the packaged models in ``folder`` (default: the package's), sorted; [] if none."""
+    f = _folder(folder)
+    if not f.is_dir():
+        return []
+    return sorted(p.name[: -len(PRETRAINED_SUFFIX)] for p in f.iterdir()
+                  if p.is_file() and p.name.endswith(PRETRAINED_SUFFIX)
+                  and len(p.name) > len(PRETRAINED_SUFFIX) and not p.name.startswith("."))
+
+
+def pretrained_path(name: str, folder: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """The archive of the packaged model ``name`` (``"pretrained:"`` prefix optional).
+
+    Raises
+    ------
+    ValueError
+        A name that is empty or holds a path separator (names are file names, not paths).
+    FileNotFoundError
+        No such model, listing the available names and the nearest one.
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"pretrained model name: expected a str, got {type(name).__name__}")
+    text = os.fspath(name)
+    bare = text[len(PRETRAINED_PREFIX):] if text.startswith(PRETRAINED_PREFIX) else text
+    if bare.endswith(PRETRAINED_SUFFIX):
+        bare = bare[: -len(PRETRAINED_SUFFIX)]
+    if not bare or "/" in bare or "\\" in bare or bare.startswith("."):
+        raise ValueError(f"pretrained model name {bare!r} is invalid: expected the file name of a "
+                         f"packaged model without {PRETRAINED_SUFFIX!r} (no folders)")
+    f = _folder(folder)
+    p = f / (bare + PRETRAINED_SUFFIX)
+    if not p.is_file():
+        names = pretrained_names(folder)
+        near = nearest_name(bare, names)
+        listing = ", ".join(names) if names else "none are installed"
+        raise FileNotFoundError(
+            f"pretrained model {bare!r} not found in {f}"
+            + (f"; did you mean {near!r}?" if near else "")
+            + f" (available: {listing})")
+    return p
+
+
+def resolve_archive_path(path: str | os.PathLike[str], *,
+                         folder: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """The archive file for ``path``: the file itself, ``wts.h5.zip`` inside a folder, or the
+    packaged file of ``"pretrained:NAME"`` (looked up in ``folder``, default the package's).
+
+    Raises
+    ------
+    FileNotFoundError
+        No archive there, or an unknown pretrained name (listing the available ones).
+    """
+    if is_pretrained(path):
+        return pretrained_path(os.fspath(path), folder)
+    p = pathlib.Path(path)
+    if p.is_dir():
+        p = p / ARCHIVE_NAME
+    if not p.exists():
+        raise FileNotFoundError(f"model archive not found: {p}")
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# model card
+# --------------------------------------------------------------------------------------------
+
+
+def _check_card(value: Any, where: str = "card") -> None:
+    """Raise ValueError naming the first entry of a card that JSON cannot hold faithfully."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: key {key!r} is a {type(key).__name__}; a model card "
+                                 "needs string keys (JSON)")
+            _check_card(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_card(item, f"{where}[{i}]")
+    elif value is None or isinstance(value, (bool, int, str)):
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}={value!r} is not JSON-serialisable (use None for a missing "
+                             "score)")
+    elif isinstance(value, np.generic):  # numpy scalars: stored as the Python number they hold
+        _check_card(value.item(), where)
+    else:
+        raise ValueError(f"{where}: a {type(value).__name__} is not JSON-serialisable (a model "
+                         "card holds dicts, lists, strings, numbers, bools and None)")
+
+
+def _card_json(card: Mapping[str, Any]) -> dict[str, Any]:
+    """``card`` as plain JSON types (numpy scalars become Python numbers), after checking it."""
+    if not isinstance(card, Mapping):
+        raise ValueError(f"card: expected a dict, got {type(card).__name__}")
+    _check_card(card)
+    return json.loads(json.dumps(dict(card), default=lambda o: o.item()))
+
+
+def read_card(path: str | os.PathLike[str], *,
+              folder: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The model card stored in an archive (or ``"pretrained:NAME"``), None when it has none."""
+    archive = read_archive(resolve_archive_path(path, folder=folder))
+    card = (archive.extra or {}).get(CARD_KEY)
+    return dict(card) if isinstance(card, dict) else None
+
+
+# --------------------------------------------------------------------------------------------
+# save / load
+# --------------------------------------------------------------------------------------------
 
 
 def _module_of(obj: Any) -> Any:
@@ -31,13 +179,23 @@ def _module_of(obj: Any) -> Any:
     return module
 
 
-def save_model(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> pathlib.Path:
+def save_model(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
+               card: Mapping[str, Any] | None = None) -> pathlib.Path:
     """Write a trained model (a ``TrainResult`` or ``PINNModule``) to a ``wts.h5.zip`` archive.
 
     ``path`` may be a folder, which then receives ``wts.h5.zip``. Writes atomically and refuses to
     overwrite an existing file unless ``overwrite=True``.
+
+    Parameters
+    ----------
+    card : dict, optional
+        Model card (recipe, seeds, commit, training time, hardware, scores, ...), stored in the
+        archive and returned by :func:`read_card` / ``load_model(...).model_card``. It must be
+        JSON-serialisable (ValueError naming the offending entry otherwise); it is not carried
+        over from a loaded model, whose card would no longer describe what is saved.
     """
     module = _module_of(obj)
+    card_json = None if card is None else _card_json(card)
     target = pathlib.Path(path)
     if target.is_dir() or target.suffix == "":
         target = target / ARCHIVE_NAME
@@ -45,6 +203,10 @@ def save_model(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = Fals
     update_legacy_dict(params, module.model_config)
     update_legacy_dict(params, module.training_config)
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    extra: dict[str, Any] = {"network": dict(module.network_kwargs),
+                             "probe_shape": list(module.probe.shape)}
+    if card_json is not None:
+        extra[CARD_KEY] = card_json
     return write_archive(
         target,
         state_dict=state,
@@ -52,28 +214,21 @@ def save_model(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = Fals
         params=params,
         scaling=dict(module.scaling),
         model_name=MODEL_NAME,
-        extra={"network": dict(module.network_kwargs), "probe_shape": list(module.probe.shape)},
+        extra=extra,
         overwrite=overwrite,
     )
 
 
-def resolve_archive_path(path: str | os.PathLike[str]) -> pathlib.Path:
-    """The archive file for ``path``: the file itself, or ``wts.h5.zip`` inside a folder."""
-    p = pathlib.Path(path)
-    if p.is_dir():
-        p = p / ARCHIVE_NAME
-    if not p.exists():
-        raise FileNotFoundError(f"model archive not found: {p}")
-    return p
-
-
 def load_model(path: str | os.PathLike[str]) -> Any:
-    """Load a ``PINNModule`` from a ``wts.h5.zip`` archive (or a folder holding one), in eval mode.
+    """Load a ``PINNModule`` from a ``wts.h5.zip`` archive, a folder holding one, or a packaged
+    model ``"pretrained:NAME"``, in eval mode.
+
+    The module's ``model_card`` attribute holds the archive's model card (None when absent).
 
     Raises
     ------
     FileNotFoundError
-        No archive at ``path``.
+        No archive at ``path``, or an unknown pretrained name (listing the available ones).
     ValueError
         A corrupt, tampered, foreign (e.g. TensorFlow) or incompatible archive, naming what was
         found.
@@ -97,5 +252,7 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         network=extra.get("network") or {},
     )
     load_state_dict_strict(module, archive.state_dict)
+    card = extra.get(CARD_KEY)
+    module.model_card = dict(card) if isinstance(card, dict) else None
     module.eval()
     return module

@@ -31,6 +31,7 @@ from ..config.execution import PyTorchExecutionConfig
 from ..config.precedence import (AuditEntry, Layer, config_layer, front_end_layer, log_audit, resolve,
                                  split_overrides)
 from ..data.io import load as load_data
+from .model_io import is_pretrained, resolve_archive_path
 
 __all__ = [
     "TrainingPayload",
@@ -104,6 +105,18 @@ def _require_file(path: pathlib.Path | None, what: str) -> None:
         raise FileNotFoundError(f"{what} not found: {path}")
 
 
+def _require_model(path: pathlib.Path | None, what: str) -> None:
+    """Like :func:`_require_file`, but ``pretrained:NAME`` must name a packaged model (the error
+    lists the available ones); the reference itself is kept, and resolved when loaded."""
+    if path is not None and is_pretrained(path):
+        try:
+            resolve_archive_path(path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise type(exc)(f"{what}: {exc}") from None
+        return
+    _require_file(path, what)
+
+
 def create_training_payload(
     train_data: Any = None,
     *,
@@ -167,6 +180,7 @@ def create_training_payload(
         _require_file(training_cfg.train_data_file, "training data file")
     if test_obj is None:
         _require_file(training_cfg.test_data_file, "test data file")
+    _require_model(training_cfg.init_model, "TrainingConfig.init_model")
 
     # CONFIG-001: the bridge runs before any data loading or model construction.
     if legacy_cfg is None:
@@ -247,7 +261,7 @@ def create_inference_payload(
                 "InferenceConfig.model_path=None is invalid without an in-memory model: pass an "
                 "archive path, a training output folder or a model"
             )
-        _require_file(inf_cfg.model_path, "model path")
+        _require_model(inf_cfg.model_path, "model path")
     if data_obj is None:
         if inf_cfg.test_data_file is None:
             raise ValueError(

@@ -18,20 +18,28 @@ from typing import Any, Iterable, Mapping
 import lightning as L
 
 from ..config.canonical import ModelConfig, TrainingConfig
+from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig, resolve_monitor
+from ..config.fields import ConfigError
 from ..config.precedence import AuditEntry
 from ..engine.callbacks import History, LivePlot, resolve_plot_every
 from ..engine.datamodule import PtychoDataModule
 from ..engine.run_info import TrainRunInfo
 from ..engine.trainer import build_trainer, fit_interruptibly, quiet_lightning, resolve_accelerator
 from ..model.lightning_module import EPOCHS_METRIC, PINNModule, scaling_statistics
-from .archive import load_checkpoint_weights
-from .model_io import ARCHIVE_NAME, save_model
+from .archive import load_checkpoint_weights, load_state_dict_strict
+from .model_io import ARCHIVE_NAME, load_model, save_model
 from .payload import TrainingPayload, create_training_payload
 
-__all__ = ["TrainResult", "train", "run_training", "history_table"]
+__all__ = ["TrainResult", "train", "run_training", "history_table", "init_model_config",
+           "INIT_FREE_FIELDS"]
 
 log = logging.getLogger(__name__)
+
+#: ModelConfig fields a fine-tuning run may choose differently from its starting model: the
+#: network maps each pattern on its own (the C patterns of a group are folded into the batch), so
+#: the grouping and the overlap merge change no weight.
+INIT_FREE_FIELDS = ("gridsize", "object_big")
 
 
 @dataclasses.dataclass
@@ -81,9 +89,11 @@ class TrainResult:
                       DeprecationWarning, stacklevel=2)
         return self.run.as_dict()
 
-    def save(self, path: str | pathlib.Path, *, overwrite: bool = False) -> pathlib.Path:
-        """Write the model to a ``wts.h5.zip`` archive (see :func:`ptycho_nb.save_model`)."""
-        return save_model(self, path, overwrite=overwrite)
+    def save(self, path: str | pathlib.Path, *, overwrite: bool = False,
+             card: Mapping[str, Any] | None = None) -> pathlib.Path:
+        """Write the model to a ``wts.h5.zip`` archive, with an optional model card (see
+        :func:`ptycho_nb.save_model`)."""
+        return save_model(self, path, overwrite=overwrite, card=card)
 
     def __repr__(self) -> str:
         last = {k: v[-1] for k, v in self.history.items() if v and k.endswith("loss")}
@@ -96,7 +106,7 @@ class TrainResult:
 def train(data: Any = None, *, model: ModelConfig | None = None, training: TrainingConfig | None = None,
           execution: PyTorchExecutionConfig | None = None, test_data: Any = None,
           front_end: str | None = None, overwrite: bool = False, callbacks: Iterable[Any] = (),
-          verbose: bool = False, **overrides: Any) -> TrainResult:
+          verbose: bool = False, init: Any = None, **overrides: Any) -> TrainResult:
     """Train a physics-informed model on a scan, self-supervised (no ground truth needed).
 
     Parameters
@@ -116,6 +126,10 @@ def train(data: Any = None, *, model: ModelConfig | None = None, training: Train
         Extra callbacks (e.g. a live plot), added after ours.
     verbose : bool
         Let Lightning's informational messages through.
+    init : path or str, optional
+        Start from this model's weights (fine-tuning): a ``wts.h5.zip`` archive, a training output
+        folder or ``"pretrained:NAME"``. Shorthand for the override ``init_model=...``
+        (``TrainingConfig.init_model``); the model settings come from that model.
     **overrides
         Any config field by name (``learning_rate=3e-4``, ``nepochs=5``, ``'model.gridsize'=2``);
         highest precedence, logged, and an unknown name is an error.
@@ -129,6 +143,11 @@ def train(data: Any = None, *, model: ModelConfig | None = None, training: Train
     if "background" in overrides:
         raise TypeError("train(background=...) is gone: call "
                         "ptycho_nb.notebook.start_training(data, ...) for a background run")
+    if init is not None:
+        if any(k in overrides for k in ("init_model", "training.init_model")):
+            raise TypeError("train(): pass init= or init_model=, not both (init is an alias of "
+                            "TrainingConfig.init_model)")
+        overrides["init_model"] = init
     payload = create_training_payload(
         data, model=model, training=training, execution=execution, overrides=overrides,
         front_end=front_end, test_data=test_data)
@@ -144,13 +163,25 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
     if archive.exists() and not overwrite:
         raise FileExistsError(f"{archive} exists: pass overwrite=True (CLI: --overwrite) or choose "
                               "another TrainingConfig.output_dir")
+    audit = payload.audit
+    start = None
+    if tcfg.init_model is not None:
+        # before seeding: building the loaded module draws random numbers a run from scratch
+        # does not, and the seeded run should not depend on that
+        start = load_model(tcfg.init_model)
+        mcfg, audit = init_model_config(start.model_config, mcfg, audit, payload.train_data,
+                                        where=str(tcfg.init_model))
+        check_compatible(ecfg, mcfg, tcfg)
     if tcfg.seed is not None:
         L.seed_everything(tcfg.seed, workers=True, verbose=False)
 
     dm = PtychoDataModule(payload.train_data, model=mcfg, training=tcfg, execution=ecfg,
                           test_data=payload.test_data)
     module = PINNModule(model=mcfg, training=tcfg, execution=ecfg, probe=payload.train_data.probe,
-                        scaling=scaling_statistics(payload.train_data))
+                        scaling=scaling_statistics(payload.train_data),
+                        network=None if start is None else start.network_kwargs)
+    if start is not None:
+        _start_from(module, start, payload.train_data)
     module.has_validation = dm.has_validation
     history = History()
     extra = [history, *callbacks]
@@ -201,8 +232,92 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
     if trainer.is_global_zero:
         archive_path = save_model(module, archive, overwrite=overwrite)
     return TrainResult(module=module, history=history.history, best_checkpoint=best,
-                       archive_path=archive_path, run=run, audit=payload.audit,
+                       archive_path=archive_path, run=run, audit=audit,
                        elapsed_s=elapsed, model=mcfg, training=tcfg, execution=ecfg)
+
+
+def _user_set(entry: AuditEntry, default: Any) -> bool:
+    """Whether a ModelConfig value was chosen for this run rather than defaulted.
+
+    A config object sets every field, so its values equal to the dataclass default count as not
+    chosen (as in :func:`~ptycho_nb.config.precedence.log_audit`); N taken from the data
+    (source ``'data'``) is checked against the model separately.
+    """
+    if entry.source in ("default", "data"):
+        return False
+    return not (entry.source.endswith("_config") and entry.value == default)
+
+
+def init_model_config(start: ModelConfig, requested: ModelConfig, audit: tuple[AuditEntry, ...],
+                      train_data: Any, *, where: str) -> tuple[ModelConfig, tuple[AuditEntry, ...]]:
+    """The ModelConfig of a run that starts from a model whose config is ``start``.
+
+    Every field comes from ``start`` except :data:`INIT_FREE_FIELDS`, which keep the value chosen
+    for this run (``start``'s when none was chosen). A field chosen for this run that differs from
+    ``start``'s is an error, as are training patterns of another size than ``start.N``.
+
+    Returns
+    -------
+    config : ModelConfig
+        The config really used.
+    audit : tuple of AuditEntry
+        ``audit`` with the ``model.*`` entries taken from the starting model marked with source
+        ``'init_model'``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the contradicting field, its two values and ``where`` the model came from.
+    """
+    entries = {e.field: e for e in audit}
+    defaults = ModelConfig()
+    data_n = getattr(getattr(train_data, "diffraction", None), "shape", (None,))[-1]
+    if data_n is not None and int(data_n) != start.N:
+        raise ConfigError(
+            f"TrainingConfig.init_model={where!r}: that model was trained for N={start.N} but the "
+            f"training patterns are {data_n}x{data_n} (N must match the data)",
+            fields=("N", "init_model"), value=data_n)
+    values: dict[str, Any] = {}
+    taken: set[str] = set()
+    for f in dataclasses.fields(ModelConfig):
+        entry = entries.get(f"model.{f.name}")
+        chosen = entry is not None and _user_set(entry, getattr(defaults, f.name))
+        mine, theirs = getattr(requested, f.name), getattr(start, f.name)
+        if f.name in INIT_FREE_FIELDS:
+            values[f.name] = mine if chosen else theirs
+        elif chosen and mine != theirs:
+            raise ConfigError(
+                f"ModelConfig.{f.name}={mine!r} contradicts the model it starts from "
+                f"(TrainingConfig.init_model={where!r} has {f.name}={theirs!r}): the model settings "
+                f"come from that model; leave {f.name} unset or start from another model",
+                fields=(f.name,), value=mine)
+        else:
+            values[f.name] = theirs
+        if not chosen:
+            taken.add(f"model.{f.name}")
+    config = ModelConfig(**values)
+    new_audit = tuple(AuditEntry(e.field, getattr(config, e.field.split(".", 1)[1]), "init_model")
+                      if e.field in taken else e for e in audit)
+    return config, new_audit
+
+
+def _start_from(module: PINNModule, start: PINNModule, train_data: Any) -> None:
+    """Give ``module`` the network weights of ``start`` (``net.*``: parameters and buffers).
+
+    The probe and the intensity scale stay this scan's. A ``probe_input`` model also adopts the
+    scan's input statistic; any other keeps the one its network was trained with, so before the
+    first step it computes exactly what ``start`` computes.
+    """
+    net_state = {k[len("net."):]: v for k, v in start.state_dict().items() if k.startswith("net.")}
+    try:
+        load_state_dict_strict(module.net, net_state)
+    except ValueError as exc:
+        raise ValueError(f"TrainingConfig.init_model: the starting model's network does not fit "
+                         f"this run's: {exc}") from None
+    module.scaling["input_scale"] = float(module.net.input_scale)
+    if module.model_config.probe_input:
+        module.adopt_scan(train_data)
+        module.scaling["input_scale"] = float(module.net.input_scale)
 
 
 def history_table(history: Mapping[str, list[float]]) -> str:

@@ -1,0 +1,286 @@
+"""The recipe of ptycho_nb's pretrained generalist: retrain it from scratch, score it, ship it.
+
+    python -m ptycho_nb.pretrained.recipe --out runs/generalist --minutes 60 [--resume] [--toy]
+
+A ``probe_input`` network (it sees each scan's probe, and its input is normalised per scan) is
+trained self-supervised — Poisson likelihood through the same forward model, no ground truth —
+on a stream of varied simulated scans (:class:`~ptycho_nb.physics.varied.VariedSpec`: many
+object kinds, probe families, scan geometries and doses, each scan drawn once). Lightning
+checkpoints every epoch into ``OUT/checkpoints`` (``--resume`` continues from ``last.ckpt``).
+At the end the model is scored on a fixed suite of object kinds and a probe family it never saw
+(network alone, no refinement) and written as ``OUT/<name>.wts.h5.zip`` with its model card.
+
+``--toy`` runs the same code at toy size in seconds (the test suite does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
+from ..engine.trainer import quiet_lightning, trainer_kwargs
+from ..engine.varied_data import VariedScanDataset
+from ..metrics import compare
+from ..model.lightning_module import PINNModule
+from ..physics import simulate
+from ..physics.varied import VariedSpec, draw_scan
+from ..version import __version__
+from ..workflows.inference import infer
+from ..workflows.model_io import save_model
+
+__all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "main"]
+
+NAME = "generalist-n64"
+#: Object kinds and the probe family the generalist never sees in training: its model card
+#: scores are measured on them (``lines`` is also the never-seen object of bench/compare_iterative.py).
+HELD_OUT_OBJECTS = ("lines", "siemens")
+HELD_OUT_PROBES = ("zone_plate",)
+TRAINED_PROBE_FOR_SCORES = "disc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a generalist's training run."""
+
+    spec: VariedSpec
+    model: ModelConfig
+    training: TrainingConfig
+    execution: PyTorchExecutionConfig
+    steps_per_epoch: int
+    buffer_scans: int
+    val_scans: int
+    score_positions: int
+    score_doses: tuple[float, ...]
+
+
+def recipe(toy: bool = False) -> Recipe:
+    """The shipped recipe (``toy=True``: the same at toy size, for tests)."""
+    n = 32 if toy else 64
+    spec = VariedSpec(
+        N=n,
+        object_kinds={"dead_leaves": 0.3, "grf": 0.2, "polygons": 0.2, "blobs": 0.2, "texture": 0.1},
+        probe_families={"disc": 1.0, "defocused_pupil": 1.0, "gaussian": 1.0},
+        n_positions=(16, 32) if toy else (64, 256),
+    )
+    model = ModelConfig(N=n, gridsize=1, probe_input=True, probe_big=False,
+                        n_filters_scale=1 if toy else 2)
+    training = TrainingConfig(batch_size=8 if toy else 32, nepochs=2 if toy else 10_000,
+                              intensity_scale_trainable=False, probe_trainable=False, seed=0,
+                              validation_fraction=0.0)
+    execution = PyTorchExecutionConfig(learning_rate=1e-3, checkpoint_monitor_metric="val_loss",
+                                       checkpoint_save_top_k=1, early_stop_patience=10_000)
+    return Recipe(spec=spec, model=model, training=training, execution=execution,
+                  steps_per_epoch=4 if toy else 200, buffer_scans=2 if toy else 8,
+                  val_scans=1 if toy else 6, score_positions=60 if toy else 1000,
+                  score_doses=(1e6,) if toy else (1e6, 1e4, 1e3))
+
+
+class _FreshScans(torch.utils.data.IterableDataset):
+    """A new stretch of the scan stream every epoch (Lightning restarts the iterator per epoch;
+    without a new seed every epoch would replay the same first scans)."""
+
+    def __init__(self, spec: VariedSpec, seed: int, buffer_scans: int) -> None:
+        super().__init__()
+        self.spec, self.seed, self.buffer_scans = spec, int(seed), int(buffer_scans)
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        ds = VariedScanDataset(self.spec, np.random.SeedSequence([self.seed, self.epoch]),
+                               buffer_scans=self.buffer_scans)
+        return iter(ds)
+
+
+def _val_samples(r: Recipe, seed: int) -> list[dict[str, torch.Tensor]]:
+    """In-distribution validation: every pattern of a few scans drawn apart from the stream."""
+    ds = VariedScanDataset(r.spec, np.random.SeedSequence([seed, 999_999]), n_scans=r.val_scans,
+                           buffer_scans=r.val_scans, shuffle=False)
+    return list(ds)
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=pathlib.Path(__file__).resolve().parents[2])
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: bool = False,
+                     resume: bool = False, seed: int = 0, threads: int | None = 1,
+                     verbose: bool = False) -> tuple[PINNModule, dict[str, Any]]:
+    """Train the generalist; returns the module (best validation checkpoint) and run facts."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    r = recipe(toy)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(int(threads))
+    L.seed_everything(seed, workers=True, verbose=False)
+    first = draw_scan(r.spec, np.random.SeedSequence([seed, 424_242]))
+    module = PINNModule(model=r.model, training=r.training, execution=r.execution, probe=first.probe,
+                        scaling={"input_scale": float(first.diffraction.mean()), "intensity_scale": 1.0})
+    module.has_validation = True
+    stream = _FreshScans(r.spec, seed, r.buffer_scans)
+    train_dl = torch.utils.data.DataLoader(stream, batch_size=r.training.batch_size)
+    val_dl = torch.utils.data.DataLoader(_val_samples(r, seed), batch_size=64)
+
+    class _Epoch(L.Callback):
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            stream.epoch = trainer.current_epoch  # also right after a resume
+
+    last = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="epoch{epoch}", save_last=True,
+                           save_top_k=0, every_n_epochs=1)
+    kw = trainer_kwargs(r.execution, mode="train", max_epochs=r.training.nepochs, default_root_dir=out,
+                        has_validation=True, checkpoint_dir=out / "checkpoints",
+                        extra_callbacks=[_Epoch(), last], verbose=verbose)
+    kw.update(limit_train_batches=r.steps_per_epoch, max_time={"minutes": float(minutes)},
+              logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"), log_every_n_steps=50,
+              enable_progress_bar=verbose)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    with quiet_lightning(verbose):
+        trainer = L.Trainer(**kw)
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume and ckpt.exists() else None)
+    elapsed = time.perf_counter() - t0
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    module.eval()
+    facts = {"train_seconds_this_run": round(elapsed, 1), "epochs": int(trainer.current_epoch),
+             "steps": int(trainer.global_step),
+             "samples_seen": int(trainer.global_step) * r.training.batch_size,
+             "val_loss": float(trainer.callback_metrics.get("val_loss", float("nan"))),
+             "best_checkpoint": pathlib.Path(best).name if best else None}
+    (out / "trained.json").write_text(json.dumps(facts, indent=2) + "\n")
+    return module, facts
+
+
+def load_trained(out_dir: str | os.PathLike, *, toy: bool = False) -> tuple[PINNModule, dict[str, Any]]:
+    """The trained generalist of a run folder (its best checkpoint, else ``last.ckpt``) and the
+    facts ``train_generalist`` recorded — to score and ship a run without training again."""
+    r = recipe(toy)
+    out = pathlib.Path(out_dir)
+    facts_file = out / "trained.json"
+    facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
+    folder = out / "checkpoints"
+    best = facts.get("best_checkpoint")
+    ckpt = folder / best if best and (folder / best).exists() else folder / "last.ckpt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no checkpoint of a trained generalist in {folder}")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = saved["state_dict"]
+    module = PINNModule(model=r.model, training=r.training, execution=r.execution,
+                        probe=state["probe"].numpy(),
+                        scaling={"input_scale": float(state["net.input_scale"]), "intensity_scale": 1.0})
+    module.load_state_dict(state)
+    module.eval()
+    facts.setdefault("steps", int(saved.get("global_step", 0)))
+    facts.setdefault("epochs", int(saved.get("epoch", 0)) + 1)
+    facts.setdefault("samples_seen", facts["steps"] * r.training.batch_size)
+    facts["checkpoint_scored"] = ckpt.name
+    return module, facts
+
+
+def evaluate(module: PINNModule, *, toy: bool = False, seed: int = 7) -> list[dict[str, Any]]:
+    """Network-alone scores on scans of object kinds (and a probe family) training never drew.
+
+    For each held-out object kind × {a trained probe family, an unseen one} × dose: a 1,000-pattern
+    scan (``ptycho_nb.simulate``), reconstructed with ``refine_epochs=0``; aligned phase and
+    amplitude SSIM against the ground truth.
+    """
+    r = recipe(toy)
+    rows = []
+    for kind in HELD_OUT_OBJECTS:
+        for probe_kind in (TRAINED_PROBE_FOR_SCORES, *HELD_OUT_PROBES):
+            for dose in r.score_doses:
+                scan = simulate(N=r.model.N, object_kind=kind, probe_kind=probe_kind,
+                                n_positions=r.score_positions, photons_per_pattern=dose, seed=seed)
+                module.adopt_scan(scan)
+                t0 = time.perf_counter()
+                rec = infer(module, scan, refine_epochs=0)
+                m = compare(rec.object, scan.object, offset=rec.offset, xcoords=rec.xcoords,
+                            ycoords=rec.ycoords, probe=rec.probe)
+                rows.append({"object": kind, "probe": probe_kind,
+                             "probe_seen": probe_kind not in HELD_OUT_PROBES, "photons": dose,
+                             "phase_ssim": round(float(m["phase_ssim"]), 4),
+                             "amplitude_ssim": round(float(m["amplitude_ssim"]), 4),
+                             "seconds": round(time.perf_counter() - t0, 2)})
+    return rows
+
+
+def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]], *, minutes: float,
+               seed: int, threads: int | None, toy: bool) -> dict[str, Any]:
+    """The card stored in the archive and printed for the docs."""
+    return {
+        "name": NAME + ("-toy" if toy else ""),
+        "what": "probe-conditioned PtychoPINN-style network (ModelConfig.probe_input), gridsize 1, "
+                "trained self-supervised (Poisson NLL through the forward model) on varied simulated scans",
+        "recipe": f"python -m ptycho_nb.pretrained.recipe --minutes {minutes:g} --seed {seed}"
+                  + (" --toy" if toy else ""),
+        "package_version": __version__, "commit": _commit(), "seed": seed,
+        "hardware": {"device": "cpu", "threads": threads, "machine": platform.machine(),
+                     "processor": platform.processor() or None, "torch": torch.__version__},
+        "training": {**facts, "minutes_budget": minutes},
+        "trained_on": {"spec": r.spec.to_dict(), "model": r.model.to_dict(),
+                       "batch_size": r.training.batch_size,
+                       "learning_rate": r.execution.learning_rate},
+        "held_out": {"objects": list(HELD_OUT_OBJECTS), "probes": list(HELD_OUT_PROBES)},
+        "scores_network_alone": list(scores),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ptycho_nb.pretrained.recipe", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="Run folder (checkpoints, logs, the archive).")
+    p.add_argument("--minutes", type=float, default=60.0, help="Training time budget (default 60).")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
+    p.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoints/last.ckpt.")
+    p.add_argument("--toy", action="store_true", help="Toy sizes: the same code in seconds.")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing archive in OUT.")
+    p.add_argument("--score-only", action="store_true",
+                   help="Do not train: score and ship the run's best checkpoint (after an interruption).")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    archive = pathlib.Path(args.out) / f"{NAME}{'-toy' if args.toy else ''}.wts.h5.zip"
+    if archive.exists() and not args.overwrite:
+        print(f"{archive} exists: pass --overwrite", file=sys.stderr)
+        return 2
+    if args.score_only:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        module, facts = load_trained(args.out, toy=args.toy)
+    else:
+        module, facts = train_generalist(args.out, minutes=args.minutes, toy=args.toy, resume=args.resume,
+                                         seed=args.seed, threads=args.threads, verbose=args.verbose)
+    print(f"trained: {json.dumps(facts)}", flush=True)
+    scores = evaluate(module, toy=args.toy)
+    for row in scores:
+        print(json.dumps(row), flush=True)
+    card = model_card(recipe(args.toy), facts, scores, minutes=args.minutes, seed=args.seed,
+                      threads=args.threads, toy=args.toy)
+    (pathlib.Path(args.out) / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    save_model(module, archive, overwrite=args.overwrite, card=card)
+    print(f"wrote {archive}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The pretrained generalist's recipe, run at toy size: train, score, card, archive, score-only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ptycho_nb
+from ptycho_nb.model import PINNModule, scaling_statistics
+from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
+from ptycho_nb.pretrained import recipe as rec
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy_generalist")
+    assert rec.main(["--out", str(out), "--toy", "--minutes", "1", "--threads", "1"]) == 0
+    return out
+
+
+def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
+    archive = toy_run / f"{rec.NAME}-toy.wts.h5.zip"
+    assert archive.exists() and (toy_run / "trained.json").exists()
+    card = json.loads((toy_run / "model_card.json").read_text())
+    assert card["recipe"].startswith("python -m ptycho_nb.pretrained.recipe") and "--toy" in card["recipe"]
+    assert card["training"]["steps"] > 0 and card["seed"] == 0
+    assert set(card["held_out"]["objects"]) == set(rec.HELD_OUT_OBJECTS)
+    rows = card["scores_network_alone"]
+    assert {r["object"] for r in rows} == set(rec.HELD_OUT_OBJECTS)
+    assert {r["probe_seen"] for r in rows} == {True, False}
+    assert all(-1 <= r["phase_ssim"] <= 1 for r in rows)
+    # the held-out kinds and probe family really are outside the training distribution
+    spec = card["trained_on"]["spec"]
+    kinds = set(dict(spec["object_kinds"]))
+    assert not kinds & set(rec.HELD_OUT_OBJECTS)
+    model = ptycho_nb.load_model(archive)
+    assert model.model_config.probe_input
+
+
+def test_score_only_reloads_the_run(toy_run):
+    module, facts = rec.load_trained(toy_run, toy=True)
+    assert facts["steps"] > 0 and module.model_config.probe_input
+    assert rec.main(["--out", str(toy_run), "--toy", "--score-only", "--overwrite"]) == 0
+
+
+def test_probe_input_model_follows_the_scan_probe():
+    # The same patterns read through two different probes give different patches: the probe
+    # really conditions the network (and adopt_scan swaps it in).
+    a = ptycho_nb.simulate(N=32, object_shape=(80, 80), n_positions=12, step=5.0, seed=1, probe_kind="disc")
+    b = ptycho_nb.simulate(N=32, object_shape=(80, 80), n_positions=12, step=5.0, seed=1,
+                           probe_kind="gaussian")
+    torch.manual_seed(0)
+    m = PINNModule(ModelConfig(N=32, n_filters_scale=1, probe_input=True), TrainingConfig(),
+                   PyTorchExecutionConfig(), probe=a.probe, scaling=scaling_statistics(a))
+    for p in m.net.amp_head.out.parameters():  # zero-initialised heads would hide the input
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.from_numpy(a.diffraction[:4, None])
+    with torch.no_grad():
+        m.adopt_scan(a)
+        pa = m(x)
+        m.adopt_scan(b)
+        pb = m(x)
+    assert np.allclose(m.probe.numpy(), b.probe)
+    assert not torch.allclose(pa.abs(), pb.abs())
+    plain = PINNModule(ModelConfig(N=32, n_filters_scale=1), TrainingConfig(), PyTorchExecutionConfig(),
+                       probe=a.probe, scaling=scaling_statistics(a))
+    with pytest.raises(ValueError, match="probe_input"):
+        plain.adopt_scan(b)
