@@ -18,7 +18,7 @@ import torch
 
 from ..physics.forward import gather_patches, merge_patches, patch_taps
 
-__all__ = ["merge_group_patches"]
+__all__ = ["merge_group_patches", "merge_own_patches"]
 
 
 def merge_group_patches(patches: torch.Tensor, offset_x: torch.Tensor, offset_y: torch.Tensor,
@@ -64,3 +64,58 @@ def merge_group_patches(patches: torch.Tensor, offset_x: torch.Tensor, offset_y:
     taps = patch_taps(x, y, n, (side, side * b), rdt, patches.device)
     canvas, _ = merge_patches(flat, taps, weight_map=weight_map, eps=eps)
     return gather_patches(canvas, taps).reshape(b, c, n, n)
+
+
+def merge_own_patches(patches: torch.Tensor, members: torch.Tensor, offset_x: torch.Tensor,
+                      offset_y: torch.Tensor, *, chunk_size: int,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """Member 0 of every group's overlap-merged patches, from patches predicted once per pattern.
+
+    The network maps every pattern on its own (:class:`~ptycho_nb.model.network.PtychoNet`), so a
+    group's merged patches need only the per-pattern patches: gathered by ``members`` and merged
+    by :func:`merge_group_patches`, ``chunk_size`` groups per call, in float32, without autograd.
+
+    Parameters
+    ----------
+    patches : complex tensor, (U, N, N)
+        One network patch per distinct pattern.
+    members : integer tensor, (G, C)
+        Rows of ``patches`` forming each group; column 0 is the group's own pattern.
+    offset_x, offset_y : tensor, (G, C)
+        Member position minus group centre (column, row), object pixels.
+    chunk_size : int
+        Groups per merge call. The merge's normalisation floor is relative to the largest weight
+        sum of the call, so chunks equal to the grouped forward pass's batches reproduce it
+        exactly, not just to float tolerance.
+    device : torch.device or str, optional
+        Where to merge (default: where ``patches`` are); the result comes back to ``patches``'
+        device.
+
+    Returns
+    -------
+    complex64 tensor, (G, N, N)
+        With C = 1: ``patches[members[:, 0]]``.
+    """
+    if patches.ndim != 3 or members.ndim != 2:
+        raise ValueError(f"patches/members: expected (U, N, N) and (G, C), got {tuple(patches.shape)} "
+                         f"and {tuple(members.shape)}")
+    if offset_x.shape != members.shape or offset_y.shape != members.shape:
+        raise ValueError(f"offset_x/offset_y: expected {tuple(members.shape)}, got "
+                         f"{tuple(offset_x.shape)} and {tuple(offset_y.shape)}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: expected a positive int, got {chunk_size!r}")
+    members = members.to(device=patches.device, dtype=torch.int64)
+    if members.shape[1] == 1:
+        return patches[members[:, 0]].to(torch.complex64)
+    dev = patches.device if device is None else torch.device(device)
+    out = []
+    with torch.no_grad():
+        for s in range(0, members.shape[0], chunk_size):
+            idx = members[s:s + chunk_size]
+            group = patches[idx].to(device=dev, dtype=torch.complex64)  # (b, C, N, N)
+            merged = merge_group_patches(group, offset_x[s:s + chunk_size].to(dev, torch.float32),
+                                         offset_y[s:s + chunk_size].to(dev, torch.float32))
+            out.append(merged[:, 0].to(patches.device))
+    if not out:  # no groups
+        return patches.new_zeros((0, *patches.shape[1:]), dtype=torch.complex64)
+    return torch.cat(out, dim=0)

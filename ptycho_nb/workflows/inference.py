@@ -11,18 +11,20 @@ it (``reconstruction.npz``, ``product.h5`` for ptychodus, ``reconstruction.png``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import pathlib
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..atomic import atomic_path, check_writable_target
 from ..config.canonical import InferenceConfig
@@ -30,11 +32,13 @@ from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig
 from ..config.precedence import AuditEntry
 from ..data.container import PtychoData
+from ..data.grouping import Groups
 from ..data.ptychodus import write_ptychodus_product
-from ..engine.datamodule import GroupedDiffraction, dataloader_kwargs, group_scan
+from ..engine.datamodule import dataloader_kwargs, group_scan
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..engine.trainer import build_trainer, quiet_lightning, resolve_accelerator
 from ..metrics import compare
+from ..model.overlap import merge_own_patches
 from ..model.refine import refine_object
 from ..model.stitching import StitchedObject, stitch_patches
 from ..plots import plot_reconstruction
@@ -74,6 +78,8 @@ class Reconstruction:
         The scan's ground truth, when it had one (for plots and :meth:`compare`).
     timings : InferenceTimings
         Seconds per phase (load, forward, stitch, refine, total) and patterns per second.
+        ``forward_s`` is the network's single pass over the distinct patterns the groups use;
+        ``stitch_s`` includes the gridsize > 1 group merge that follows it.
     run : InferenceRunInfo
         Resolved accelerator, batch size, middle_trim, pad_eval, refinement epochs and losses.
     audit : tuple of AuditEntry
@@ -188,24 +194,104 @@ def infer(model_or_archive: Any, data: Any, *, execution: PyTorchExecutionConfig
     return run_inference(payload, verbose=verbose)
 
 
-class _OwnPatternPredictor(L.LightningModule):
-    """Wraps a model so ``predict_step`` keeps only each group's own pattern (member 0)."""
+#: Precisions under which the network runs in channels-last memory format on the CPU: there
+#: bench/inference_speed.py measured it faster at equal results (float32 only; under bf16-mixed
+#: it measured no faster). Not applied on other accelerators, where it was not measured.
+CHANNELS_LAST_PRECISIONS = ("32-true",)
 
-    def __init__(self, inner: Any) -> None:
+
+class _Patterns(Dataset):
+    """Single diffraction patterns, ``(1, N, N)`` float32 amplitudes, in the order of ``index``."""
+
+    def __init__(self, diffraction: np.ndarray, index: np.ndarray) -> None:
+        # One contiguous float32 copy (none when the scan is float32 already); samples are views.
+        self.diffraction = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32))
+        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.diffraction[self.index[i]][None]
+
+
+class _NetworkPredictor(L.LightningModule):
+    """``predict_step``: a model's network alone on single patterns, (B, 1, N, N) → (B, N, N).
+
+    The whole model is wrapped, not only its network, so Lightning moves (and, for a precision
+    such as '64-true', converts) it as a whole, as it did for the grouped forward pass.
+    """
+
+    def __init__(self, inner: Any, channels_last: bool) -> None:
         super().__init__()
         self.inner = inner
+        self.channels_last = channels_last
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self.inner(batch["diffraction"], batch["offset_x"], batch["offset_y"])[:, 0]
+    def predict_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.inner.network_patches(batch)[:, 0]
 
 
-def _predict_patches(module: Any, dataset: GroupedDiffraction, loader_kw: dict[str, Any],
-                     execution: PyTorchExecutionConfig, verbose: bool) -> torch.Tensor:
-    """Member 0 of every group (the group's own pattern), merged with its neighbours when C > 1."""
-    with quiet_lightning(verbose):
+@contextlib.contextmanager
+def _channels_last(net: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """Hold ``net``'s 4-D weights in channels-last format inside the block, contiguous after
+    (so a later training run, and the saved archive, see the layout they always had)."""
+    if not enabled:
+        yield
+        return
+    net.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        net.to(memory_format=torch.contiguous_format)
+
+
+def _predict_patterns(module: Any, dataset: _Patterns, loader_kw: dict[str, Any],
+                      execution: PyTorchExecutionConfig, verbose: bool) -> tuple[torch.Tensor, torch.device]:
+    """Each pattern of ``dataset`` through the network once: (U, N, N) complex64 patches on the
+    CPU, and the device the network ran on (where the group merge runs too)."""
+    channels_last = (resolve_accelerator(execution) == "cpu"
+                     and execution.precision in CHANNELS_LAST_PRECISIONS)
+    with quiet_lightning(verbose), _channels_last(module.net, channels_last):
         trainer = build_trainer(execution, mode="infer", verbose=verbose)
-        outs = trainer.predict(_OwnPatternPredictor(module), dataloaders=DataLoader(dataset, **loader_kw))
-    return torch.cat([o.detach().cpu().to(torch.complex64) for o in outs], dim=0)
+        outs = trainer.predict(_NetworkPredictor(module, channels_last),
+                               dataloaders=DataLoader(dataset, **loader_kw))
+    patches = torch.cat([o.detach().cpu().to(torch.complex64) for o in outs], dim=0)
+    return patches, trainer.strategy.root_device
+
+
+def _own_patches(module: Any, data: PtychoData, groups: Groups, loader_kw: dict[str, Any],
+                 execution: PyTorchExecutionConfig, verbose: bool) -> tuple[torch.Tensor, float]:
+    """Member 0 of every group, merged with its neighbours when C > 1 (object_big).
+
+    The network maps every pattern on its own, so each distinct pattern the groups use goes
+    through it once; the groups' merged patches are then formed from those per-pattern patches
+    (:func:`~ptycho_nb.model.overlap.merge_own_patches`, in batches of the inference batch size,
+    as the grouped forward pass merged them). Without the merge only the groups' own patterns
+    are needed.
+
+    Returns
+    -------
+    patches : (G, N, N) complex64 tensor (CPU)
+    forward_s : float
+        Seconds of the network pass alone (the merge follows it).
+    """
+    merge = groups.group_size > 1 and module.model_config.object_big
+    used = groups.indices if merge else groups.indices[:, :1]
+    patterns, members = np.unique(used, return_inverse=True)
+    members = torch.from_numpy(members.reshape(used.shape).astype(np.int64))
+    t0 = time.perf_counter()
+    per_pattern, device = _predict_patterns(module, _Patterns(data.diffraction, patterns), loader_kw,
+                                            execution, verbose)
+    forward_s = time.perf_counter() - t0
+    if not merge:
+        return per_pattern[members[:, 0]], forward_s
+    offset_x = torch.from_numpy(groups.offset_x.astype(np.float32))
+    offset_y = torch.from_numpy(groups.offset_y.astype(np.float32))
+    patches = merge_own_patches(per_pattern, members, offset_x, offset_y,
+                                chunk_size=int(loader_kw["batch_size"]), device=device)
+    return patches, forward_s
 
 
 def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Reconstruction:
@@ -220,13 +306,15 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Recons
     if data.N != mcfg.N:
         raise ValueError(f"test data: patterns are {data.N}x{data.N} but the model was trained "
                          f"for N={mcfg.N}")
+    if mcfg.probe_input:
+        # A probe-conditioned model reads this scan through its own probe and input statistic.
+        module.adopt_scan(data)
     groups = group_scan(data, mcfg.gridsize, neighbor_count=tcfg.neighbor_count,
                         n_groups=payload.inference.n_groups, seed=tcfg.seed)
-    dataset = GroupedDiffraction(data, groups)
     loader_kw = dataloader_kwargs(ecfg, batch_size=tcfg.batch_size, mode="infer")
     t1 = time.perf_counter()
-    patches = _predict_patches(module, dataset, loader_kw, ecfg, verbose)
-    t2 = time.perf_counter()
+    patches, forward_s = _own_patches(module, data, groups, loader_kw, ecfg, verbose)
+    t2 = t1 + forward_s  # the group merge counts as stitching (stitch_s), not as the network
     own = groups.indices[:, 0]
     x, y = data.xcoords[own], data.ycoords[own]
     probe = module.effective_probe.detach().cpu()
