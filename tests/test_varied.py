@@ -309,3 +309,19 @@ def test_dataset_bad_args():
         VariedScanDataset(TINY, n_scans=0)
     with pytest.raises(ValueError, match="spec"):
         VariedScanDataset({"N": 16})
+
+
+def test_dataset_yields_groups_of_neighbours_for_gridsize_2():
+    ds = VariedScanDataset(TINY, seed=4, n_scans=2, buffer_scans=2, gridsize=2)
+    samples = list(ds)
+    first = samples[0]
+    assert first["diffraction"].shape == (4, 16, 16) and first["index"].shape == (4,)
+    assert first["offset_x"].shape == (4,) and float(first["offset_x"].abs().sum()) > 0
+    # each group's members come from one scan, and their patterns are those of the scan
+    scan = draw_scan(TINY, scan_seed(4, int(first["scan"])))
+    assert torch.equal(first["diffraction"], torch.from_numpy(scan.diffraction[first["index"].numpy()]))
+    # member offsets are the member's position minus the group centre
+    x = scan.xcoords[first["index"].numpy()]
+    assert np.allclose(first["offset_x"].numpy(), x - x.mean(), atol=1e-5)
+    with pytest.raises(ValueError, match="gridsize"):
+        VariedScanDataset(TINY, gridsize=0)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..data.container import PtychoData
+from ..data.grouping import group_neighbors
 from ..physics.varied import VariedSpec, as_seed_sequence, iter_scans
 
 __all__ = ["VariedScanDataset"]
@@ -20,14 +21,14 @@ _SHUFFLE_KEY = 0x5EED  # tags the dataset's shuffle streams
 
 
 class VariedScanDataset(torch.utils.data.IterableDataset):
-    """Single-pattern training samples (gridsize 1) from a stream of varied scans.
+    """Training samples (single patterns, or groups of neighbours) from a stream of varied scans.
 
     Each sample is a dict of tensors::
 
-        diffraction      (1, N, N) float32   amplitudes, sqrt(counts)
-        offset_x         (1,) float32        zeros (gridsize 1: member − group centre)
-        offset_y         (1,) float32        zeros
-        index            (1,) int64          pattern index within its scan
+        diffraction      (C, N, N) float32   amplitudes, sqrt(counts); C = gridsize² (1 by default)
+        offset_x         (C,) float32        member − group centre, columns (zeros for gridsize 1)
+        offset_y         (C,) float32        member − group centre, rows
+        index            (C,) int64          pattern indices within the scan
         scan             () int64            stream index of the scan (scan_seed(seed, scan))
         probe            (N, N) complex64    the scan's probe in sqrt(counts) units (sqrt(s)·P):
                                              forward_amplitude(probe, patch)² = expected counts
@@ -61,9 +62,10 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
     new order (workers copy the dataset when an epoch's iterator starts, so use it with
     ``persistent_workers=False``).
 
-    gridsize > 1 (not implemented here): form groups inside each held scan with
-    :func:`ptycho_nb.data.grouping.group_neighbors` on its ``xcoords``/``ycoords`` and yield
-    ``diffraction[indices]`` (C, N, N) with the groups' offsets instead of single patterns.
+    ``gridsize`` g > 1: a sample is a group of C = g² neighbouring patterns of one scan (one group
+    seeded at each pattern, :func:`ptycho_nb.data.grouping.group_neighbors`): ``diffraction``
+    (C, N, N), ``offset_x``/``offset_y`` (C,) member − group centre in pixels, ``index`` (C,), so the
+    overlap constraint applies in training as on a single scan.
 
     Parameters
     ----------
@@ -76,10 +78,13 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         Scans held at once per iterator (>= 1).
     shuffle : bool
         Random order within the buffer; False yields scan after scan, patterns in order.
+    gridsize : int
+        Patterns per sample are gridsize² neighbours (1: single patterns).
     """
 
     def __init__(self, spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *,
-                 n_scans: int | None = None, buffer_scans: int = 8, shuffle: bool = True) -> None:
+                 n_scans: int | None = None, buffer_scans: int = 8, shuffle: bool = True,
+                 gridsize: int = 1) -> None:
         super().__init__()
         if not isinstance(spec, VariedSpec):
             raise ValueError(f"spec: expected a VariedSpec, got {type(spec).__name__}")
@@ -87,7 +92,10 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"n_scans: expected a positive int or None, got {n_scans!r}")
         if not isinstance(buffer_scans, (int, np.integer)) or buffer_scans < 1:
             raise ValueError(f"buffer_scans: expected a positive int, got {buffer_scans!r}")
+        if isinstance(gridsize, bool) or not isinstance(gridsize, (int, np.integer)) or not 1 <= gridsize <= 4:
+            raise ValueError(f"gridsize: expected an int from 1 to 4, got {gridsize!r}")
         self.spec = spec
+        self.gridsize = int(gridsize)
         # Resolved now (a None seed becomes one random entropy), so every worker agrees.
         self._root = as_seed_sequence(seed)
         self.seed = self._root.entropy
@@ -104,14 +112,18 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"epoch: expected a non-negative int, got {epoch!r}")
         self.epoch = int(epoch)
 
-    @staticmethod
-    def _scan_tensors(data: PtychoData) -> dict[str, Any]:
+    def _scan_tensors(self, data: PtychoData) -> dict[str, Any]:
         probe = torch.from_numpy(np.ascontiguousarray(data.probe, dtype=np.complex64))
         d = data.diffraction
+        stream_index = int(data.metadata["stream_index"])
+        groups = group_neighbors(data.xcoords, data.ycoords, self.gridsize, seed=stream_index)
         return {
+            "groups": torch.from_numpy(groups.indices.astype(np.int64)),
+            "group_offset_x": torch.from_numpy(groups.offset_x.astype(np.float32)),
+            "group_offset_y": torch.from_numpy(groups.offset_y.astype(np.float32)),
             "diffraction": torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)),
             "probe": probe,
-            "scan": torch.tensor(int(data.metadata["stream_index"]), dtype=torch.int64),
+            "scan": torch.tensor(stream_index, dtype=torch.int64),
             "intensity_scale": torch.tensor(float(np.sum(np.abs(data.probe) ** 2)), dtype=torch.float32),
             "photons": torch.tensor(float(data.metadata["photons_per_pattern"]), dtype=torch.float32),
             "input_scale": torch.tensor(float(d.mean(dtype=np.float64)), dtype=torch.float32),
@@ -128,7 +140,6 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         # Shuffle stream: a spawn key of length 3 never equals a scan's (i,) or its parts' (i, k).
         rng = np.random.default_rng(np.random.SeedSequence(
             self._root.entropy, spawn_key=tuple(self._root.spawn_key) + (_SHUFFLE_KEY, self.epoch, wid)))
-        zero = torch.zeros(1, dtype=torch.float32)
         held: dict[int, dict[str, Any]] = {}
         pool: list[tuple[int, int]] = []  # (scan slot, pattern index) not yet yielded
         self.scans_held = 0
@@ -159,9 +170,9 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             rec = held[s]
             sample = {
                 # A copy: a view would keep the whole scan alive in consumers that hold samples.
-                "diffraction": rec["diffraction"][j:j + 1].clone(),
-                "offset_x": zero.clone(), "offset_y": zero.clone(),
-                "index": torch.tensor([j], dtype=torch.int64),
+                "diffraction": rec["diffraction"][rec["groups"][j]].clone(),
+                "offset_x": rec["group_offset_x"][j].clone(), "offset_y": rec["group_offset_y"][j].clone(),
+                "index": rec["groups"][j].clone(),
                 "scan": rec["scan"], "probe": rec["probe"],
                 "intensity_scale": rec["intensity_scale"], "photons": rec["photons"],
                 "input_scale": rec["input_scale"], "loss_weight": rec["loss_weight"],

@@ -6,7 +6,7 @@ A ``probe_input`` network (it sees each scan's probe, and its input is normalise
 trained self-supervised — Poisson likelihood through the same forward model, no ground truth —
 on a stream of varied simulated scans (:class:`~ptycho_nb.physics.varied.VariedSpec`: many
 object kinds, probe families, scan geometries and doses, each scan drawn once). Lightning
-checkpoints every epoch into ``OUT/checkpoints`` (``--resume`` continues from ``last.ckpt``).
+checkpoints every epoch into ``OUT/checkpoints`` (``--resume`` continues from ``latest.ckpt``).
 At the end the model is scored on a fixed suite of object kinds and a probe family it never saw
 (network alone, no refinement) and written as ``OUT/<name>.wts.h5.zip`` with its model card.
 
@@ -74,9 +74,11 @@ def recipe(toy: bool = False) -> Recipe:
         probe_families={"disc": 1.0, "defocused_pupil": 1.0, "gaussian": 1.0},
         n_positions=(16, 32) if toy else (64, 256),
     )
-    model = ModelConfig(N=n, gridsize=1, probe_input=True, probe_big=False,
+    # gridsize 2: the overlap constraint carries PINN quality (upstream's ablation); the network
+    # itself stays per-pattern, so inference passes each pattern once.
+    model = ModelConfig(N=n, gridsize=2, probe_input=True, probe_big=False,
                         n_filters_scale=1 if toy else 2)
-    training = TrainingConfig(batch_size=8 if toy else 32, nepochs=2 if toy else 10_000,
+    training = TrainingConfig(batch_size=4 if toy else 8, nepochs=2 if toy else 10_000,
                               intensity_scale_trainable=False, probe_trainable=False, seed=0,
                               validation_fraction=0.0)
     execution = PyTorchExecutionConfig(learning_rate=1e-3, checkpoint_monitor_metric="val_loss",
@@ -91,21 +93,22 @@ class _FreshScans(torch.utils.data.IterableDataset):
     """A new stretch of the scan stream every epoch (Lightning restarts the iterator per epoch;
     without a new seed every epoch would replay the same first scans)."""
 
-    def __init__(self, spec: VariedSpec, seed: int, buffer_scans: int) -> None:
+    def __init__(self, spec: VariedSpec, seed: int, buffer_scans: int, gridsize: int) -> None:
         super().__init__()
         self.spec, self.seed, self.buffer_scans = spec, int(seed), int(buffer_scans)
+        self.gridsize = int(gridsize)
         self.epoch = 0
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         ds = VariedScanDataset(self.spec, np.random.SeedSequence([self.seed, self.epoch]),
-                               buffer_scans=self.buffer_scans)
+                               buffer_scans=self.buffer_scans, gridsize=self.gridsize)
         return iter(ds)
 
 
 def _val_samples(r: Recipe, seed: int) -> list[dict[str, torch.Tensor]]:
     """In-distribution validation: every pattern of a few scans drawn apart from the stream."""
     ds = VariedScanDataset(r.spec, np.random.SeedSequence([seed, 999_999]), n_scans=r.val_scans,
-                           buffer_scans=r.val_scans, shuffle=False)
+                           buffer_scans=r.val_scans, shuffle=False, gridsize=r.model.gridsize)
     return list(ds)
 
 
@@ -135,23 +138,24 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
     module = PINNModule(model=r.model, training=r.training, execution=r.execution, probe=first.probe,
                         scaling={"input_scale": float(first.diffraction.mean()), "intensity_scale": 1.0})
     module.has_validation = True
-    stream = _FreshScans(r.spec, seed, r.buffer_scans)
+    stream = _FreshScans(r.spec, seed, r.buffer_scans, r.model.gridsize)
     train_dl = torch.utils.data.DataLoader(stream, batch_size=r.training.batch_size)
-    val_dl = torch.utils.data.DataLoader(_val_samples(r, seed), batch_size=64)
+    val_dl = torch.utils.data.DataLoader(_val_samples(r, seed), batch_size=16)
 
     class _Epoch(L.Callback):
         def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             stream.epoch = trainer.current_epoch  # also right after a resume
 
-    last = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="epoch{epoch}", save_last=True,
-                           save_top_k=0, every_n_epochs=1)
+    # The newest epoch, whatever the monitor says, for --resume (save_top_k=0 would save nothing).
+    latest = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="latest", save_top_k=1,
+                             every_n_epochs=1, enable_version_counter=False)
     kw = trainer_kwargs(r.execution, mode="train", max_epochs=r.training.nepochs, default_root_dir=out,
                         has_validation=True, checkpoint_dir=out / "checkpoints",
-                        extra_callbacks=[_Epoch(), last], verbose=verbose)
+                        extra_callbacks=[_Epoch(), latest], verbose=verbose)
     kw.update(limit_train_batches=r.steps_per_epoch, max_time={"minutes": float(minutes)},
               logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"), log_every_n_steps=50,
               enable_progress_bar=verbose)
-    ckpt = out / "checkpoints" / "last.ckpt"
+    ckpt = out / "checkpoints" / "latest.ckpt"
     t0 = time.perf_counter()
     with quiet_lightning(verbose):
         trainer = L.Trainer(**kw)
@@ -180,8 +184,12 @@ def load_trained(out_dir: str | os.PathLike, *, toy: bool = False) -> tuple[PINN
     facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
     folder = out / "checkpoints"
     best = facts.get("best_checkpoint")
-    ckpt = folder / best if best and (folder / best).exists() else folder / "last.ckpt"
-    if not ckpt.exists():
+    # the best validation checkpoint (the monitor keeps one), else the newest epoch
+    candidates = sorted((c for c in folder.glob("*.ckpt") if c.name != "latest.ckpt"),
+                        key=lambda c: c.stat().st_mtime) + [folder / "latest.ckpt"]
+    ckpt = folder / best if best and (folder / best).exists() else next(
+        (c for c in candidates if c.exists()), None)
+    if ckpt is None:
         raise FileNotFoundError(f"no checkpoint of a trained generalist in {folder}")
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     state = saved["state_dict"]
@@ -229,7 +237,8 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
     """The card stored in the archive and printed for the docs."""
     return {
         "name": NAME + ("-toy" if toy else ""),
-        "what": "probe-conditioned PtychoPINN-style network (ModelConfig.probe_input), gridsize 1, "
+        "what": f"probe-conditioned PtychoPINN-style network (ModelConfig.probe_input), gridsize "
+                f"{r.model.gridsize}, "
                 "trained self-supervised (Poisson NLL through the forward model) on varied simulated scans",
         "recipe": f"python -m ptycho_nb.pretrained.recipe --minutes {minutes:g} --seed {seed}"
                   + (" --toy" if toy else ""),
@@ -252,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=60.0, help="Training time budget (default 60).")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
-    p.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoints/last.ckpt.")
+    p.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoints/latest.ckpt.")
     p.add_argument("--toy", action="store_true", help="Toy sizes: the same code in seconds.")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing archive in OUT.")
     p.add_argument("--score-only", action="store_true",
