@@ -198,7 +198,8 @@ class InferenceConfig(ConfigBase):
     model_path: pathlib.Path | None = config_field(
         None, category="data", kind="path", optional=True, flags=("--model-path", "--model_path"),
         modes=_INFER, lands="archive loading",
-        help="Trained model: a wts.h5.zip archive or the training output folder holding one.",
+        help="Trained model: a wts.h5.zip archive, the training output folder holding one, or "
+             "pretrained:NAME (a model shipped with the package).",
     )
     test_data_file: pathlib.Path | None = config_field(
         None, category="data", kind="path", optional=True, flags=("--test-data", "--test_data_file"),
