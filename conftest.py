@@ -13,3 +13,18 @@ os.environ.setdefault("PTYCHO_NB_QUICK", "1")
 # CUDA torchvision sits beside the CPU torch and only ptycho_nb's import-time shim lets
 # torchmetrics (hence lightning) import. Users get the same by importing ptycho_nb first.
 import ptycho_nb  # noqa: E402,F401
+
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests: on a shared 2-core machine two OpenMP threads
+    stall each other (a 0.2 s run takes 5-10 s under load). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
