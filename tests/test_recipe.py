@@ -31,7 +31,7 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     rows = card["scores_network_alone"]
     assert {r["object"] for r in rows} == set(rec.HELD_OUT_OBJECTS)
     assert {r["probe_seen"] for r in rows} == {True, False}
-    assert all(-1 <= r["phase_ssim"] <= 1 for r in rows)
+    assert all(-1 <= r["phase_ssim"] <= 1 and -1 <= r["flat_phase_ssim"] <= 1 for r in rows)
     # the held-out kinds and probe family really are outside the training distribution
     spec = card["trained_on"]["spec"]
     kinds = set(dict(spec["object_kinds"]))

@@ -249,7 +249,8 @@ def test_dataset_samples_and_memory_bound(monkeypatch):
     first = next(it)
     assert len(drawn) == 2  # streamed: only the buffer was drawn so far
     assert set(first) == {"diffraction", "offset_x", "offset_y", "index", "scan", "probe",
-                          "intensity_scale", "photons", "input_scale", "loss_weight"}
+                          "intensity_scale", "photons", "input_scale", "count_scale",
+                          "loss_weight"}
     assert float(first["loss_weight"]) == pytest.approx(16 * 16 / float(first["photons"]), rel=1e-6)
     assert first["diffraction"].shape == (1, 16, 16) and first["diffraction"].dtype == torch.float32
     assert first["offset_x"].shape == (1,) and float(first["offset_x"]) == 0.0

@@ -13,6 +13,7 @@ import torch
 
 from ..data.container import PtychoData
 from ..data.grouping import group_neighbors
+from ..model.lightning_module import scaling_statistics
 from ..physics.varied import VariedSpec, as_seed_sequence, iter_scans
 
 __all__ = ["VariedScanDataset"]
@@ -37,6 +38,8 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         photons          () float32          mean total counts per pattern of the scan
         input_scale      () float32          mean diffraction amplitude of the scan (network
                                              input normalisation, as ``scaling_statistics``)
+        count_scale      () float32          the scan's intensity scale (``scaling_statistics``):
+                                             the object amplitude 0.5 maps to its mean counts
         loss_weight      () float32          N² / photons: 1 / mean counts per pixel, so every
                                              dose weighs alike in the Poisson deviance
 
@@ -116,6 +119,7 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         probe = torch.from_numpy(np.ascontiguousarray(data.probe, dtype=np.complex64))
         d = data.diffraction
         stream_index = int(data.metadata["stream_index"])
+        stats = scaling_statistics(data)
         groups = group_neighbors(data.xcoords, data.ycoords, self.gridsize, seed=stream_index)
         return {
             "groups": torch.from_numpy(groups.indices.astype(np.int64)),
@@ -126,7 +130,10 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             "scan": torch.tensor(stream_index, dtype=torch.int64),
             "intensity_scale": torch.tensor(float(np.sum(np.abs(data.probe) ** 2)), dtype=torch.float32),
             "photons": torch.tensor(float(data.metadata["photons_per_pattern"]), dtype=torch.float32),
-            "input_scale": torch.tensor(float(d.mean(dtype=np.float64)), dtype=torch.float32),
+            "input_scale": torch.tensor(stats["input_scale"], dtype=torch.float32),
+            # the scan's intensity scale as a single-scan model would start from it: amplitude
+            # AMPLITUDE_REFERENCE ↔ the scan's mean counts (the scale of O is ambiguous anyway)
+            "count_scale": torch.tensor(stats["intensity_scale"], dtype=torch.float32),
             # 1 / mean counts per pixel: the deviance of every dose weighs alike in a batch
             "loss_weight": torch.tensor(d.shape[-1] * d.shape[-2] / float(data.metadata["photons_per_pattern"]),
                                         dtype=torch.float32),
@@ -175,7 +182,8 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
                 "index": rec["groups"][j].clone(),
                 "scan": rec["scan"], "probe": rec["probe"],
                 "intensity_scale": rec["intensity_scale"], "photons": rec["photons"],
-                "input_scale": rec["input_scale"], "loss_weight": rec["loss_weight"],
+                "input_scale": rec["input_scale"], "count_scale": rec["count_scale"],
+                "loss_weight": rec["loss_weight"],
             }
             rec["left"] -= 1
             if rec["left"] == 0:

@@ -185,10 +185,7 @@ class PINNModule(L.LightningModule):
         else:
             self.register_buffer("probe", p.clone())
         self.register_buffer("probe_mask", _circular_mask(n) if mcfg.probe_mask else torch.ones(n, n))
-        # A probe_input model sees calibrated probes (sqrt(counts) for a transmission of 1, as
-        # simulate() and ptycho_nb's files store them): the physics needs no extra scale.
-        init_scale = 1.0 if mcfg.probe_input else scaling["intensity_scale"]
-        log_s = torch.tensor(math.log(init_scale), dtype=torch.float32)
+        log_s = torch.tensor(math.log(scaling["intensity_scale"]), dtype=torch.float32)
         if tcfg.intensity_scale_trainable:
             self.log_intensity_scale = torch.nn.Parameter(log_s)
         else:
@@ -216,13 +213,16 @@ class PINNModule(L.LightningModule):
         if tuple(p.shape[-2:]) != tuple(self.probe.shape[-2:]):
             raise ValueError(f"data.probe: expected (..., {self.probe.shape[-1]}, {self.probe.shape[-1]}) "
                              f"for this model, got {tuple(p.shape)}")
+        stats = scaling_statistics(data)
         with torch.no_grad():
             if p.shape != self.probe.shape:
                 self.probe = (torch.nn.Parameter(p.to(self.probe.device))
                               if isinstance(self.probe, torch.nn.Parameter) else p.to(self.probe.device))
             else:
                 self.probe.copy_(p)
-            self.net.input_scale.fill_(float(np.mean(np.asarray(data.diffraction, dtype=np.float64))))
+            self.net.input_scale.fill_(stats["input_scale"])
+            # the scan's own count scale: amplitude AMPLITUDE_REFERENCE ↔ its mean counts
+            self.log_intensity_scale.fill_(math.log(stats["intensity_scale"]))
 
     def network_patches(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
                         input_scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -255,11 +255,15 @@ class PINNModule(L.LightningModule):
             patches = merge_group_patches(patches, offset_x.to(patches.device), offset_y.to(patches.device))
         return patches
 
-    def predict_amplitude(self, patches: torch.Tensor, probe: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_amplitude(self, patches: torch.Tensor, probe: torch.Tensor | None = None,
+                          count_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted diffraction amplitudes (sqrt expected counts) of complex patches (B, C, N, N);
-        ``probe`` (B, N, N) lights each sample with its own probe."""
+        ``probe`` (B, N, N) lights each sample with its own probe, ``count_scale`` (B,) gives each
+        its own intensity scale (default: the module's)."""
         if probe is not None:
-            return forward_amplitude_per_sample(probe * self.probe_mask, patches, scale=self.intensity_scale)
+            scale = (self.intensity_scale if count_scale is None
+                     else count_scale.to(patches.real.dtype).reshape(-1, 1, 1, 1))
+            return forward_amplitude_per_sample(probe * self.probe_mask, patches, scale=scale)
         return forward_amplitude(self.effective_probe, patches, scale=self.intensity_scale)
 
     # ---------------------------------------------------------------- loss
@@ -267,7 +271,8 @@ class PINNModule(L.LightningModule):
         """``{'loss', 'nll', 'mae'}`` for a batch (nll is the Poisson deviance/2 per pixel, ≥ 0).
 
         Optional batch keys: ``probe`` (B, N, N) per-sample probes, ``input_scale`` (B,) per-sample
-        input statistics, ``loss_weight`` (B,) per-sample weights of the deviance.
+        input statistics, ``count_scale`` (B,) per-sample intensity scales (with ``probe``),
+        ``loss_weight`` (B,) per-sample weights of the deviance.
         """
         meas = batch["diffraction"]
         if not meas.is_floating_point():
@@ -275,7 +280,7 @@ class PINNModule(L.LightningModule):
         probe = batch.get("probe")
         patches = self(meas, batch.get("offset_x"), batch.get("offset_y"), probe=probe,
                        input_scale=batch.get("input_scale"))
-        pred = self.predict_amplitude(patches, probe)
+        pred = self.predict_amplitude(patches, probe, batch.get("count_scale"))
         out: dict[str, torch.Tensor] = {}
         eps = 1e-6
         k = meas ** 2
