@@ -46,6 +46,12 @@ LAB_SETTINGS_OVERRIDES = {
 # Dev-only: PTYCHO_NB_BROWSER_STANDIN=1 shows an equivalent hand-built widget set instead of
 # Panel() (used to build the harness before panel.py existed). CI always uses the real Panel.
 PANEL_CELL = "from ptycho_nb.notebook import Panel\npanel = Panel()\npanel"
+# A first widget before the one under test: Lab's widget manager registers its comm target
+# asynchronously after the kernel connects, and a widget created before that is never shown
+# (jupyterlab/jupyterlab#10533: "Widget don't show the first time"). The harness re-runs this
+# cell until its label appears, so the Panel itself is shown on a ready widget manager, once.
+WARMUP_CELL = "import ipywidgets\nipywidgets.Label('widgets ready')"
+WARMUP_TRIES = 4
 STANDIN_CELL = '''\
 import ipywidgets as w
 from ptycho_nb.config.execution import PyTorchExecutionConfig
@@ -108,9 +114,10 @@ def _http(url: str, method: str = "GET", timeout: float = 5.0) -> tuple[int, byt
 
 
 def _write_notebook(path: Path, source: str) -> None:
+    cells = [("warmup-cell", WARMUP_CELL), ("panel-cell", source)]
     nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "panel-cell",
-                   "metadata": {}, "outputs": [], "source": source}],
+        "cells": [{"cell_type": "code", "execution_count": None, "id": cid,
+                   "metadata": {}, "outputs": [], "source": src} for cid, src in cells],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                     "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5,
@@ -259,7 +266,10 @@ def hard_timeout(tmp_path):
 _KERNEL_IDLE = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
   return !!k && k.connectionStatus === 'connected' && k.status === 'idle'; }"""
-_RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"  # no promise returned
+# run cell i of the open notebook (no promise returned: the waits below watch the page)
+_RUN_CELL = """i => { const nb = window.jupyterapp.shell.currentWidget.content;
+  nb.activeCellIndex = i; window.jupyterapp.commands.execute('notebook:run-cell'); }"""
+_WARMUP_LABEL = ".jp-OutputArea-output .widget-label:text-is('widgets ready')"
 _TRAIN_BUTTON = ".jp-OutputArea-output button:text-is('Train')"
 # the input that follows the 'num_workers' label text (ipywidgets description or a separate Label)
 _NUM_WORKERS_INPUT = ("xpath=//*[contains(@class,'jp-OutputArea-output')]"
@@ -299,6 +309,7 @@ def test_panel_in_real_browser(tmp_path, hard_timeout):
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(msg + " — CI is set, so this is a failure, not a skip")
         pytest.skip(msg)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     t_start = time.monotonic()
@@ -323,7 +334,8 @@ def test_panel_in_real_browser(tmp_path, hard_timeout):
                 ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
                 ctx.set_default_timeout(STEP_TIMEOUT_MS)
                 page = ctx.new_page()
-                page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+                page.on("console", lambda m: m.type in ("error", "warning")
+                            and console_errors.append(f"{m.type}: {m.text}"))
 
                 url = f"{lab.base}/lab/workspaces/ws-{uuid.uuid4().hex[:12]}/tree/{nb_name}?token={lab.token}&reset"
                 t = time.monotonic()
@@ -333,7 +345,19 @@ def test_panel_in_real_browser(tmp_path, hard_timeout):
                 log(f"Lab loaded, kernel idle ({time.monotonic() - t:.1f}s)")
 
                 t = time.monotonic()
-                page.evaluate(_RUN_ALL)
+                for attempt in range(1, WARMUP_TRIES + 1):
+                    page.evaluate(_RUN_CELL, 0)
+                    try:
+                        page.wait_for_selector(_WARMUP_LABEL, timeout=20_000 * attempt)
+                        break
+                    except PlaywrightTimeout:
+                        log(f"warm-up widget not shown (try {attempt}); running it again")
+                else:
+                    raise AssertionError(f"no widget shown after {WARMUP_TRIES} tries of a plain Label")
+                log(f"widget manager ready ({time.monotonic() - t:.1f}s, {attempt} tries)")
+
+                t = time.monotonic()
+                page.evaluate(_RUN_CELL, 1)
                 page.wait_for_selector(_TRAIN_BUTTON)
                 page.wait_for_selector(".jp-OutputArea-output .widget-text, .jp-OutputArea-output .widget-dropdown")
                 page.wait_for_function(
@@ -341,7 +365,7 @@ def test_panel_in_real_browser(tmp_path, hard_timeout):
                 body = page.inner_text("body")
                 assert "Error displaying widget" not in body
                 assert "Loading widget" not in body
-                log(f"panel rendered after run-all ({time.monotonic() - t:.1f}s)")
+                log(f"panel rendered ({time.monotonic() - t:.1f}s)")
                 page.screenshot(path=str(tmp_path / "1-rendered.png"), full_page=True)
 
                 train = page.locator(_TRAIN_BUTTON).first
@@ -391,7 +415,7 @@ def test_panel_in_real_browser(tmp_path, hard_timeout):
                         log(f"failure screenshot: {tmp_path / 'failure.png'}")
                     except Exception as e:  # noqa: BLE001
                         log(f"failure screenshot failed: {e!r}")
-                log(f"console errors: {console_errors[:10]}")
+                log(f"console errors and warnings: {console_errors[:20]}")
                 log(f"lab log tail:\n{lab.tail()}")
                 raise
             finally:
