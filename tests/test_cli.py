@@ -115,10 +115,10 @@ def test_front_end_defaults_and_flags():
     ex = resolved(parse(
         "train", "--quiet", "--no-deterministic", "--disable-checkpointing", "--accumulate-grad-batches", "4",
         "--gradient-clip-val", "none", "--logger", "none", "--checkpoint-monitor", "train_loss",
-        "--checkpoint-mode", "max", "--scheduler", "Cosine", "--lr", "0.01", "--devices", "1"), "train")["execution"]
+        "--checkpoint-mode", "min", "--scheduler", "Cosine", "--lr", "0.01", "--devices", "1"), "train")["execution"]
     assert ex.enable_progress_bar is False and ex.deterministic is False
     assert ex.enable_checkpointing is False and ex.accum_steps == 4 and ex.gradient_clip_val is None
-    assert ex.checkpoint_mode == "max" and ex.scheduler == "Cosine" and ex.learning_rate == 0.01
+    assert ex.checkpoint_mode == "min" and ex.scheduler == "Cosine" and ex.learning_rate == 0.01
     assert ex.devices == 1 and ex.logger_backend is None
     ex = resolved(parse("infer", "--inference-batch-size", "8", "--pad-eval",
                                                 "--middle-trim", "3"), "infer")["execution"]

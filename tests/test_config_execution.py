@@ -145,7 +145,7 @@ def test_metadata_complete_and_categories():
 def test_trainer_kwargs_map_every_trainer_field(tmp_path):
     c = C(accelerator="cpu", devices=1, strategy="auto", precision="64-true", deterministic=False,
           gradient_clip_val=0.5, accum_steps=3, enable_progress_bar=True, enable_checkpointing=False,
-          early_stop_patience=7, checkpoint_mode="max", checkpoint_monitor_metric="val_mae")
+          early_stop_patience=7, checkpoint_mode="min", checkpoint_monitor_metric="val_mae")
     kw = trainer_kwargs(c, max_epochs=2, default_root_dir=tmp_path, has_validation=False)
     assert kw["accelerator"] == "cpu" and kw["devices"] == 1 and kw["precision"] == "64-true"
     assert kw["deterministic"] is False and kw["gradient_clip_val"] == 0.5
@@ -155,7 +155,7 @@ def test_trainer_kwargs_map_every_trainer_field(tmp_path):
     names = [type(cb).__name__ for cb in kw["callbacks"]]
     assert names == ["PtychoProgressBar", "EarlyStopping"]
     es = kw["callbacks"][-1]
-    assert es.patience == 7 and es.monitor == "train_mae" and es.mode == "max"
+    assert es.patience == 7 and es.monitor == "train_mae" and es.mode == "min"
 
     import lightning
 

@@ -26,6 +26,7 @@ __all__ = [
     "SCHEDULERS",
     "LOGGER_BACKENDS",
     "MONITOR_METRICS",
+    "METRIC_MODES",
     "FRONT_END_DEFAULTS",
     "LIVE_PLOT_BUDGET",
     "EXPONENTIAL_GAMMA",
@@ -46,6 +47,9 @@ SCHEDULERS = ("Default", "Exponential", "Cosine", "Plateau")
 LOGGER_BACKENDS = ("none", "csv", "tensorboard", "mlflow")
 #: Metrics the training module logs (per epoch).
 MONITOR_METRICS = ("val_loss", "train_loss", "val_nll", "train_nll", "val_mae", "train_mae")
+#: Which direction is better for each monitored metric: all are losses, so lower ('min').
+#: ``checkpoint_mode`` must agree, or checkpointing would keep the worst epoch.
+METRIC_MODES: dict[str, str] = {m: "min" for m in MONITOR_METRICS}
 #: ``plot_every_n_epochs=None`` (auto) in a notebook kernel: the live view redraws whenever the
 #: training time since its last redraw is at least (last redraw time) / LIVE_PLOT_BUDGET, so the
 #: redraws cost at most this fraction of training time on any hardware (see
@@ -108,7 +112,7 @@ class PyTorchExecutionConfig(ConfigBase):
         help="Use deterministic algorithms (reproducible, sometimes slower).",
     )
     gradient_clip_val: float | None = config_field(
-        None, category="trainer", kind="float", optional=True, min=0.0,
+        None, category="trainer", kind="float", optional=True, min=0.0, max=1e6,
         flags=("--gradient-clip-val",), modes=_TRAIN, lands="Trainer(gradient_clip_val)",
         help="Clip gradient norm to this value (None = no clipping).",
     )
@@ -144,7 +148,7 @@ class PyTorchExecutionConfig(ConfigBase):
     )
     # --- optimizer -----------------------------------------------------------------------------
     learning_rate: float = config_field(
-        1e-3, category="optimizer", kind="float", min=0.0, min_exclusive=True,
+        1e-3, category="optimizer", kind="float", min=0.0, min_exclusive=True, max=10.0,
         flags=("--learning-rate", "--lr"), modes=_TRAIN, lands="optimizer: Adam(lr)",
         widget={"step": 1e-4},
         help="Adam learning rate.",
@@ -197,6 +201,8 @@ class PyTorchExecutionConfig(ConfigBase):
         "min", category="checkpoint", kind="str", choices=("min", "max"),
         flags=("--checkpoint-mode",), modes=_TRAIN,
         lands="ModelCheckpoint(mode), EarlyStopping(mode)",
+        rule="must match checkpoint_monitor_metric's direction: 'min' for every logged metric "
+             "(all are losses)",
         help="Whether a lower ('min') or higher ('max') monitored metric is better.",
     )
     early_stop_patience: int = config_field(
@@ -234,6 +240,15 @@ class PyTorchExecutionConfig(ConfigBase):
         if self.logger_backend == "none":
             object.__setattr__(self, "logger_backend", None)
         validate_fields(self)
+        want = METRIC_MODES[self.checkpoint_monitor_metric]
+        if self.checkpoint_mode != want:
+            raise ConfigError(
+                f"PyTorchExecutionConfig.checkpoint_mode={self.checkpoint_mode!r} is invalid with "
+                f"checkpoint_monitor_metric={self.checkpoint_monitor_metric!r}: that metric is "
+                f"better when {'lower' if want == 'min' else 'higher'}, so the mode must be "
+                f"{want!r} (otherwise the worst epoch would be kept)",
+                fields=("checkpoint_mode", "checkpoint_monitor_metric"), value=self.checkpoint_mode,
+            )
         if self.devices == 0:
             raise ConfigError(
                 "PyTorchExecutionConfig.devices=0 is invalid: rule is 'auto', -1 (all) or >= 1",

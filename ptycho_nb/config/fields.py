@@ -220,10 +220,10 @@ def describe_rule(f: dataclasses.Field) -> str:
     if m["max"] is not None:
         bounds.append(("< " if m["max_exclusive"] else "≤ ") + _fmt_bound(m["max"]))
     if bounds:
-        word = {"int": "integer", "float": "number", "int_or_auto": "integer"}.get(kind, "value")
+        word = {"int": "integer", "float": "finite number", "int_or_auto": "integer"}.get(kind, "value")
         parts.append(f"{word} " + " and ".join(bounds))
     elif kind in ("int", "float") and m["choices"] is None:
-        parts.append({"int": "integer", "float": "number"}[kind])
+        parts.append({"int": "integer", "float": "finite number"}[kind])
     elif kind == "str" and m["choices"] is None:
         parts.append("text")
     text = "; ".join(parts)
@@ -260,9 +260,13 @@ def _check_kind(owner: str, name: str, kind: str, value: Any) -> Any:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        value = float(value)
-        if math.isnan(value):
-            raise bad("a number (not NaN)")
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float range
+            raise bad("a finite number") from None
+        if not math.isfinite(value):
+            # inf passes every one-sided bound and then breaks training (NaN weights)
+            raise bad("a finite number (not NaN or inf)")
         return value
     if kind == "str":
         if not isinstance(value, str):

@@ -57,17 +57,29 @@ class ConfigBase:
 
     @classmethod
     def from_json(cls: type[T], text_or_path: str | os.PathLike) -> T:
-        """Build a config from JSON text or from a JSON file path."""
-        text = _read_text(text_or_path)
-        data = json.loads(text)
-        if isinstance(data, Mapping) and any(k in SECTIONS for k in data) and all(
-            k in SECTIONS for k in data
-        ):
-            section = getattr(cls, "SECTION", None)
-            if section not in data:
-                raise ConfigError(f"{cls.__name__}.from_json: no {section!r} section in the JSON")
-            data = data[section]
-        return cls.from_dict(data)
+        """Build a config from JSON text or from a JSON file path (errors name the file)."""
+        text, where = _read_text(text_or_path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{cls.__name__}.from_json: {where} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{cls.__name__}.from_json: {where} is nested too deeply to be a "
+                              "config") from None
+        try:
+            if isinstance(data, Mapping) and any(k in SECTIONS for k in data) and all(
+                k in SECTIONS for k in data
+            ):
+                section = getattr(cls, "SECTION", None)
+                if section not in data:
+                    raise ConfigError(f"{cls.__name__}.from_json: no {section!r} section in the "
+                                      f"JSON (sections found: {sorted(data)})")
+                data = data[section]
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            if where == "the JSON text":
+                raise
+            raise ConfigError(f"{where}: {exc}", fields=exc.fields, value=exc.value) from None
 
     def replace(self: T, **changes: Any) -> T:
         """A validated copy with ``changes`` applied (``dataclasses.replace``)."""
@@ -78,15 +90,28 @@ class ConfigBase:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
-def _read_text(text_or_path: str | os.PathLike) -> str:
-    if isinstance(text_or_path, os.PathLike) or (
-        isinstance(text_or_path, str) and not text_or_path.lstrip().startswith(("{", "["))
-    ):
+def _read_text(text_or_path: str | os.PathLike) -> tuple[str, str]:
+    """(JSON text, where it came from: ``config file PATH`` or ``the JSON text``)."""
+    if not isinstance(text_or_path, (str, os.PathLike)):
+        raise TypeError(f"from_json: expected JSON text or a file path, got "
+                        f"{type(text_or_path).__name__}")
+    if isinstance(text_or_path, os.PathLike) or not text_or_path.lstrip().startswith(("{", "[")):
         p = pathlib.Path(text_or_path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
+        return _read_file(p), f"config file {p}"
+    return str(text_or_path), "the JSON text"
+
+
+def _read_file(p: pathlib.Path) -> str:
+    """A config file's text; FileNotFoundError / ConfigError naming it."""
+    if not p.exists():
+        raise FileNotFoundError(f"config file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"config file {p}: is not a regular file")
+    try:
         return p.read_text(encoding="utf-8")
-    return str(text_or_path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p}: is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.reason}); expected a JSON file") from None
 
 
 def save_configs(path: str | os.PathLike, *, overwrite: bool = False, **configs: ConfigBase | None) -> None:
@@ -114,17 +139,45 @@ def read_config_file(path: str | os.PathLike, default_section: str = "execution"
         If the JSON is not an object or has an unknown section.
     """
     p = pathlib.Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(_read_file(p))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p}: JSON nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p}: expected a JSON object, got {type(data).__name__}")
-    if data and all(isinstance(v, dict) for v in data.values()):
-        for key in data:
-            if key not in SECTIONS:
-                raise unknown_key_error(f"config file {p}", key, SECTIONS)
+    sectioned = [k for k, v in data.items() if k in SECTIONS and isinstance(v, dict)]
+    if sectioned:
+        loose = sorted(k for k in data if k not in sectioned)
+        if loose:
+            raise ConfigError(
+                f"config file {p}: mixes sections {sorted(sectioned)} with top-level entries "
+                f"{loose}; put every field inside its section "
+                f"({', '.join(SECTIONS)})", fields=tuple(loose))
         return {k: dict(v) for k, v in data.items()}
-    return {default_section: data}
+    if data and all(isinstance(v, dict) for v in data.values()):
+        key = next(iter(data))
+        raise unknown_key_error(f"config file {p}", key, SECTIONS)
+    return _split_flat(p, data, default_section)
+
+
+def _split_flat(p: pathlib.Path, data: dict[str, Any], default_section: str) -> dict[str, dict]:
+    """A flat file's fields sorted into sections: every field goes to each section that has it
+    (``n_groups`` to training and inference), so a flat file of training fields works too."""
+    from .canonical import InferenceConfig, ModelConfig, TrainingConfig
+    from .execution import PyTorchExecutionConfig
+
+    classes = {"execution": PyTorchExecutionConfig, "model": ModelConfig,
+               "training": TrainingConfig, "inference": InferenceConfig}
+    names = {s: {f.name for f in dataclasses.fields(c)} for s, c in classes.items()}
+    if default_section in names and set(data) <= names[default_section]:
+        return {default_section: data}
+    out: dict[str, dict] = {}
+    for key, value in data.items():
+        owners = [s for s in SECTIONS if key in names[s]]
+        if not owners:
+            raise unknown_key_error(f"config file {p}", key, set().union(*names.values()))
+        for s in owners:
+            out.setdefault(s, {})[key] = value
+    return out

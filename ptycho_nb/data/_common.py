@@ -16,12 +16,29 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 
 def existing_file(path: str | os.PathLike[str]) -> Path:
-    """Return ``path`` as a Path; FileNotFoundError naming it when missing, ValueError if a dir."""
+    """Return ``path`` as a Path, checked to be an existing regular file.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a str or PathLike.
+    ValueError
+        An empty path, a directory, or a FIFO/device/socket (opening a FIFO would block forever).
+    FileNotFoundError
+        Nothing exists at ``path``.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike file path, got {type(path).__name__}")
+    if os.fspath(path) in ("", b""):
+        raise ValueError("path is empty; expected a data file path")
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
     if p.is_dir():
         raise ValueError(f"{p}: is a directory; expected a data file")
+    if not p.is_file():
+        raise ValueError(f"{p}: is not a regular file (a FIFO, device or socket); expected a "
+                         "data file")
     return p
 
 

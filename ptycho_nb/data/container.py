@@ -18,11 +18,54 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PtychoData"]
+__all__ = ["PtychoData", "MAX_POSITION_SPAN"]
+
+#: Largest extent of the scan positions along x or y, pixels (the reconstructed object spans it:
+#: 2**16 px square is already 32 GB of complex64).
+MAX_POSITION_SPAN = 2**16
 
 
 def _fail(field: str, what: str) -> None:
     raise ValueError(f"PtychoData.{field}: {what}")
+
+
+#: numpy dtype kinds accepted per field: a dtype outside its family is refused by name rather
+#: than cast (a bool or datetime coordinate would otherwise become 0/1 or nanoseconds).
+_REAL = {"i": "integer", "u": "unsigned integer", "f": "float"}
+_FAMILIES: dict[str, dict[str, str]] = {
+    "diffraction": _REAL,
+    "xcoords": _REAL,
+    "ycoords": _REAL,
+    "probe": {**_REAL, "c": "complex"},
+    "object": {**_REAL, "c": "complex"},
+    "scan_index": {"i": "integer", "u": "unsigned integer", "f": "integer-valued float"},
+}
+
+
+def _as_array(field: str, value: object) -> np.ndarray:
+    """``value`` as an ndarray of the field's dtype family; ValueError naming field and dtype."""
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        _fail(field, f"could not be made into an array ({exc})")
+    allowed = _FAMILIES[field]
+    if a.dtype.kind not in allowed:
+        what = {"b": "bool", "M": "datetime", "m": "timedelta", "O": "Python object",
+                "U": "string", "S": "bytes", "V": "compound/void"}.get(a.dtype.kind, "other")
+        _fail(field, f"has dtype {a.dtype} ({what}); expected one of: "
+                     f"{', '.join(sorted(set(allowed.values())))}")
+    return a
+
+
+def _fits_float32(field: str, a: np.ndarray) -> None:
+    """Refuse finite values that single precision would turn into inf (1e300 is not NaN/inf
+    in the file, so saying so would mislead)."""
+    if a.dtype.kind in "fc" and a.dtype.itemsize > (4 if a.dtype.kind == "f" else 8):
+        with np.errstate(invalid="ignore"):
+            big = np.abs(a[np.isfinite(a)]) > np.finfo(np.float32).max
+        if np.any(big):
+            _fail(field, f"holds {int(big.sum())} value(s) beyond the float32 range "
+                         f"(|x| > {np.finfo(np.float32).max:.3g})")
 
 
 @dataclasses.dataclass(eq=False)
@@ -57,7 +100,7 @@ class PtychoData:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        d = np.asarray(self.diffraction)
+        d = _as_array("diffraction", self.diffraction)
         if d.ndim != 3:
             _fail("diffraction", f"expected a 3-D array (M, N, N) of amplitudes, got shape {d.shape}")
         m, n, n2 = d.shape
@@ -69,6 +112,7 @@ class PtychoData:
             _fail("diffraction", "holds no patterns (M = 0)")
         if np.iscomplexobj(d):
             _fail("diffraction", "must be real amplitudes, got a complex array")
+        _fits_float32("diffraction", d)
         d = d.astype(np.float32, copy=False)
         if not np.all(np.isfinite(d)):
             _fail("diffraction", f"contains {int(np.sum(~np.isfinite(d)))} NaN/inf values")
@@ -77,7 +121,7 @@ class PtychoData:
         self.diffraction = d
 
         for name in ("xcoords", "ycoords"):
-            c = np.asarray(getattr(self, name))
+            c = _as_array(name, getattr(self, name))
             if c.ndim == 2 and 1 in c.shape:
                 c = c.reshape(-1)
             if c.ndim != 1 or c.shape[0] != m:
@@ -87,13 +131,19 @@ class PtychoData:
             c = c.astype(np.float64)
             if not np.all(np.isfinite(c)):
                 _fail(name, "contains NaN/inf values")
+            span = float(c.max() - c.min())
+            if span > MAX_POSITION_SPAN:
+                # the stitched object spans the positions: 10^6 px would need terabytes
+                _fail(name, f"positions span {span:.4g} pixels, more than {MAX_POSITION_SPAN}; "
+                            "expected patch-centre coordinates in object pixels (metres given?)")
             setattr(self, name, c)
 
-        p = np.asarray(self.probe)
+        p = _as_array("probe", self.probe)
         if p.ndim == 3 and p.shape[0] == 1:
             p = p[0]
         if p.ndim not in (2, 3) or p.shape[-2:] != (n, n):
             _fail("probe", f"expected shape ({n}, {n}) or (K, {n}, {n}) to match the patterns, got {p.shape}")
+        _fits_float32("probe", p)
         p = p.astype(np.complex64)
         if not np.all(np.isfinite(p)):
             _fail("probe", "contains NaN/inf values")
@@ -102,11 +152,12 @@ class PtychoData:
         self.probe = p
 
         if self.object is not None:
-            o = np.asarray(self.object)
+            o = _as_array("object", self.object)
             if o.ndim == 3 and o.shape[0] == 1:
                 o = o[0]
             if o.ndim != 2:
                 _fail("object", f"expected a 2-D complex array (H, W), got shape {o.shape}")
+            _fits_float32("object", o)
             o = o.astype(np.complex64)
             if not np.all(np.isfinite(o)):
                 _fail("object", "contains NaN/inf values")
@@ -124,9 +175,15 @@ class PtychoData:
             self.object = o
 
         if self.scan_index is not None:
-            s = np.asarray(self.scan_index).reshape(-1)
+            s = _as_array("scan_index", self.scan_index).reshape(-1)
             if s.shape[0] != m:
                 _fail("scan_index", f"expected shape ({m},), got {s.shape}")
+            if s.dtype.kind == "f" and not (np.all(np.isfinite(s)) and np.all(s == np.round(s))):
+                # NaN or 2.5 would become int64 garbage or a truncated index
+                _fail("scan_index", "holds NaN/inf or non-integer values; expected integers")
+            if s.dtype.kind in "uf" and s.size and (s.min() < np.iinfo(np.int64).min
+                                                    or s.max() > np.iinfo(np.int64).max):
+                _fail("scan_index", "holds values outside the int64 range")
             self.scan_index = s.astype(np.int64)
 
         if not isinstance(self.metadata, dict):

@@ -11,6 +11,7 @@ centre-anchored region shifted by ``(offset_y, offset_x)``:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -108,12 +109,21 @@ def group_neighbors(
     if n_groups is None:
         seeds = np.arange(m, dtype=np.int64)
     else:
+        if isinstance(n_groups, bool) or not isinstance(n_groups, (int, np.integer)):
+            raise ValueError(f"n_groups: expected None or an integer >= 1, got {n_groups!r}")
         g = int(n_groups)
         if g < 1:
             raise ValueError(f"n_groups: expected None or >= 1, got {n_groups!r}")
         if g > m and c == 1:
             raise ValueError(f"n_groups: {g} groups of one pattern from only {m} patterns would "
                              "repeat patterns; use n_groups <= M (or gridsize > 1)")
+        # A seed and a choice of C - 1 of its K neighbours make a group: more groups than that
+        # can only repeat (and would spin in Python for minutes at 10^7).
+        distinct = m * math.comb(k, c - 1)
+        if g > distinct:
+            raise ValueError(f"n_groups: {g} is more than the {distinct} distinct groups this scan "
+                             f"can give ({m} patterns x C({k}, {c - 1}) neighbour choices for "
+                             f"gridsize {gridsize}); use n_groups <= {distinct}")
         seeds = rng.choice(m, size=g, replace=g > m).astype(np.int64)
 
     if c == 1:

@@ -16,7 +16,9 @@ any other unit is refused.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ from ..atomic import atomic_path
 from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
 from .container import PtychoData
 
-__all__ = ["read_hdf5", "write_hdf5", "FORMAT_NAME", "FORMAT_VERSION", "is_ptycho_nb_hdf5"]
+__all__ = ["read_hdf5", "write_hdf5", "FORMAT_NAME", "FORMAT_VERSION", "is_ptycho_nb_hdf5",
+           "MAX_DATASET_BYTES"]
 
 FORMAT_NAME = "ptycho_nb"
 FORMAT_VERSION = 1
@@ -38,26 +41,72 @@ def _attr_str(value: Any) -> Any:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def open_h5(path: Path) -> h5py.File:
-    """Open read-only; a non-HDF5, truncated or corrupt file → ValueError naming it."""
+@contextlib.contextmanager
+def open_h5(path: Path) -> Iterator[h5py.File]:
+    """Open read-only; a non-HDF5, truncated or corrupt file → ValueError naming it.
+
+    Errors h5py raises while the file is read (corrupt object headers or attributes surface as
+    OSError/RuntimeError/KeyError deep inside) also become a ValueError naming the file.
+    """
     try:
-        return h5py.File(path, "r")
-    except OSError as exc:
+        f = h5py.File(path, "r")
+    except (OSError, RuntimeError) as exc:
         raise ValueError(f"{path}: not a readable HDF5 file; truncated or corrupt? ({exc})") from exc
+    with f:
+        try:
+            yield f
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: HDF5 data or metadata could not be read; corrupt? "
+                             f"({type(exc).__name__}: {exc})") from exc
+
+
+#: Largest dataset read into memory (bytes, as declared by its shape and dtype): a corrupt or
+#: hostile file declaring terabytes is refused before any allocation.
+MAX_DATASET_BYTES = 16 * 2**30
 
 
 def read_dataset(path: Path, f: h5py.File, key: str, required: bool = True) -> np.ndarray | None:
-    """Read dataset ``key``; missing (when required), not a dataset or unreadable → ValueError."""
-    if key not in f:
+    """Read dataset ``key``; ValueError naming file and key when it is missing (and required),
+    a soft/external link, not a dataset, of a non-numeric dtype (string, compound, vlen), larger
+    than :data:`MAX_DATASET_BYTES`, or unreadable."""
+    try:
+        link = f.get(key, getlink=True)
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"{path}: '/{key}' could not be looked up; corrupt HDF5 metadata? "
+                         f"({exc})") from exc
+    if link is None:
         if required:
             raise ValueError(f"{path}: missing dataset '/{key}'; found {sorted(f.keys())}")
         return None
-    item = f[key]
+    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+        # An external link would read another file the user never named; a soft link may dangle.
+        raise ValueError(f"{path}: '/{key}' is an HDF5 {type(link).__name__}; expected the "
+                         "dataset itself stored in this file")
+    try:
+        item = f[key]
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: '/{key}' could not be opened; corrupt HDF5 metadata? ({exc})") from exc
     if not isinstance(item, h5py.Dataset):
         raise ValueError(f"{path}: '/{key}' is a {type(item).__name__}, expected a dataset")
     try:
+        dtype, shape = item.dtype, item.shape
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: dataset '/{key}' has unreadable type/shape metadata; "
+                         f"corrupt? ({exc})") from exc
+    if dtype.kind not in "biufc" or dtype.fields is not None or h5py.check_vlen_dtype(dtype):
+        kind = ("compound" if dtype.fields is not None else "variable-length"
+                if h5py.check_vlen_dtype(dtype) else "string" if dtype.kind in "SUO" else str(dtype))
+        raise ValueError(f"{path}: dataset '/{key}' has a {kind} dtype ({dtype}); expected numbers")
+    if shape is None:
+        raise ValueError(f"{path}: dataset '/{key}' is empty (HDF5 null dataspace)")
+    nbytes = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+    if nbytes > MAX_DATASET_BYTES:
+        raise ValueError(f"{path}: dataset '/{key}' declares shape {shape} of {dtype} "
+                         f"({nbytes / 2**30:.3g} GiB), more than the {MAX_DATASET_BYTES / 2**30:g} "
+                         "GiB ptycho_nb reads into memory")
+    try:
         return np.asarray(item[()])
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{path}: dataset '/{key}' could not be read; truncated or corrupt? ({exc})") from exc
 
 
@@ -74,9 +123,14 @@ def read_hdf5(path: str | os.PathLike[str]) -> PtychoData:
             raise ValueError(f"{p}: root attribute 'format' is {_attr_str(f.attrs.get('format'))!r}, "
                              f"expected {FORMAT_NAME!r}; datasets found: {sorted(f.keys())}")
         version = f.attrs.get("format_version")
-        if version is None or int(version) > FORMAT_VERSION:
-            raise ValueError(f"{p}: root attribute 'format_version' is {version!r}; this ptycho_nb "
-                             f"reads versions up to {FORMAT_VERSION}")
+        if isinstance(version, np.ndarray) and version.shape == ():
+            version = version[()]
+        # an integer in 1..FORMAT_VERSION: int(True), int(0.7) or a negative would pass int()
+        if (isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer))
+                or not 1 <= int(version) <= FORMAT_VERSION):
+            raise ValueError(f"{p}: root attribute 'format_version' is {version!r}; expected an "
+                             f"integer from 1 to {FORMAT_VERSION} (this ptycho_nb reads versions "
+                             f"up to {FORMAT_VERSION})")
         meta: dict[str, Any] = {}
         if "metadata" in f.attrs:
             meta = metadata_from_json(p, "metadata (root attribute)", f.attrs["metadata"])

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_files
 from ._common import existing_file, sniff
 from .container import PtychoData
 from .hdf5 import is_ptycho_nb_hdf5, open_h5, read_hdf5, write_hdf5
@@ -59,11 +60,14 @@ def load(path: str | os.PathLike[str], **kw: Any) -> PtychoData:
         raise ValueError(f"{p}: neither an NPZ (zip) nor an HDF5 file (suffix {p.suffix!r}); "
                          f"supported formats: {', '.join(FORMATS)}")
     with open_h5(p) as f:
-        ours = is_ptycho_nb_hdf5(f)
-        product = is_ptychodus_product(f)
-        diffraction = is_ptychodus_diffraction(f)
-        keys = sorted(f.keys())
-        attrs = sorted(f.attrs.keys())
+        try:
+            ours = is_ptycho_nb_hdf5(f)
+            product = is_ptychodus_product(f)
+            diffraction = is_ptychodus_diffraction(f)
+            keys = sorted(f.keys())
+            attrs = sorted(f.attrs.keys())
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{p}: HDF5 file whose metadata cannot be read; corrupt? ({exc})") from exc
     if ours:
         _no_kw(p, "ptycho_nb HDF5", kw)
         return read_hdf5(p)
@@ -113,10 +117,8 @@ def save(data: PtychoData, path: str | os.PathLike[str], *, format: str | None =
     if fmt == "hdf5":
         return write_hdf5(data, p, overwrite=overwrite)
     dpath = sibling_diffraction_path(p)
-    if not overwrite:  # check both before writing either, so a refusal leaves nothing half-done
-        for q in (p, dpath):
-            if q.exists():
-                raise FileExistsError(f"{q}: file exists; pass overwrite=True to replace it")
-    write_ptychodus_product(data, p, overwrite=overwrite, **kw)
-    write_ptychodus_diffraction(data, dpath, overwrite=overwrite)
+    # The pair appears together or not at all: a failing diffraction file leaves no orphan product.
+    with atomic_files({"product": p, "diffraction": dpath}, overwrite=overwrite) as tmp:
+        write_ptychodus_product(data, tmp["product"], **kw)
+        write_ptychodus_diffraction(data, tmp["diffraction"])
     return p

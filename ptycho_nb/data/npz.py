@@ -41,7 +41,7 @@ from ..atomic import atomic_path
 from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
 from .container import PtychoData
 
-__all__ = ["read_npz", "write_npz", "COUNTS_LIKE_MAX", "METADATA_KEY"]
+__all__ = ["read_npz", "write_npz", "COUNTS_LIKE_MAX", "METADATA_KEY", "MAX_MEMBER_BYTES"]
 
 METADATA_KEY = "metadata_json"
 #: An unlabelled file whose values are all integers with a maximum above this is treated as
@@ -52,8 +52,43 @@ DiffractionKind = Literal["amplitude", "counts"]
 _KINDS = ("amplitude", "counts")
 
 
+#: Largest array read from an NPZ member (bytes, as its header declares): a zip bomb or a
+#: header declaring terabytes is refused before numpy allocates it.
+MAX_MEMBER_BYTES = 16 * 2**30
+
+
+def _check_member(path: Path, npz: Any, key: str) -> None:
+    """Refuse a member whose declared (header) or uncompressed size exceeds the ceiling, or whose
+    header promises more data than the member holds."""
+    try:
+        info = npz.zip.getinfo(f"{key}.npy")
+    except (KeyError, AttributeError):
+        return  # numpy reports it
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ValueError(f"{path}: key '{key}' is {info.file_size} bytes uncompressed, more than "
+                         f"the {MAX_MEMBER_BYTES} ptycho_nb reads")
+    try:
+        with npz.zip.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = reader(fh)
+            header_len = fh.tell()
+    except Exception as exc:  # noqa: BLE001 - any header problem: numpy's own read reports it
+        if isinstance(exc, ValueError) and "pickle" in str(exc).lower():
+            return
+        raise ValueError(f"{path}: key '{key}' has an unreadable array header ({exc})") from exc
+    if dtype.hasobject:
+        return  # refused below as a pickled object array
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > info.file_size - header_len:
+        raise ValueError(f"{path}: key '{key}' declares shape {shape} of {dtype} ({declared} "
+                         f"bytes) but holds {info.file_size - header_len}; truncated or corrupt")
+
+
 def _get(path: Path, npz: Any, key: str) -> np.ndarray:
     """Read one array; any failure (pickled object array, CRC/zlib error) names file and key."""
+    _check_member(path, npz, key)
     try:
         return np.asarray(npz[key])
     except ValueError as exc:
@@ -92,6 +127,17 @@ def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | N
     if diffraction_kind not in (None, *_KINDS):
         raise ValueError(f"diffraction_kind: expected 'amplitude', 'counts' or None, got {diffraction_kind!r}")
     p = existing_file(path)
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if not head.startswith(b"PK"):
+        # say what the file is instead of numpy's "pickled data" guess for any non-zip bytes
+        what = ("a single .npy array" if head.startswith(b"\x93NUMPY")
+                else "pickled Python data (refused: never unpickled)" if head.startswith(b"\x80")
+                else "empty" if not head
+                else "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+                else "binary data of unknown format")
+        raise ValueError(f"{p}: not an NPZ archive (expected a zip file with keys 'diffraction', "
+                         f"'probeGuess', 'xcoords', 'ycoords'); the file holds {what}")
     try:
         npz = np.load(p, allow_pickle=False)
     except ValueError as exc:

@@ -184,6 +184,21 @@ def _placeholders(path: Path, f: h5py.File) -> list[str]:
     return [str(v) for v in val] if isinstance(val, list) else []
 
 
+def _index_array(path: Path, key: str, arr: np.ndarray) -> np.ndarray:
+    """Pattern indexes as int64; anything but integers (or integer-valued floats) refused by key.
+
+    Casting would truncate 2.7 to 2 (pairing a position with the wrong pattern) and turn NaN or
+    booleans into silent garbage.
+    """
+    a = np.asarray(arr).reshape(-1)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return a.astype(np.int64)
+    raise ValueError(f"{path}: dataset '/{key}' should hold integer pattern indexes, got dtype "
+                     f"{a.dtype}" + (" with NaN/inf or fractional values" if a.dtype.kind == "f" else ""))
+
+
 def _positive(name: str, v: float) -> float:
     v = float(v)
     if not (np.isfinite(v) and v > 0):
@@ -265,6 +280,9 @@ def read_ptychodus_product(path: str | os.PathLike[str]) -> PtychodusProduct:
             raise ValueError(f"{p}: dataset '/{key}' has {arr.size} entries, but "
                              f"'/probe_position_x_m' has {m}")
     for key, arr in (("probe_position_x_m", xm), ("probe_position_y_m", ym)):
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"{p}: dataset '/{key}' should hold real positions in metres, got "
+                             f"dtype {arr.dtype}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{p}: dataset '/{key}' contains NaN/inf")
     h, w = obj.shape
@@ -274,12 +292,12 @@ def read_ptychodus_product(path: str | os.PathLike[str]) -> PtychodusProduct:
         object=obj.astype(np.complex64), probe=probe.astype(np.complex64),
         xcoords=world_to_pixel(xm.reshape(-1), cx, pw, w),
         ycoords=world_to_pixel(ym.reshape(-1), cy, ph, h),
-        indexes=idx.reshape(-1).astype(np.int64), pixel_width_m=pw, pixel_height_m=ph,
+        indexes=_index_array(p, "probe_position_indexes", idx), pixel_width_m=pw, pixel_height_m=ph,
         center_x_m=cx, center_y_m=cy,
         photon_energy_eV=None if "photon_energy_eV" in placeholders else energy,
         detector_distance_m=None if "detector_distance_m" in placeholders else dist,
         name=name, comments=comments, placeholders=placeholders, metadata=meta,
-        scan_index=None if scan is None else scan.reshape(-1).astype(np.int64))
+        scan_index=None if scan is None else _index_array(p, _SCAN_INDEX, scan))
 
 
 def write_ptychodus_product(
@@ -436,7 +454,14 @@ def read_ptychodus_diffraction(path: str | os.PathLike[str]) -> PtychodusDiffrac
                          f"{patterns.shape[0]} patterns")
     if bad is not None and bad.shape != patterns.shape[1:]:
         raise ValueError(f"{p}: dataset '/bad_pixels' has shape {bad.shape}, expected {patterns.shape[1:]}")
-    return PtychodusDiffraction(indexes=indexes.astype(np.int64), patterns=patterns,
+    if patterns.dtype.kind not in "iuf":
+        raise ValueError(f"{p}: dataset '/patterns' should hold real photon counts, got dtype "
+                         f"{patterns.dtype}")
+    if bad is not None and not (bad.dtype.kind == "b" or (bad.dtype.kind in "iu"
+                                                          and np.all((bad == 0) | (bad == 1)))):
+        raise ValueError(f"{p}: dataset '/bad_pixels' should hold booleans (or 0/1), got dtype "
+                         f"{bad.dtype}")
+    return PtychodusDiffraction(indexes=_index_array(p, "indexes", indexes), patterns=patterns,
                                 bad_pixels=None if bad is None else bad.astype(bool),
                                 detector_pixel_width_m=dpw, detector_pixel_height_m=dph)
 

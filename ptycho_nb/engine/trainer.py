@@ -18,6 +18,7 @@ import warnings
 from typing import Any, Iterable, Iterator
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from ..config.execution import KERNEL_SAFE_STRATEGIES, PyTorchExecutionConfig, resolve_monitor
 from .. import kernel
@@ -26,6 +27,7 @@ from .callbacks.progress import PtychoProgressBar
 __all__ = [
     "MODES",
     "resolve_accelerator",
+    "resolve_precision",
     "build_logger",
     "default_callbacks",
     "trainer_kwargs",
@@ -54,6 +56,25 @@ def resolve_accelerator(cfg: PyTorchExecutionConfig) -> str:
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
+
+
+def resolve_precision(cfg: PyTorchExecutionConfig, accelerator: str) -> str:
+    """The precision that really runs on ``accelerator`` (reported as such).
+
+    Lightning runs ``'16-mixed'`` on the CPU as ``'bf16-mixed'`` (CPU autocast has no float16);
+    asking for it explicitly here makes the run report what ran. ``'16-true'`` cannot run on the
+    CPU (torch's CPU FFT has no float16), so it is refused naming the field.
+    """
+    precision = cfg.precision
+    if accelerator == "cpu" and precision == "16-mixed":
+        log.warning("precision '16-mixed' runs as 'bf16-mixed' on the CPU (no float16 autocast "
+                    "there); the run reports 'bf16-mixed'")
+        return "bf16-mixed"
+    if accelerator == "cpu" and precision == "16-true":
+        raise ValueError("PyTorchExecutionConfig.precision='16-true' cannot run on the CPU "
+                         "(torch's CPU FFT has no float16); use '32-true', 'bf16-mixed' or "
+                         "'bf16-true', or a GPU accelerator")
+    return precision
 
 
 def build_logger(cfg: PyTorchExecutionConfig, save_dir: str | os.PathLike) -> Any:
@@ -155,7 +176,7 @@ def trainer_kwargs(
         log.info("accelerator 'auto' resolved to %r", accelerator)
     common: dict[str, Any] = {
         "accelerator": accelerator,
-        "precision": cfg.precision,
+        "precision": resolve_precision(cfg, accelerator),
         "enable_progress_bar": cfg.enable_progress_bar,
         "enable_model_summary": verbose,
     }
@@ -189,7 +210,15 @@ def build_trainer(cfg: PyTorchExecutionConfig, **kwargs: Any) -> L.Trainer:
     """``lightning.Trainer(**trainer_kwargs(cfg, **kwargs))`` (see :func:`trainer_kwargs`)."""
     if kwargs.get("mode", "train") == "train":
         check_strategy(cfg)
-    return L.Trainer(**trainer_kwargs(cfg, **kwargs))
+    kw = trainer_kwargs(cfg, **kwargs)
+    try:
+        return L.Trainer(**kw)
+    except (MisconfigurationException, ImportError) as exc:
+        # e.g. accelerator='gpu' on a machine without one, strategy='deepspeed' not installed
+        raise ValueError(
+            f"PyTorchExecutionConfig accelerator={cfg.accelerator!r} (resolved {kw['accelerator']!r}), "
+            f"strategy={kw.get('strategy', 'auto')!r}, precision={kw['precision']!r} cannot run on "
+            f"this machine: {exc}") from exc
 
 
 def check_strategy(cfg: PyTorchExecutionConfig) -> None:

@@ -30,7 +30,6 @@ import io
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -40,6 +39,7 @@ import h5py
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..version import __version__
 
 __all__ = [
@@ -66,6 +66,16 @@ _H5_GROUP = "weights"
 _FOREIGN_SUFFIXES = (".dill", ".pkl", ".pickle", ".keras", ".pb", ".pt", ".pth", ".ckpt")
 _PICKLE_MAGIC = b"\x80"  # protocol 2+ pickles start with PROTO (0x80)
 
+#: Largest manifest / JSON member read (bytes): configs are kilobytes; anything near this is not ours.
+MAX_JSON_MEMBER_BYTES = 16 * 2**20
+#: Absolute ceiling on the weights member (bytes), whatever the manifest declares.
+MAX_WEIGHTS_BYTES = 8 * 2**30
+#: HDF5 overhead allowed on top of the weights' raw bytes: a fixed part plus one per dataset.
+_H5_OVERHEAD_BYTES, _H5_PER_DATASET_BYTES = 2**20, 2**16
+#: Zip compression methods ptycho_nb writes (others are refused before decompressing).
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_CHUNK = 2**20
+
 # torch dtypes that numpy/h5py cannot hold directly → (numpy storage dtype)
 _RAW_STORED = {torch.bfloat16: np.uint16}
 _DTYPES = {str(d): d for d in (
@@ -73,6 +83,10 @@ _DTYPES = {str(d): d for d in (
     torch.complex64, torch.complex128,
     torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool,
 )}
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty(0, dtype=dtype).element_size()
 
 
 @dataclass
@@ -150,6 +164,9 @@ def _weights_to_h5_bytes(state_dict: Mapping[str, torch.Tensor]) -> tuple[bytes,
             if str(t.dtype) not in _DTYPES:
                 raise ValueError(f"state_dict[{name!r}]: dtype {t.dtype} is not supported "
                                  f"(expected one of {sorted(_DTYPES)})")
+            if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"state_dict[{name!r}]: holds {int((~torch.isfinite(t)).sum())} "
+                                 "NaN/inf value(s); a model with non-finite weights is not saved")
             if t.dtype in _RAW_STORED:
                 arr = t.view(torch.int16).numpy().view(_RAW_STORED[t.dtype])
             else:
@@ -210,10 +227,10 @@ def write_archive(path: str | os.PathLike, *, state_dict: Mapping[str, torch.Ten
     if extra is not None:
         members[EXTRA] = _json_bytes(extra, EXTRA)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    # atomic_path: same-folder temporary file, fsync, umask-respecting mode (an overwritten
+    # archive keeps its mode), a full disk reported naming the archive.
+    with atomic_path(target, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 for name, data in members.items():
                     zf.writestr(name, data)
@@ -233,15 +250,6 @@ def write_archive(path: str | os.PathLike, *, state_dict: Mapping[str, torch.Ten
                 }
                 # the manifest goes last: it needs every other member's checksum
                 zf.writestr(MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
     return target
 
 
@@ -289,45 +297,70 @@ def _read_weights(data: bytes, entries: list, path: pathlib.Path) -> dict[str, t
         f = h5py.File(io.BytesIO(data), "r")
     except OSError as exc:
         raise ValueError(f"{path}: member {WEIGHTS!r} is not a readable HDF5 file ({exc})") from exc
-    with f:
-        if _H5_GROUP not in f or not isinstance(f[_H5_GROUP], h5py.Group):
-            raise ValueError(f"{path}: member {WEIGHTS!r} lacks the group '/{_H5_GROUP}'")
-        grp = f[_H5_GROUP]
-        listed = [e.get("name") for e in entries]
-        unlisted = sorted(set(grp.keys()) - set(listed))
-        if unlisted:
-            raise ValueError(f"{path}: {WEIGHTS} holds datasets not in the manifest: {unlisted}")
-        for entry in entries:
-            name, shape, dtype = entry.get("name"), entry.get("shape"), entry.get("dtype")
-            if not isinstance(name, str) or not isinstance(shape, list) or dtype not in _DTYPES:
-                raise ValueError(f"{path}: manifest weight entry {entry!r} is malformed "
-                                 f"(expected name, shape list and a dtype in {sorted(_DTYPES)})")
-            if name not in grp or not isinstance(grp[name], h5py.Dataset):
-                raise ValueError(f"{path}: weight {name!r} listed in the manifest is missing "
-                                 f"from {WEIGHTS}")
-            ds = grp[name]
-            if list(ds.shape) != shape:
-                raise ValueError(f"{path}: weight {name!r}: manifest shape {tuple(shape)}, "
-                                 f"stored shape {ds.shape}")
-            stored_dtype = ds.attrs.get("torch_dtype")
-            if isinstance(stored_dtype, bytes):
-                stored_dtype = stored_dtype.decode()
-            if stored_dtype != dtype:
-                raise ValueError(f"{path}: weight {name!r}: manifest dtype {dtype}, "
-                                 f"stored dtype attribute {stored_dtype}")
-            torch_dtype = _DTYPES[dtype]
-            expected_np = _RAW_STORED.get(torch_dtype)
-            if expected_np is None:
-                expected_np = torch.empty(0, dtype=torch_dtype).numpy().dtype
-            if ds.dtype != np.dtype(expected_np):
-                raise ValueError(f"{path}: weight {name!r}: manifest dtype {dtype} needs HDF5 "
-                                 f"data of {np.dtype(expected_np)}, found {ds.dtype}")
-            arr = np.array(ds[()], dtype=ds.dtype, copy=True).reshape(shape)
-            tensor = torch.from_numpy(arr)
-            if torch_dtype in _RAW_STORED:
-                tensor = tensor.view(torch.int16).view(torch_dtype)
-            state[name] = tensor
+    try:
+        with f:
+            _read_weight_datasets(f, entries, path, state)
+    except ValueError:
+        raise
+    except (OSError, KeyError, TypeError, RuntimeError) as exc:
+        # checksummed but malformed HDF5 inside (corrupt metadata, odd types)
+        raise ValueError(f"{path}: member {WEIGHTS!r} holds malformed HDF5 data "
+                         f"({type(exc).__name__}: {exc})") from exc
     return state
+
+
+def _read_weight_datasets(f: h5py.File, entries: list, path: pathlib.Path,
+                          state: dict[str, torch.Tensor]) -> None:
+    """Fill ``state`` from the open ``wts.h5``; ValueError naming the weight on any mismatch."""
+    if _H5_GROUP not in f or not isinstance(f[_H5_GROUP], h5py.Group):
+        raise ValueError(f"{path}: member {WEIGHTS!r} lacks the group '/{_H5_GROUP}'")
+    grp = f[_H5_GROUP]
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: manifest weight entry {entry!r} is malformed "
+                             "(expected an object with name, shape and dtype)")
+    listed = [e.get("name") for e in entries]
+    unlisted = sorted(set(grp.keys()) - set(listed))
+    if unlisted:
+        raise ValueError(f"{path}: {WEIGHTS} holds datasets not in the manifest: {unlisted}")
+    for entry in entries:
+        name, shape, dtype = entry.get("name"), entry.get("shape"), entry.get("dtype")
+        if (not isinstance(name, str) or not isinstance(shape, list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                           for d in shape)
+                or not isinstance(dtype, str) or dtype not in _DTYPES):
+            raise ValueError(f"{path}: manifest weight entry {entry!r} is malformed "
+                             f"(expected name, shape list and a dtype in {sorted(_DTYPES)})")
+        if name not in grp or not isinstance(grp[name], h5py.Dataset):
+            raise ValueError(f"{path}: weight {name!r} listed in the manifest is missing "
+                             f"from {WEIGHTS}")
+        ds = grp[name]
+        if list(ds.shape) != shape:
+            raise ValueError(f"{path}: weight {name!r}: manifest shape {tuple(shape)}, "
+                             f"stored shape {ds.shape}")
+        stored_dtype = ds.attrs.get("torch_dtype")
+        if isinstance(stored_dtype, bytes):
+            stored_dtype = stored_dtype.decode()
+        if stored_dtype != dtype:
+            raise ValueError(f"{path}: weight {name!r}: manifest dtype {dtype}, "
+                             f"stored dtype attribute {stored_dtype}")
+        torch_dtype = _DTYPES[dtype]
+        expected_np = _RAW_STORED.get(torch_dtype)
+        if expected_np is None:
+            expected_np = torch.empty(0, dtype=torch_dtype).numpy().dtype
+        if ds.dtype != np.dtype(expected_np):
+            raise ValueError(f"{path}: weight {name!r}: manifest dtype {dtype} needs HDF5 "
+                             f"data of {np.dtype(expected_np)}, found {ds.dtype}")
+        arr = np.array(ds[()], dtype=ds.dtype, copy=True).reshape(shape)
+        tensor = torch.from_numpy(arr)
+        if torch_dtype in _RAW_STORED:
+            tensor = tensor.view(torch.int16).view(torch_dtype)
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+                torch.isfinite(tensor).all()):
+            raise ValueError(f"{path}: weight {name!r} holds "
+                             f"{int((~torch.isfinite(tensor)).sum())} NaN/inf value(s); "
+                             "refusing a model with non-finite weights")
+        state[name] = tensor
 
 
 def read_archive(path: str | os.PathLike, *,
@@ -352,8 +385,10 @@ def read_archive(path: str | os.PathLike, *,
         bad manifest; checksum mismatch; weights not matching the manifest.
     """
     path = pathlib.Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such archive file")
+    if not path.is_file():  # a FIFO would block open() forever, a folder is not an archive
+        raise ValueError(f"{path}: is not a regular file; expected a wts.h5.zip model archive")
     try:
         zf = zipfile.ZipFile(path, "r")
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
@@ -367,19 +402,24 @@ def read_archive(path: str | os.PathLike, *,
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"{path}: duplicate zip entries {dupes}")
+        if MANIFEST not in names and _is_torch_checkpoint(names):
+            raise ValueError(
+                f"{path}: this is a PyTorch/Lightning checkpoint (torch.save zip holding "
+                "data.pkl), not a ptycho_nb model archive (wts.h5.zip). Training writes the "
+                "archive itself as OUTPUT_DIR/wts.h5.zip; to turn a ptycho_nb checkpoint into "
+                "one: ptycho_nb.save_model(ptycho_nb.workflows.model_io.model_from_checkpoint("
+                f"{str(path)!r}), 'wts.h5.zip')")
         foreign = [n for n in names if n.lower().endswith(_FOREIGN_SUFFIXES)
                    or n.rsplit("/", 1)[-1].lower() in ("saved_model.pb", "keras_metadata.pb")]
         if foreign and MANIFEST not in names:
             raise _foreign_error(path, f"members {foreign}")
 
-        def member(name: str) -> bytes:
+        def member(name: str, limit: int = MAX_JSON_MEMBER_BYTES) -> bytes:
             try:
-                return zf.read(name)
+                info = zf.getinfo(name)
             except KeyError as exc:
                 raise ValueError(f"{path}: required member {name!r} is missing") from exc
-            except (zipfile.BadZipFile, EOFError, OSError, zlib_error) as exc:
-                raise ValueError(f"{path}: member {name!r} cannot be read (truncated or "
-                                 f"corrupt zip): {exc}") from exc
+            return _read_member(zf, info, path, limit)
 
         if MANIFEST not in names:
             raise ValueError(f"{path}: required member {MANIFEST!r} is missing "
@@ -396,7 +436,7 @@ def read_archive(path: str | os.PathLike, *,
         if manifest.get("backend") != BACKEND:
             raise _foreign_error(path, f"manifest backend {manifest.get('backend')!r}")
         version = manifest.get("format_version")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
             raise ValueError(f"{path}: manifest format_version {version!r}; this ptycho_nb reads "
                              f"format_version {FORMAT_VERSION} (a newer archive needs a newer "
                              "ptycho_nb)")
@@ -412,13 +452,20 @@ def read_archive(path: str | os.PathLike, *,
         for name in (*JSON_MEMBERS, WEIGHTS):
             if name not in checksums:
                 raise ValueError(f"{path}: manifest has no checksum for {name!r}")
+        entries = manifest.get("weights")
+        if not isinstance(entries, list):
+            raise ValueError(f"{path}: manifest lacks a 'weights' list")
+        weights_limit = _weights_limit(entries, path)
         data: dict[str, bytes] = {}
         for name, digest in checksums.items():
             if name == MANIFEST or _unsafe_reason(str(name)) is not None:
                 raise ValueError(f"{path}: manifest lists an invalid member {name!r}")
             if name not in names:
                 raise ValueError(f"{path}: member {name!r} listed in the manifest is missing")
-            blob = member(name)
+            if not isinstance(digest, str):
+                raise ValueError(f"{path}: manifest checksum of {name!r} is {digest!r}, "
+                                 "expected a sha256 hex string")
+            blob = member(name, weights_limit if name == WEIGHTS else MAX_JSON_MEMBER_BYTES)
             if _sha256(blob) != digest:
                 raise ValueError(f"{path}: member {name!r} fails its sha256 check (tampered or "
                                  "corrupt)")
@@ -430,9 +477,6 @@ def read_archive(path: str | os.PathLike, *,
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}: {name} must hold a JSON object")
             parsed[name] = obj
-        entries = manifest.get("weights")
-        if not isinstance(entries, list):
-            raise ValueError(f"{path}: manifest lacks a 'weights' list")
         state = _read_weights(data[WEIGHTS], entries, path)
 
         if extract_to is not None:
@@ -441,6 +485,73 @@ def read_archive(path: str | os.PathLike, *,
     return Archive(manifest=manifest, configs=parsed["configs.json"],
                    params=parsed["params.json"], scaling=parsed["scaling.json"],
                    state_dict=state, extra=parsed.get(EXTRA))
+
+
+def _is_torch_checkpoint(names: list[str]) -> bool:
+    """Whether zip member names are those of ``torch.save`` (``<root>/data.pkl``, ``<root>/version``)."""
+    return any(n.endswith("/data.pkl") or n == "data.pkl" for n in names) and any(
+        n.endswith("/version") or n == "version" for n in names)
+
+
+def _weights_limit(entries: list, path: pathlib.Path) -> int:
+    """Largest size the weights member may have: the manifest's tensors plus HDF5 overhead,
+    never above :data:`MAX_WEIGHTS_BYTES`."""
+    total = _H5_OVERHEAD_BYTES
+    for entry in entries:
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if (not isinstance(shape, list) or not isinstance(dtype, str) or dtype not in _DTYPES
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                           for d in shape)):
+            raise ValueError(f"{path}: manifest weight entry {entry!r} is malformed "
+                             f"(expected name, shape list of integers >= 0 and a dtype in "
+                             f"{sorted(_DTYPES)})")
+        numel = 1
+        for d in shape:
+            numel *= d
+        total += numel * _itemsize(_DTYPES[dtype]) + _H5_PER_DATASET_BYTES
+        if total > MAX_WEIGHTS_BYTES:
+            raise ValueError(f"{path}: manifest declares more than {MAX_WEIGHTS_BYTES} bytes of "
+                             "weights; refusing to read it")
+    return total
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: pathlib.Path,
+                 limit: int) -> bytes:
+    """A member's bytes, read in chunks and stopped as soon as it exceeds ``limit`` bytes.
+
+    The declared size is checked first, but a zip bomb can lie about it, so the decompressed
+    stream is counted as well.
+    """
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{path}: member {name!r} is encrypted; ptycho_nb archives never are")
+    if info.compress_type not in _COMPRESSIONS:
+        raise ValueError(f"{path}: member {name!r} uses zip compression method "
+                         f"{info.compress_type}; expected stored (0) or deflate (8)")
+    if info.file_size > limit:
+        raise ValueError(f"{path}: member {name!r} declares {info.file_size} bytes, more than "
+                         f"the {limit} this member may have; refusing to decompress it")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with zf.open(info) as fh:
+            while True:
+                chunk = fh.read(min(_CHUNK, limit + 1 - size))
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise ValueError(f"{path}: member {name!r} decompresses to more than {limit} "
+                                     "bytes (more than declared); refusing to read it")
+                chunks.append(chunk)
+    except ValueError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, zlib_error, NotImplementedError,
+            RuntimeError) as exc:
+        raise ValueError(f"{path}: member {name!r} cannot be read (truncated or corrupt zip): "
+                         f"{exc}") from exc
+    return b"".join(chunks)
 
 
 def _extract(path: pathlib.Path, members: Mapping[str, bytes], folder: pathlib.Path) -> None:
@@ -458,6 +569,15 @@ def _extract(path: pathlib.Path, members: Mapping[str, bytes], folder: pathlib.P
 # --------------------------------------------------------------------------------------------
 # loading into modules
 # --------------------------------------------------------------------------------------------
+
+
+def _family(dtype: torch.dtype) -> str:
+    """'complex', 'float', 'bool' or 'integer': kinds load_state_dict must not convert between."""
+    if dtype.is_complex:
+        return "complex"
+    if dtype.is_floating_point:
+        return "float"
+    return "bool" if dtype == torch.bool else "integer"
 
 
 def load_state_dict_strict(module: torch.nn.Module,
@@ -483,6 +603,10 @@ def load_state_dict_strict(module: torch.nn.Module,
         if got.is_complex() != want.is_complex():
             raise ValueError(f"state_dict[{key!r}]: expected dtype {want.dtype}, found {got.dtype} "
                              "(real/complex mismatch)")
+        if _family(got.dtype) != _family(want.dtype):
+            # load_state_dict would cast int weights to float silently (and bools to 0/1)
+            raise ValueError(f"state_dict[{key!r}]: expected a {_family(want.dtype)} tensor like "
+                             f"{want.dtype}, found {got.dtype}")
     module.load_state_dict(dict(state_dict), strict=True)
     return module
 

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import time
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import check_writable_target, write_text_atomic
 from ..physics import simulate
-from .inference import Reconstruction, infer
+from .inference import OUTPUT_FILES, Reconstruction, infer
+from .model_io import ARCHIVE_NAME
 from .training import TrainResult, train
 
-__all__ = ["DemoRecipe", "DemoResult", "DemoTimings", "run_demo", "demo_recipe"]
+__all__ = ["DemoRecipe", "DemoResult", "DemoTimings", "run_demo", "demo_recipe", "metrics_json",
+           "DEMO_OUTPUTS"]
+
+#: Files the demo writes into its output folder (all checked before any work starts).
+DEMO_OUTPUTS = (ARCHIVE_NAME, *OUTPUT_FILES, "metrics.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +78,35 @@ class DemoResult:
     reconstruction: Reconstruction
 
 
+#: Note stored in metrics.json when some value was not finite.
+NULL_NOTE = "null stands for a value that was not finite (NaN or infinity), e.g. an undefined score"
+
+
+def _finite_or_none(obj: Any) -> tuple[Any, bool]:
+    """``obj`` with every non-finite float replaced by None; and whether any was."""
+    if isinstance(obj, float):
+        return (obj, False) if math.isfinite(obj) else (None, True)
+    if isinstance(obj, dict):
+        pairs = {k: _finite_or_none(v) for k, v in obj.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(b for _, b in pairs.values())
+    if isinstance(obj, (list, tuple)):
+        items = [_finite_or_none(v) for v in obj]
+        return [v for v, _ in items], any(b for _, b in items)
+    return obj, False
+
+
+def metrics_json(payload: dict[str, Any]) -> str:
+    """Strict JSON text of ``payload``: NaN/inf become null and a ``note`` key says so.
+
+    Python's ``json`` writes NaN as the bare word ``NaN``, which is not JSON: other tools refuse
+    the whole file.
+    """
+    clean, replaced = _finite_or_none(json.loads(json.dumps(payload, default=str)))
+    if replaced:
+        clean = {"note": NULL_NOTE, **clean}
+    return json.dumps(clean, indent=2, allow_nan=False)
+
+
 def demo_recipe(quick: bool | None = None) -> DemoRecipe:
     """The demo's recipe; ``quick`` (default: ``PTYCHO_NB_QUICK=1``) makes a seconds-long run."""
     if quick is None:
@@ -106,6 +141,15 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
     """
     recipe = demo_recipe(quick)
     out = pathlib.Path(output_dir)
+    # Every output is checked before any work: a clash found after training would leave an
+    # archive and checkpoints behind.
+    for name in DEMO_OUTPUTS:
+        try:
+            check_writable_target(out / name, overwrite)
+        except FileExistsError:
+            raise FileExistsError(
+                f"{out / name}: file exists; pass overwrite=True (CLI: --overwrite) or choose "
+                "another output folder (CLI: --output-dir)") from None
     t0 = time.perf_counter()
     train_scan = simulate(seed=recipe.train_seed, **recipe.simulate)
     test_scan = simulate(seed=recipe.test_seed, **recipe.simulate)
@@ -124,11 +168,10 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
                           refine_s=recon.timings.refine_s, total_s=time.perf_counter() - t0,
                           network_patterns_per_s=network_only.timings.patterns_per_s)
     flat = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
-    with atomic_path(out / "metrics.json", overwrite=overwrite) as tmp:
-        pathlib.Path(tmp).write_text(json.dumps(
-            {"metrics": flat(metrics), "metrics_network_only": flat(metrics_network),
-             "refine_epochs": recon.run.refine_epochs, "timings": dataclasses.asdict(timings),
-             "run": result.run.as_dict()}, indent=2, default=str))
+    write_text_atomic(out / "metrics.json", metrics_json(
+        {"metrics": flat(metrics), "metrics_network_only": flat(metrics_network),
+         "refine_epochs": recon.run.refine_epochs, "timings": dataclasses.asdict(timings),
+         "run": result.run.as_dict()}), overwrite=overwrite)
     paths = {"archive": result.archive_path, **paths, "metrics.json": out / "metrics.json"}
     return DemoResult(metrics=metrics, metrics_network_only=metrics_network, timings=timings,
                       paths=paths, train=result, reconstruction=recon)

@@ -25,7 +25,7 @@ from ..config.fields import nearest_name
 from ..config.legacy import update_legacy_dict
 from .archive import load_state_dict_strict, read_archive, write_archive
 
-__all__ = ["save_model", "load_model", "ARCHIVE_NAME", "resolve_archive_path", "read_card",
+__all__ = ["save_model", "load_model", "model_from_checkpoint", "ARCHIVE_NAME", "resolve_archive_path", "read_card",
            "PRETRAINED_PREFIX", "PRETRAINED_SUFFIX", "PRETRAINED_DIR", "is_pretrained",
            "pretrained_names", "pretrained_path"]
 
@@ -197,7 +197,10 @@ def save_model(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = Fals
     module = _module_of(obj)
     card_json = None if card is None else _card_json(card)
     target = pathlib.Path(path)
-    if target.is_dir() or target.suffix == "":
+    # A folder (existing, or a new extension-less name) receives wts.h5.zip; an existing file is
+    # the target itself, whatever its name (so overwrite=True replaces it rather than failing to
+    # create a folder of the same name).
+    if target.is_dir() or (target.suffix == "" and not target.exists()):
         target = target / ARCHIVE_NAME
     params: dict[str, Any] = {}
     update_legacy_dict(params, module.model_config)
@@ -217,6 +220,36 @@ def save_model(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = Fals
         extra=extra,
         overwrite=overwrite,
     )
+
+
+def model_from_checkpoint(ckpt_path: str | os.PathLike[str]) -> Any:
+    """A ``PINNModule`` from a Lightning checkpoint that ptycho_nb's training wrote.
+
+    Reads the checkpoint with ``weights_only=True`` (no unpickling of code); its hyperparameters
+    carry the configs, scaling and network settings. Save it as an archive with
+    :func:`save_model`.
+    """
+    from ..model.lightning_module import PINNModule
+    from .archive import load_checkpoint_weights
+
+    saved = load_checkpoint_weights(ckpt_path)
+    hp = saved.get("hyper_parameters") if isinstance(saved, dict) else None
+    state = saved.get("state_dict") if isinstance(saved, dict) else None
+    if not isinstance(hp, dict) or not isinstance(state, dict) or "model" not in hp:
+        raise ValueError(f"{ckpt_path}: not a ptycho_nb training checkpoint (expected "
+                         "'hyper_parameters' with the model config and a 'state_dict')")
+    try:
+        module = PINNModule(model=ModelConfig.from_dict(hp["model"]),
+                            training=TrainingConfig.from_dict(hp.get("training", {})),
+                            probe=None, probe_shape=hp.get("probe_shape"),
+                            scaling=hp.get("scaling"), network=hp.get("network") or {})
+        load_state_dict_strict(module, state)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{ckpt_path}: checkpoint does not describe a loadable ptycho_nb model "
+                         f"({exc})") from exc
+    module.model_card = None
+    module.eval()
+    return module
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:
@@ -243,15 +276,26 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         if key not in archive.configs:
             raise ValueError(f"{path}: configs.json lacks the {key!r} config")
     extra = archive.extra or {}
-    module = PINNModule(
-        model=ModelConfig.from_dict(archive.configs["model"]),
-        training=TrainingConfig.from_dict(archive.configs["training"]),
-        probe=None,
-        probe_shape=extra.get("probe_shape") or list(archive.state_dict["probe"].shape),
-        scaling=archive.scaling,
-        network=extra.get("network") or {},
-    )
-    load_state_dict_strict(module, archive.state_dict)
+    for key, value in archive.scaling.items():
+        # the scaling statistics multiply every prediction: NaN here is as bad as NaN weights
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{path}: scaling.json[{key!r}] is {value!r}; expected a finite number")
+    try:
+        if "probe" not in archive.state_dict and not extra.get("probe_shape"):
+            raise ValueError("no 'probe' weight and no probe_shape in extra.json")
+        module = PINNModule(
+            model=ModelConfig.from_dict(archive.configs["model"]),
+            training=TrainingConfig.from_dict(archive.configs["training"]),
+            probe=None,
+            probe_shape=extra.get("probe_shape") or list(archive.state_dict["probe"].shape),
+            scaling=archive.scaling,
+            network=extra.get("network") or {},
+        )
+        load_state_dict_strict(module, archive.state_dict)
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+        # checksummed members that are well-formed JSON/HDF5 but do not describe a model
+        raise ValueError(f"{path}: the archive does not describe a loadable model "
+                         f"({type(exc).__name__}: {exc})") from exc
     card = extra.get(CARD_KEY)
     module.model_card = dict(card) if isinstance(card, dict) else None
     module.eval()

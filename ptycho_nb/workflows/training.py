@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import pathlib
 import time
 import warnings
@@ -103,6 +104,50 @@ class TrainResult:
                 f"elapsed={self.elapsed_s:.1f}s{', interrupted' if self.interrupted else ''})")
 
 
+class _StopOnNonFiniteLoss(L.Callback):
+    """Stop training at the first batch whose loss is NaN/inf.
+
+    Past that point every update writes NaN into the weights; stopping with an error (rather than
+    finishing the epochs and saving) means no archive of NaN weights is ever written.
+    """
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        import torch
+
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            raise FloatingPointError(
+                f"training loss became {float(loss.detach().float().mean())} at epoch "
+                f"{trainer.current_epoch}, batch {batch_idx}; training stopped and no model "
+                "archive was written. Lower learning_rate (or the loss weights), or check the "
+                "data for extreme values")
+
+
+def _check_finite_history(history: Mapping[str, list[float]]) -> None:
+    """Refuse a run whose logged losses went NaN/inf (e.g. under a spawned strategy, where the
+    batch check above runs in the child processes)."""
+    for key, values in history.items():
+        bad = [i for i, v in enumerate(values) if not math.isfinite(float(v))]
+        if bad and key.endswith(("loss", "nll", "mae")):
+            raise FloatingPointError(
+                f"training metric {key} became {values[bad[0]]} at epoch {bad[0]}; no model "
+                "archive was written. Lower learning_rate (or the loss weights), or check the "
+                "data for extreme values")
+
+
+def _check_finite_weights(module: Any) -> None:
+    """Refuse a trained module with NaN/inf weights (they would only make NaN reconstructions)."""
+    import torch
+
+    for name, t in module.state_dict().items():
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            raise FloatingPointError(
+                f"training left non-finite values in weight {name!r}; no model archive was "
+                "written. Lower learning_rate (or the loss weights), or check the data for "
+                "extreme values")
+
+
 def train(data: Any = None, *, model: ModelConfig | None = None, training: TrainingConfig | None = None,
           execution: PyTorchExecutionConfig | None = None, test_data: Any = None,
           front_end: str | None = None, overwrite: bool = False, callbacks: Iterable[Any] = (),
@@ -184,7 +229,7 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
         _start_from(module, start, payload.train_data)
     module.has_validation = dm.has_validation
     history = History()
-    extra = [history, *callbacks]
+    extra = [history, _StopOnNonFiniteLoss(), *callbacks]
     live = next((cb for cb in extra if isinstance(cb, LivePlot)), None)
     if live is None:
         every = resolve_plot_every(ecfg.plot_every_n_epochs)
@@ -217,10 +262,13 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
         history.history = {k: [float(v)] for k, v in trainer.callback_metrics.items()
                            if v.numel() == 1 and k != EPOCHS_METRIC}
         scope = "final"
+    _check_finite_history(history.history)
+    _check_finite_weights(module)
     module.eval()
     run = TrainRunInfo(
         accelerator=accelerator,
-        devices=ecfg.devices, strategy=ecfg.strategy, precision=ecfg.precision, monitor=monitor,
+        # what Lightning ran (e.g. '16-mixed' runs as 'bf16-mixed' on the CPU), not what was asked
+        devices=ecfg.devices, strategy=ecfg.strategy, precision=str(trainer.precision), monitor=monitor,
         validation=dm.has_validation, train_samples=len(dm.train_set), output_dir=str(out_dir),
         plot_every_n_epochs=live.every_n_epochs if live is not None else 0,
         epochs_run=max(int(trainer.current_epoch), int(trainer.callback_metrics.get(EPOCHS_METRIC, 0))),
