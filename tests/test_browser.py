@@ -3,7 +3,10 @@
 JupyterLab (started and stopped here, on 127.0.0.1 with a token) + Debian's chromium driven
 headless by Python Playwright (``executable_path='/usr/bin/chromium'``; never ``playwright
 install``). Opens a notebook showing ``Panel()``, checks the controls render, types an invalid
-``num_workers``, sees the message appear and Train disable, fixes it and sees Train enable.
+``num_workers``, sees the message appear and Train disable, fixes it and sees Train enable; then
+trains (the quick preset: ``PTYCHO_NB_QUICK=1`` from conftest) and checks what a person sees: a
+progress bar wider than 100 px and the live figure inside the panel while it trains, and after
+Reconstruct a reconstruction ``<img>`` that really decoded (``naturalWidth > 0``).
 
 Skipped only when chromium/playwright/jupyterlab are missing *and* ``CI`` is unset; under CI a
 missing tool fails. ``.ci/install-test-extras.sh`` installs them. Screenshots land in the test's
@@ -12,13 +15,15 @@ faulthandler backstop, so a hang fails instead of stalling CI. Step logs with ti
 stderr (``-s`` to watch live) and to tmp_path/steps.log.
 
 Env: PTYCHO_NB_BROWSER_TIMEOUT (s, default 300), PTYCHO_NB_CHROMIUM (default /usr/bin/chromium),
-PTYCHO_NB_BROWSER_STANDIN=1 (dev only: a hand-built stand-in instead of Panel()).
+PTYCHO_NB_BROWSER_STANDIN=1 (dev only: a hand-built stand-in instead of Panel(); no training),
+PTYCHO_NB_SCREENSHOTS (a folder: also copy the panel's screenshots there; docs/make_screenshots.py).
 """
 from __future__ import annotations
 
 import faulthandler
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -274,6 +279,17 @@ _TRAIN_BUTTON = ".jp-OutputArea-output button:text-is('Train')"
 # the input that follows the 'num_workers' label text (ipywidgets description or a separate Label)
 _NUM_WORKERS_INPUT = ("xpath=//*[contains(@class,'jp-OutputArea-output')]"
                       "//*[normalize-space(text())='num_workers']/following::input[1]")
+_TRAINING_VIEW = ".jp-OutputArea-output .ptycho-nb-training-view"
+# widest visible progress bar in the panel's training view (0 when none)
+_BAR_WIDTH_JS = f"""() => Math.max(0, ...Array.from(document.querySelectorAll(
+  '{_TRAINING_VIEW} .widget-hprogress')).map(e => e.getBoundingClientRect().width))"""
+# natural width of the live figure (0 until a PNG decoded)
+_LIVE_JS = f"""() => {{ const i = document.querySelector('{_TRAINING_VIEW} .ptycho-nb-live-figure');
+  return i && i.offsetParent !== null ? i.naturalWidth : 0; }}"""
+# natural widths of the images in the panel's log (the reconstruction)
+_RECON_JS = """() => Array.from(document.querySelectorAll(
+  '.jp-OutputArea-output .ptycho-nb-output .jp-OutputArea-output img')).map(i => i.naturalWidth)"""
+_RECONSTRUCT_BUTTON = ".jp-OutputArea-output button:text-is('Reconstruct')"
 _MESSAGES_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output *'))
   .filter(e => e.offsetParent !== null && e.children.length === 0
                && /num_workers/.test(e.textContent) && e.textContent.trim() !== 'num_workers')
@@ -300,6 +316,55 @@ def _open_dataloader_section(page) -> None:
             loc.first.click()
             page.wait_for_timeout(300)
     _num_workers_input(page).wait_for(state="visible")
+
+
+def _train_and_reconstruct(page, train, tmp_path: Path) -> None:
+    """Train with the quick preset; the bar and the live figure must show in the panel while it
+    trains, and the reconstruction image must decode."""
+    panel = page.locator(".jp-OutputArea-output .ptycho-nb-panel").first
+    # collapse the open 'execution' section so the panel's output area is in view
+    page.locator("xpath=//*[contains(@class,'jp-OutputArea-output')]"
+                 "//*[normalize-space(text())='execution']").filter(visible=True).first.click()
+    t = time.monotonic()
+    train.click()
+    page.wait_for_function(f"() => ({_BAR_WIDTH_JS})() > 100", timeout=30_000)
+    t_bar = time.monotonic() - t
+    width = page.evaluate(_BAR_WIDTH_JS)
+    page.wait_for_function(f"() => ({_LIVE_JS})() > 0", timeout=60_000)
+    t_live = time.monotonic() - t
+    label = page.locator(f"{_TRAINING_VIEW} .widget-html").first.inner_text().replace("\u2007", " ")
+    still_training = page.locator(".jp-OutputArea-output button:text-is('Stop')").first.is_enabled()
+    log(f"progress bar {width:.0f} px after {t_bar:.1f}s ({label!r}); live figure after "
+        f"{t_live:.1f}s; training still running then: {still_training}")
+    panel.screenshot(path=str(tmp_path / "4-training.png"))
+    assert re.match(r"Epoch \d+/\d+", label), label  # 1-based with the total
+    recon = page.locator(_RECONSTRUCT_BUTTON).first
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.jp-OutputArea-output button'))"
+        ".filter(b => b.textContent.trim() === 'Reconstruct').every(b => !b.disabled)", timeout=120_000)
+    log(f"training finished ({time.monotonic() - t:.1f}s after the click)")
+    t = time.monotonic()
+    recon.click()
+    page.wait_for_function(f"() => ({_RECON_JS})().length > 0", timeout=60_000)
+    page.wait_for_function(f"() => ({_RECON_JS})().every(w => w > 0)", timeout=10_000)
+    log(f"reconstruction shown ({time.monotonic() - t:.1f}s): naturalWidth {page.evaluate(_RECON_JS)}")
+    panel.screenshot(path=str(tmp_path / "5-reconstructed.png"))
+    assert "Error displaying widget" not in page.inner_text("body")
+
+
+def _copy_screenshots(tmp_path: Path) -> None:
+    """Copy the screenshots to PTYCHO_NB_SCREENSHOTS (docs/make_screenshots.py sets it)."""
+    dest = os.environ.get("PTYCHO_NB_SCREENSHOTS")
+    if not dest:
+        return
+    import shutil
+
+    names = {"1-rendered.png": "panel_idle.png", "2-invalid.png": "panel_invalid_field.png",
+             "4-training.png": "panel_training.png", "5-reconstructed.png": "panel_reconstructed.png"}
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for src, name in names.items():
+        shutil.copyfile(tmp_path / src, Path(dest) / name)
+    log(f"screenshots copied to {dest}")
 
 
 def test_panel_in_real_browser(tmp_path, hard_timeout):
@@ -408,6 +473,9 @@ def test_panel_in_real_browser(tmp_path, hard_timeout):
                 log(f"fixed: message gone, Train enabled ({time.monotonic() - t:.1f}s)")
                 page.screenshot(path=str(tmp_path / "3-fixed.png"), full_page=True)
                 assert "Error displaying widget" not in page.inner_text("body")
+                if not standin:
+                    _train_and_reconstruct(page, train, tmp_path)
+                    _copy_screenshots(tmp_path)
             except BaseException:
                 if page is not None:
                     try:

@@ -44,7 +44,8 @@ def test_panel_buttons_follow_validity(tmp_path):
     assert p.train_button.disabled and "not found" in p.status.value
     assert INVALID_CLASS in p.data_path._dom_classes
     p.data_choice.value = "simulated default"
-    assert not p.train_button.disabled and p.reconstruct_button.disabled  # nothing trained yet
+    # nothing trained yet: Reconstruct still works (refinement from a flat start)
+    assert not p.train_button.disabled and not p.reconstruct_button.disabled
     assert p.stop_button.disabled
     lr = p.execution_builder.controls["learning_rate"]
     lr.value = "-1"
@@ -109,9 +110,53 @@ def test_panel_train_stop_reconstruct(scan, tmp_path):
     p.join(timeout=30)
     assert handle.done and handle.error is None
     assert p.result is not None and p.result.run.epochs_run < 100
-    assert not p.train_button.disabled and not p.reconstruct_button.disabled and p.stop_button.disabled
+    assert not p.reconstruct_button.disabled and p.stop_button.disabled
+    assert "TrainingHandle: stopped after" in handle._label_text()
+    # the archive exists now: Train waits for the panel's own "overwrite" box, before any click
+    assert p.train_button.disabled and "tick 'overwrite existing output'" in p.status.value
+    assert p.forms.titles[1] == "training"  # not an invalid field: no section is flagged
+    p.overwrite.value = True
+    assert not p.train_button.disabled
     p.reconstruct_button.click()
     assert p.reconstruction is not None
+    shown = [o["data"] for o in p.output.outputs if o["output_type"] == "display_data"]
+    assert len(shown) == 1 and isinstance(shown[0]["image/png"], str)  # base64 text, not bytes
+    import base64
+    assert base64.b64decode(shown[0]["image/png"]).startswith(b"\x89PNG")
+
+
+def test_panel_shows_progress_and_live_view_in_its_own_area(scan, tmp_path):
+    """Headless: the bars and the live figure go into the panel's TrainingView widgets."""
+    p = Panel(data=scan, model=dict(N=32, n_filters_scale=1),
+              training=dict(nepochs=2, batch_size=8, output_dir=str(tmp_path / "o")))
+    assert p.configs()["execution"].enable_progress_bar  # the widget front end's default
+    p.train()
+    p.join(timeout=120)
+    assert p.result is not None, p.last_error
+    bars = p.view.bars.children
+    assert len(bars) == 1  # the training bar (validation bars are removed when they close)
+    ltext, pbar, _ = bars[0].children
+    assert pbar.max == p.result.run.train_samples // 8 + (p.result.run.train_samples % 8 > 0)
+    assert pbar.layout.width is None and ltext.value.replace("\u2007", " ").startswith("Epoch 2/2")
+    assert p.view.image.layout.display is None and bytes(p.view.image.value).startswith(b"\x89PNG")
+
+
+def test_panel_starts_from_an_interactive_preset_and_flags_sections(monkeypatch):
+    monkeypatch.setenv("PTYCHO_NB_QUICK", "1")
+    p = Panel()
+    assert p.configs()["training"].nepochs == 2 and p.simulate_kwargs["n_positions"] == 60
+    monkeypatch.setenv("PTYCHO_NB_QUICK", "0")
+    assert Panel().configs()["training"].nepochs == 30  # the demo's recipe, not 50
+    assert "tensorflow" not in [v for _, v in p.training_builder.controls["backend"].options]
+    p.execution_builder.controls["num_workers"].value = "-1"
+    assert p.forms.titles[2] == "execution — 1 invalid field"
+    shown = p.execution_builder.messages["num_workers"].value
+    assert ">num_workers=-1 is invalid" in shown  # the message starts with the field, not the class
+    with pytest.raises(ptycho_nb.config.ConfigError) as info:
+        p.configs()
+    assert str(info.value).startswith("execution.num_workers: ")
+    p.execution_builder.controls["num_workers"].value = "0"
+    assert p.forms.titles[2] == "execution"
 
 
 def test_start_training_returns_a_stoppable_handle(tmp_path):

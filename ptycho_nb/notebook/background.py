@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..engine.callbacks.stop import StopCallback
+from ..engine.callbacks.view import TrainingView, training_view
 from ..workflows.training import TrainResult, train
 
 __all__ = ["StopCallback", "TrainingHandle", "start_training"]
@@ -30,10 +31,17 @@ class TrainingHandle:
         Set when training finished (also after :meth:`stop`).
     error : BaseException or None
         The exception training raised, if any.
+    view : TrainingView or None
+        Where the progress bars and the live figure go (None: the output of the cell that
+        started the run).
+
+    Displayed in a notebook, the handle is a one-line label that follows the run (running,
+    stopping, done, failed), not a snapshot of the moment it was displayed.
     """
 
     def __init__(self, train_kwargs: dict[str, Any],
-                 on_done: Callable[[TrainingHandle], None] | None = None) -> None:
+                 on_done: Callable[[TrainingHandle], None] | None = None,
+                 view: TrainingView | None = None) -> None:
         self._stop_event = threading.Event()
         self.callback = StopCallback(self._stop_event)
         self.result: TrainResult | None = None
@@ -41,6 +49,8 @@ class TrainingHandle:
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self._on_done = on_done
+        self.view = view
+        self._label: Any = None  # the widget shown by _ipython_display_, created on demand
         kw = dict(train_kwargs)
         kw["callbacks"] = [*kw.get("callbacks", ()), self.callback]
         self._kwargs = kw
@@ -49,11 +59,13 @@ class TrainingHandle:
     def _run(self) -> None:
         self.started_at = time.perf_counter()
         try:
-            self.result = train(**self._kwargs)
+            with training_view(self.view):
+                self.result = train(**self._kwargs)
         except BaseException as exc:  # noqa: BLE001 - reported through .error / join()
             self.error = exc
         finally:
             self.finished_at = time.perf_counter()
+            self._update_label(ended=True)
             if self._on_done is not None:
                 try:
                     self._on_done(self)
@@ -69,6 +81,7 @@ class TrainingHandle:
     def stop(self) -> None:
         """Ask training to stop at the next batch end (best checkpoint kept)."""
         self._stop_event.set()
+        self._update_label()
 
     @property
     def stop_requested(self) -> bool:
@@ -97,14 +110,40 @@ class TrainingHandle:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _state(self, ended: bool = False) -> str:
+        if ended or self.done:
+            return "failed" if self.error is not None else (
+                "stopped" if self.stop_requested else "done")
+        return "stopping" if self.stop_requested else "running"
+
     def __repr__(self) -> str:
-        state = ("failed" if self.error is not None else "done") if self.done else (
-            "stopping" if self.stop_requested else "running")
-        return f"<TrainingHandle {state}, {self.callback.batches} batches>"
+        return f"<TrainingHandle {self._state()}, {self.callback.batches} batches>"
+
+    def _label_text(self, ended: bool = False) -> str:
+        text = f"TrainingHandle: {self._state(ended)}"
+        if ended or self.done:
+            if self.error is not None:
+                text += f" ({type(self.error).__name__}: {self.error})"
+            elif self.result is not None:
+                text += f" after {self.result.run.epochs_run} epoch(s), {self.result.elapsed_s:.1f} s"
+        return text
+
+    def _update_label(self, ended: bool = False) -> None:
+        if self._label is not None:
+            self._label.value = self._label_text(ended)
+
+    def _ipython_display_(self) -> None:
+        # A live label: the text repr would stay "running" forever in the cell's output.
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        if self._label is None:
+            self._label = widgets.Label(self._label_text())
+        display(self._label)
 
 
 def start_training(data: Any = None, *, on_done: Callable[[TrainingHandle], None] | None = None,
-                   **train_kwargs: Any) -> TrainingHandle:
+                   view: TrainingView | None = None, **train_kwargs: Any) -> TrainingHandle:
     """Start :func:`ptycho_nb.train` in a background thread and return at once.
 
     Parameters
@@ -113,6 +152,9 @@ def start_training(data: Any = None, *, on_done: Callable[[TrainingHandle], None
         The training scan, as for :func:`ptycho_nb.train`.
     on_done : callable, optional
         ``on_done(handle)`` runs in the thread when training ends (also on error).
+    view : TrainingView, optional
+        Draw the progress bars and the live figure into this widget (what the Panel does)
+        instead of the output of the cell that called this.
     **train_kwargs
         Everything else :func:`ptycho_nb.train` takes (configs, ``test_data``, ``callbacks``,
         overrides such as ``nepochs=5``).
@@ -123,4 +165,4 @@ def start_training(data: Any = None, *, on_done: Callable[[TrainingHandle], None
         ``.stop()`` ends training within a batch (best checkpoint kept), ``.join()`` waits and
         returns the :class:`~ptycho_nb.workflows.training.TrainResult`, ``.result`` holds it.
     """
-    return TrainingHandle({"data": data, **train_kwargs}, on_done=on_done).start()
+    return TrainingHandle({"data": data, **train_kwargs}, on_done=on_done, view=view).start()

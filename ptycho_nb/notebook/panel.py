@@ -2,9 +2,14 @@
 
 Train runs the same :func:`ptycho_nb.train` as the API, in a background thread
 (:mod:`ptycho_nb.notebook.background`) so the kernel stays responsive; Stop ends it at the next
-batch. Reconstruct runs :func:`ptycho_nb.infer` on the result. The buttons are disabled while
-anything is invalid, with the reason in :attr:`Panel.status`. The panel follows its forms through
-their ``value`` and ``errors`` traits (README "In a notebook").
+batch. The progress bar and the live figure appear in the panel's own output area (a
+:class:`~ptycho_nb.engine.callbacks.view.TrainingView`: a button's callback has no cell output to
+display into). Reconstruct runs :func:`ptycho_nb.reconstruct` on the scan (from the trained model when there is
+one, else from a flat start with the scan's probe) and shows its figure there.
+The buttons are disabled while anything is invalid — including an existing model archive in the
+output folder while "overwrite" is unticked — with the reason in :attr:`Panel.status`; a collapsed
+section's title says how many invalid fields it holds. The panel follows its forms through their
+``value`` and ``errors`` traits (README "In a notebook").
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..config import ConfigError, check_compatible, read_config_file, save_configs
+from ..engine.callbacks import LivePlot, TrainingView
+from ..plots import figure_bundle, plot_reconstruction
 from .background import TrainingHandle, start_training
 from .builders import (ExecutionConfigBuilder, InferenceConfigBuilder, ModelConfigBuilder,
                        TrainingConfigBuilder)
@@ -29,6 +36,30 @@ log = logging.getLogger(__name__)
 
 SIMULATED, FILE, GIVEN = "simulated default", "file", "given data"
 DATA_CHOICES = (SIMULATED, FILE)
+SECTIONS = ("model", "training", "execution", "inference")
+ARCHIVE = "wts.h5.zip"  # what train() writes into output_dir (model_io.ARCHIVE_NAME)
+
+
+def interactive_preset(quick: bool | None = None) -> dict[str, dict[str, Any]]:
+    """Starting values of the panel: the demo's recipe (``ptycho-nb demo``, minutes on a CPU),
+    or its quick variant (``PTYCHO_NB_QUICK=1``: seconds) — not the dataclass defaults (50 epochs).
+
+    Returns
+    -------
+    dict
+        ``{"simulate": ..., "model": ..., "training": ...}`` keyword mappings.
+    """
+    import dataclasses
+
+    from ..config.canonical import ModelConfig, TrainingConfig
+    from ..workflows.demo import demo_recipe
+
+    recipe = demo_recipe(quick)
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    training_names = {f.name for f in dataclasses.fields(TrainingConfig)}
+    return {"simulate": dict(recipe.simulate),
+            "model": {k: v for k, v in recipe.overrides.items() if k in model_names},
+            "training": {k: v for k, v in recipe.overrides.items() if k in training_names}}
 
 
 class Panel:
@@ -40,8 +71,10 @@ class Panel:
         Data to train on; a path preselects 'file'. Default: a simulated scan.
     simulate_kwargs : mapping, optional
         Arguments of :func:`ptycho_nb.simulate` for 'simulated default' (``N`` follows the model).
+        Default: the demo's scan (:func:`interactive_preset`).
     model, training, execution, inference : configs, optional
-        Initial values of the forms.
+        Initial values of the forms. Model and training default to the demo's recipe (its quick
+        variant when ``PTYCHO_NB_QUICK=1``), not the dataclass defaults.
     """
 
     def __init__(self, data: Any = None, *, simulate_kwargs: Mapping[str, Any] | None = None,
@@ -56,7 +89,8 @@ class Panel:
             self._given = data
             options.insert(0, GIVEN)
             initial_choice = GIVEN
-        self.simulate_kwargs = dict(simulate_kwargs or {})
+        preset = interactive_preset()
+        self.simulate_kwargs = dict(preset["simulate"] if simulate_kwargs is None else simulate_kwargs)
         self._simulated: Any = None
         self.data_choice = widgets.Dropdown(options=options, value=initial_choice, description="data",
                                             tooltip="Simulated default scan, or a data file (npz/h5)")
@@ -65,15 +99,17 @@ class Panel:
                                       tooltip="Scan file (npz, HDF5, ptychodus product)")
         self.data_message = widgets.HTML("")
 
-        self.model_builder = ModelConfigBuilder(initial=model)
-        self.training_builder = TrainingConfigBuilder(initial=training)
+        self.model_builder = ModelConfigBuilder(initial=preset["model"] if model is None else model)
+        self.training_builder = TrainingConfigBuilder(
+            initial=preset["training"] if training is None else training)
         self.execution_builder = ExecutionConfigBuilder(initial=execution)
         self.inference_builder = InferenceConfigBuilder(initial=inference)
         self.builders = {"model": self.model_builder, "training": self.training_builder,
                          "execution": self.execution_builder, "inference": self.inference_builder}
 
         self.overwrite = widgets.Checkbox(value=False, description="overwrite existing output",
-                                          indent=False)
+                                          indent=False,
+                                          tooltip="Replace the model archive in training.output_dir")
         self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop",
                                           disabled=True)
@@ -81,6 +117,9 @@ class Panel:
                                                  icon="image")
         self.status = widgets.Label("")
         self.output = widgets.Output()
+        self.view = TrainingView()  # progress bars and live figure of the running training
+        self.output_area = widgets.VBox([self.output, self.view.widget])
+        self.output_area.add_class("ptycho-nb-output")
         self.errors: dict[str, str] = {}
         self.handle: TrainingHandle | None = None
         self._last_handle: TrainingHandle | None = None
@@ -90,22 +129,23 @@ class Panel:
 
         self.data_choice.observe(lambda _c: self.refresh(), names="value")
         self.data_path.observe(lambda _c: self.refresh(), names="value")
+        self.overwrite.observe(lambda _c: self.refresh(), names="value")
         for b in self.builders.values():
             b.observe(lambda _c: self.refresh(), names=["value", "errors"])
         self.train_button.on_click(lambda _b: self.train())
         self.stop_button.on_click(lambda _b: self.stop())
         self.reconstruct_button.on_click(lambda _b: self.reconstruct())
 
-        forms = widgets.Accordion(
+        self.forms = forms = widgets.Accordion(
             children=[self.model_builder, self.training_builder, self.execution_builder,
                       self.inference_builder],
-            titles=["model", "training", "execution", "inference"])
+            titles=list(SECTIONS))
         self.widget = widgets.VBox([
             widgets.HBox([self.data_choice, self.data_path, self.data_message]),
             forms,
             widgets.HBox([self.train_button, self.stop_button, self.reconstruct_button, self.overwrite]),
             self.status,
-            self.output,
+            self.output_area,
         ])
         self.widget.add_class("ptycho-nb-panel")
         self.refresh()
@@ -145,11 +185,31 @@ class Panel:
             external = {n: str(exc) for n in exc.fields}
         for b in self.builders.values():
             b.set_external_errors(external)
+        titles = []
         for section, b in self.builders.items():
             for n, msg in b.errors.items():
                 errors.setdefault(f"{section}.{n}", msg)
+            # a collapsed section must say that it holds what keeps Train disabled
+            k = len(b.errors)
+            titles.append(f"{section} — {k} invalid field{'s' if k > 1 else ''}" if k else section)
+        if tuple(self.forms.titles) != tuple(titles):
+            self.forms.titles = titles
+        out_err = self._output_error()
+        if out_err:
+            errors.setdefault("training.output_dir", out_err)
         self.errors = errors
         self._update_buttons()
+
+    def _output_error(self) -> str | None:
+        """An existing model archive in the output folder, unless "overwrite" is ticked: refused
+        here, before the click, rather than by train() after it."""
+        if self.overwrite.value or self.running:
+            return None
+        archive = pathlib.Path(self.training_builder.value.output_dir).expanduser() / ARCHIVE
+        if archive.exists():
+            return (f"{archive} exists: tick 'overwrite existing output' or choose another "
+                    "output_dir")
+        return None
 
     @property
     def valid(self) -> bool:
@@ -159,12 +219,20 @@ class Panel:
     def running(self) -> bool:
         return self.handle is not None and self.handle.running
 
+    def _config_errors(self) -> dict[str, str]:
+        """:attr:`errors` without the output-folder check (which blocks training only)."""
+        return {k: m for k, m in self.errors.items()
+                if k != "training.output_dir" or "output_dir" in self.training_builder.errors}
+
     def _update_buttons(self) -> None:
         running = self.running
         first = next(iter(self.errors.items()), None)
-        reason = f"invalid {first[0]}: {first[1]}" if first else ""
+        if first and first[0] == "training.output_dir" and first[0] not in self._config_errors():
+            reason = first[1]  # not an invalid value: an archive that training would replace
+        else:
+            reason = f"invalid {first[0]}: {first[1]}" if first else ""
         self.train_button.disabled = bool(first) or running
-        self.reconstruct_button.disabled = bool(first) or running or self.result is None
+        self.reconstruct_button.disabled = bool(self._config_errors()) or running
         self.stop_button.disabled = not running
         if first:
             self.status.value = reason
@@ -174,12 +242,13 @@ class Panel:
         elif self.last_error is not None:
             self.status.value = f"error: {type(self.last_error).__name__}: {self.last_error}"
         elif self.result is None:
-            self.status.value = "ready to train (Reconstruct needs a trained model)"
+            self.status.value = "ready to train, or to reconstruct without a model (flat start)"
         else:
             self.status.value = "ready"
         self.train_button.tooltip = reason or "Train with these settings"
         self.reconstruct_button.tooltip = reason or (
-            "Train first" if self.result is None else "Reconstruct the scan")
+            "Reconstruct the scan by refinement from a flat start (no model trained yet)"
+            if self.result is None else "Reconstruct the scan: the model's single pass, then refinement")
 
     # ------------------------------------------------------------------ data and configs
     def data(self) -> Any:
@@ -197,10 +266,18 @@ class Panel:
         return self._simulated
 
     def configs(self) -> dict[str, Any]:
-        """The validated configs by section; raises the first validation error."""
-        if self.errors:
-            first = next(iter(self.errors.items()))
-            raise ConfigError(f"invalid {first[0]}: {first[1]}")
+        """The validated configs by section.
+
+        Raises
+        ------
+        ConfigError
+            One short message naming every invalid field (``section.field``) and its message.
+        """
+        # an existing output folder does not make the configs invalid (save() still works)
+        problems = self._config_errors()
+        if problems:
+            raise ConfigError("; ".join(f"{k}: {m}" for k, m in problems.items()),
+                              fields=tuple(k.split(".", 1)[-1] for k in problems))
         return {k: b.config() for k, b in self.builders.items()}
 
     def save(self, path: str | os.PathLike) -> None:
@@ -220,20 +297,33 @@ class Panel:
         if self.running:
             raise RuntimeError("training is already running")
         cfg = self.configs()
+        out_err = self._output_error()
+        if out_err:
+            raise FileExistsError(out_err)
         self.last_error = None
         data = self.data()
+        self.output.outputs = ()  # the log of an earlier run
         self.output.append_stdout("training started…\n")
+        self.view.clear()
+        every = cfg["execution"].plot_every_n_epochs
+        # the live view belongs in the panel even outside a kernel (headless use): 'auto' for None
+        live = [] if every == 0 else [LivePlot("auto" if every is None else every)]
         self.handle = start_training(
             data=data, model=cfg["model"], training=cfg["training"], execution=cfg["execution"],
-            front_end="widget", overwrite=self.overwrite.value, on_done=self._training_done)
+            front_end="widget", overwrite=self.overwrite.value, on_done=self._training_done,
+            callbacks=live, view=self.view)
         self._update_buttons()
         return self.handle
 
     def _training_done(self, handle: TrainingHandle) -> None:
         if handle.error is not None:
             self.last_error = handle.error
+            message = str(handle.error)
+            if isinstance(handle.error, FileExistsError):  # the API's wording names its argument
+                message = message.replace("pass overwrite=True (CLI: --overwrite)",
+                                          "tick 'overwrite existing output'")
             self.output.append_stderr(f"training failed: {type(handle.error).__name__}: "
-                                      f"{handle.error}\n")
+                                      f"{message}\n")
         else:
             self.result = handle.result
             run = handle.result.run
@@ -244,7 +334,7 @@ class Panel:
         # the thread is still alive while this runs: compute button states as if it had ended
         self.handle = None
         self._last_handle = handle
-        self._update_buttons()
+        self.refresh()  # the archive now exists: Train needs "overwrite" to run again
 
     def stop(self) -> None:
         """Ask the running training to stop at the next batch (what the Stop button does)."""
@@ -260,17 +350,16 @@ class Panel:
         return self.result
 
     def reconstruct(self) -> Any:
-        """Run :func:`ptycho_nb.infer` on the trained result (what Reconstruct does)."""
-        from ..workflows.inference import infer
+        """Run :func:`ptycho_nb.reconstruct` on the scan (what Reconstruct does): from the trained
+        result when there is one, else from a flat start with the scan's probe."""
+        from ..workflows.reconstruct import reconstruct
 
         self.refresh()
-        if self.result is None:
-            raise RuntimeError("nothing to reconstruct with: train first")
         cfg = self.configs()
         self.status.value = "reconstructing…"
         try:
-            self.reconstruction = infer(self.result, self.data(), execution=cfg["execution"],
-                                        inference=cfg["inference"], front_end="widget")
+            self.reconstruction = reconstruct(self.data(), self.result, execution=cfg["execution"],
+                                              inference=cfg["inference"], front_end="widget")
         except Exception as exc:
             self.last_error = exc
             self.output.append_stderr(f"reconstruction failed: {type(exc).__name__}: {exc}\n")
@@ -279,9 +368,14 @@ class Panel:
         self.last_error = None
         self.output.append_stdout("reconstruction done\n")
         try:
-            self.output.append_display_data(self.reconstruction)
+            # base64 PNG text: an Output widget's outputs sync as JSON, and PNG bytes would be
+            # sent as a binary buffer that the browser turns into an invalid data: URL
+            bundle = figure_bundle(plot_reconstruction(self.reconstruction, show=False),
+                                   "reconstruction")
+            self.output.outputs += ({"output_type": "display_data", "data": bundle,
+                                     "metadata": {}},)
         except Exception:
-            log.debug("could not display the reconstruction", exc_info=True)
+            log.warning("could not display the reconstruction", exc_info=True)
         self._update_buttons()
         return self.reconstruction
 

@@ -20,12 +20,17 @@ import ipywidgets as widgets
 from ..config.execution import FRONT_END_DEFAULTS
 from ..config.fields import describe_rule, format_value
 
-__all__ = ["INVALID_CLASS", "FieldRow", "parse_entry"]
+__all__ = ["INVALID_CLASS", "HIDDEN_CHOICES", "FieldRow", "parse_entry"]
 
 #: CSS class added to a control whose value is invalid.
 INVALID_CLASS = "ptycho-nb-invalid"
 _INVALID_BORDER = "2px solid #d62728"
 _INT_RE = re.compile(r"^[+-]?\d+$")
+#: Choices the forms do not offer because the dataclass always refuses them (field → values);
+#: a config that holds one anyway still shows it, marked invalid.
+HIDDEN_CHOICES: dict[str, tuple[Any, ...]] = {"backend": ("tensorflow",)}
+#: "ClassName." at the start of a dataclass message: the form already says which config it is.
+_CLASS_PREFIX = re.compile(r"^[A-Z]\w*(Config|Options)\.")
 
 
 def parse_entry(kind: str, text: str, optional: bool) -> Any:
@@ -81,7 +86,8 @@ class FieldRow:
             self.control: widgets.Widget = widgets.Checkbox(value=bool(value), indent=False,
                                                             tooltip=tip, description="")
         elif self.choices is not None:
-            opts = [(str(c), c) for c in self.choices]
+            hidden = HIDDEN_CHOICES.get(f.name, ())
+            opts = [(str(c), c) for c in self.choices if c not in hidden or c == value]
             self.control = widgets.Dropdown(options=opts, tooltip=tip,
                                             value=value if value in self.choices else self.choices[0])
         else:
@@ -102,7 +108,9 @@ class FieldRow:
         self.message = widgets.HTML("", layout=widgets.Layout(min_width="120px"))
         self.help = widgets.HTML(f"<span style='color:#666;font-size:smaller'>{html.escape(m['help'])}</span>")
         parts = [self.label, self.control] + ([self.unset] if self.unset else []) + [self.message]
-        self.box = widgets.VBox([widgets.HBox(parts), self.help])
+        # centred, not stretched: a message that wraps must not make the red frame grow
+        self.box = widgets.VBox([widgets.HBox(parts, layout=widgets.Layout(align_items="center")),
+                                 self.help])
         self._on_change = on_change
         self.control.observe(lambda _c: on_change(), names="value")
 
@@ -147,7 +155,9 @@ class FieldRow:
         if message:
             self.control.add_class(INVALID_CLASS)
             self.control.layout.border = _INVALID_BORDER
-            self.message.value = f"<span style='color:#d62728'>{html.escape(message)}</span>"
+            short = _CLASS_PREFIX.sub("", message)
+            self.message.value = (f"<span style='color:#d62728' title='{html.escape(message)}'>"
+                                  f"{html.escape(short)}</span>")
         else:
             self.control.remove_class(INVALID_CLASS)
             self.control.layout.border = None

@@ -2,8 +2,10 @@
 
 from .history import History
 from .live_plot import LIVE_PLOT_BUDGET, LivePlot, resolve_plot_every
-from .progress import PtychoProgressBar, notebook_bars_available
+from .progress import PtychoProgressBar, epoch_label, notebook_bars_available
 from .stop import StopCallback
+from .view import TrainingView, current_view, training_view
 
 __all__ = ["History", "LivePlot", "LIVE_PLOT_BUDGET", "resolve_plot_every", "PtychoProgressBar",
-           "notebook_bars_available", "StopCallback"]
+           "notebook_bars_available", "StopCallback", "TrainingView", "current_view", "training_view",
+           "epoch_label"]

@@ -7,7 +7,9 @@ and redraws amplitude, phase and the train/val loss curves into *one* matplotlib
 (object-oriented API on an Agg canvas: no pyplot state, safe in threads). In a notebook kernel the
 figure is shown once with ``display(..., display_id=True)`` and every later redraw updates that
 same output (``update_display_data``), so the notebook holds exactly one live image — and one PNG
-when saved. Outside a kernel it draws nothing unless ``path`` is given (then it rewrites that PNG).
+when saved. When a :class:`~ptycho_nb.engine.callbacks.view.TrainingView` is active in the thread
+(the Panel), it draws into that widget instead. Outside a kernel it draws nothing unless ``path``
+is given (then it rewrites that PNG). Epochs are numbered 1..M, as in the progress bar.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 from ...config.execution import LIVE_PLOT_BUDGET
 from ... import kernel
 from ...model.stitching import stitch_patches
+from .progress import epoch_label
+from .view import current_view
 
 __all__ = ["LivePlot", "resolve_plot_every", "LIVE_PLOT_BUDGET"]
 
@@ -96,16 +100,21 @@ class LivePlot(L.Callback):
         self._region: dict[str, Any] | None = None
         self._artists: dict[str, Any] = {}
         self._last_drawn_epoch: int | None = None
+        self._max_epochs: int | None = None
+        self._view: Any = None
         self._active = False
 
     # ------------------------------------------------------------------ lifecycle
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._view = current_view()  # fit runs in this thread: the view stays the same
         self._active = (self.every_n_epochs != 0 and trainer.is_global_zero
-                        and (self.path is not None or kernel.in_notebook_kernel()))
+                        and (self.path is not None or self._view is not None
+                             or kernel.in_notebook_kernel()))
         if not self._active:
             return
         self.history = {"train_loss": [], "val_loss": []}
         self._last_drawn_epoch = None
+        self._max_epochs = trainer.max_epochs
         self.train_seconds = self._since_draw = 0.0
         self._region = self._select_region(trainer)
         if self._region is None:
@@ -203,6 +212,7 @@ class LivePlot(L.Callback):
     def _build_figure(self, obj: np.ndarray, with_truth: bool) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         fig = Figure(figsize=(14 if with_truth else 10.5, 3.2), layout="constrained")
         FigureCanvasAgg(fig)
@@ -224,6 +234,7 @@ class LivePlot(L.Callback):
         (l_train,) = ax_l.plot([], [], "o-", ms=3, label="train_loss")
         (l_val,) = ax_l.plot([], [], "s-", ms=3, label="val_loss")
         ax_l.set_xlabel("epoch", fontsize=9)
+        ax_l.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs 1..M, as in the bar
         ax_l.set_title("loss", fontsize=9)
         ax_l.legend(fontsize=8)
         self.figure = fig
@@ -251,8 +262,9 @@ class LivePlot(L.Callback):
             if finite.size:
                 lo, hi = float(finite.min()), float(finite.max())
                 a[key].set_clim(lo, hi if hi > lo else lo + 1e-6)
-        a["ax_a"].set_title(f"amplitude, epoch {epoch + 1}", fontsize=9)
-        a["ax_p"].set_title(f"phase (rad), epoch {epoch + 1}", fontsize=9)
+        label = epoch_label(epoch, self._max_epochs)
+        a["ax_a"].set_title(f"amplitude, {label}", fontsize=9)
+        a["ax_p"].set_title(f"phase (rad), {label}", fontsize=9)
         for key in ("train_loss", "val_loss"):
             vals = self.history.get(key, [])
             a[key].set_data(np.arange(1, len(vals) + 1), vals)
@@ -275,6 +287,9 @@ class LivePlot(L.Callback):
         if self.path is not None:
             with open(self.path, "wb") as fh:
                 fh.write(png)
+        if self._view is not None:
+            self._view.show_png(png)
+            return
         if not kernel.in_notebook_kernel():
             return
         from IPython import display as ipd
