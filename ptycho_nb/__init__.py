@@ -5,7 +5,8 @@ The public API:
 - data: ``simulate`` (the embedded default), ``load``, ``save``, ``PtychoData``;
 - configuration: ``PyTorchExecutionConfig``, ``ModelConfig``, ``TrainingConfig``,
   ``InferenceConfig``;
-- runs: ``train`` (→ ``TrainResult``), ``infer`` (→ ``Reconstruction``), ``save_model``,
+- runs: ``train`` (→ ``TrainResult``), ``infer`` (→ ``Reconstruction``), ``reconstruct``
+  (a scan → the best reconstruction: model start, single pass, refinement to convergence), ``save_model``,
   ``load_model``; ``pretrained`` (shipped models: ``available()``, ``load(name)``, and
   ``"pretrained:NAME"`` wherever a model path goes);
 - submodules ``physics``, ``data``, ``config``, ``metrics``; the notebook layer (forms, panel,
@@ -34,12 +35,12 @@ _apply_torchvision_shim()
 from .config import InferenceConfig, ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from .data import PtychoData, load, save
 from .physics import simulate
-from .workflows import Reconstruction, TrainResult, infer, load_model, save_model, train
+from .workflows import Reconstruction, TrainResult, infer, load_model, reconstruct, save_model, train
 from . import metrics, pretrained
 
 __all__ = [
     "PtychoData", "load", "save", "simulate",
     "PyTorchExecutionConfig", "ModelConfig", "TrainingConfig", "InferenceConfig",
-    "train", "infer", "TrainResult", "Reconstruction", "save_model", "load_model", "metrics", "pretrained",
+    "train", "infer", "reconstruct", "TrainResult", "Reconstruction", "save_model", "load_model", "metrics", "pretrained",
     "__version__",
 ]

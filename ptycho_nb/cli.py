@@ -1,7 +1,8 @@
 """Command line: ``ptycho-nb simulate|train|infer|demo`` (one parser per command, built from metadata).
 
 Errors a user can cause (bad values, missing files, outputs that exist) print one line to
-stderr and exit with status 2; no traceback.
+stderr and exit with status 2; any other error prints one line too and exits with status 1;
+Ctrl+C exits with status 130. Never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import warnings
 from typing import Any, Sequence
 
 from .config.cli_args import add_common_arguments, add_config_arguments, cli_layers, typed_values
-from .config.fields import config_field, validate_fields
+from .config.fields import ConfigError, config_field, validate_fields
+from .physics import OBJECT_KINDS, PROBE_KINDS
 
 __all__ = ["main", "build_parser", "SimulateOptions"]
 
@@ -24,10 +26,21 @@ S = ("simulate",)
 
 @dataclasses.dataclass(frozen=True)
 class SimulateOptions:
-    """Options of ``ptycho-nb simulate`` (passed to :func:`ptycho_nb.physics.simulate`)."""
+    """Options of ``ptycho-nb simulate`` (passed to :func:`ptycho_nb.physics.simulate`, whose
+    argument names the flags follow; ``photons`` is its ``photons_per_pattern``)."""
 
     N: int = config_field(64, category="data", kind="int", min=16, flags=("--N",), modes=S,
                           units="pixels", help="Pattern/probe size N×N.")
+    object_kind: str = config_field("image", category="data", kind="str",
+                                    choices=tuple(sorted(OBJECT_KINDS)), flags=("--object-kind",),
+                                    modes=S, help="Kind of object (ptycho_nb.physics.make_object).")
+    object_shape: str | None = config_field(None, category="data", kind="str", optional=True,
+                                            flags=("--object-shape",), modes=S, units="pixels",
+                                            help="Object size 'H,W' (None = just large enough "
+                                                 "for the scan).")
+    probe_kind: str = config_field("disc", category="data", kind="str",
+                                   choices=tuple(sorted(PROBE_KINDS)), flags=("--probe-kind",),
+                                   modes=S, help="Kind of probe (ptycho_nb.physics.make_probe).")
     n_positions: int = config_field(1000, category="data", kind="int", min=1,
                                     flags=("--n-positions",), modes=S, help="Number of scan positions.")
     photons: float = config_field(1e6, category="data", kind="float", min=0.0, min_exclusive=True,
@@ -46,11 +59,29 @@ class SimulateOptions:
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        self.shape()  # 'H,W' is checked here, with the other rules
+
+    def shape(self) -> tuple[int, int] | None:
+        """``object_shape`` as (H, W) pixels, or None."""
+        if self.object_shape is None:
+            return None
+        parts = str(self.object_shape).replace("x", ",").split(",")
+        try:
+            h, w = (int(p) for p in parts)
+            if min(h, w) < 4:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"SimulateOptions.object_shape={self.object_shape!r} is invalid: rule "
+                              "is 'H,W' (two integers ≥ 4)", fields=("object_shape",),
+                              value=self.object_shape) from None
+        return h, w
 
     def simulate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`ptycho_nb.physics.simulate`."""
         kw: dict[str, Any] = {
-            "N": self.N, "n_positions": self.n_positions, "photons_per_pattern": self.photons,
+            "N": self.N, "object_kind": self.object_kind, "object_shape": self.shape(),
+            "probe_kind": self.probe_kind,
+            "n_positions": self.n_positions, "photons_per_pattern": self.photons,
             "scan": self.scan, "noise": "poisson" if self.noise else None, "seed": self.seed,
         }
         if self.overlap is not None:
@@ -88,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(p, "infer")
     _add_overwrite(p, "reconstruction.npz, product.h5 and reconstruction.png in --output-dir")
     p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("reconstruct", help="One call: the best reconstruction of a scan.",
+                       description="Reconstruct a scan: the model's single pass (--model-path, else "
+                                   "the default pretrained model when one ships, else a flat start "
+                                   "with the scan's probe), then physics refinement to convergence "
+                                   "(--refine-* flags). Without --test-data: the embedded default "
+                                   "scan (simulated, the demo's unseen scan).")
+    add_common_arguments(p, "infer")
+    _add_overwrite(p, "reconstruction.npz, product.h5 and reconstruction.png in --output-dir")
+    p.set_defaults(func=_cmd_reconstruct)
 
     p = sub.add_parser("demo", help="The main job: simulate, train, reconstruct an unseen scan, score.",
                        description="Simulate the embedded default, train, reconstruct a second, unseen "
@@ -141,7 +182,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"best checkpoint: {result.best_checkpoint} (monitor {run.monitor})")
     if result.archive_path is not None:
         print(f"model archive: {result.archive_path}")
-    return 0
+    # interrupted: the model so far was saved, but scripts must be able to tell
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
@@ -155,6 +197,42 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     print(f"reconstructed {recon.patches.shape[0]} patterns in {t.total_s:.2f} s "
           f"({t.patterns_per_s:.0f} patterns/s, accelerator {recon.run.accelerator!r}); "
           f"object {recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
+    if recon.run.refine_epochs:
+        print(f"refinement: {recon.run.refine_epochs_run} epochs in {t.refine_s:.1f} s from the "
+              f"{recon.run.refine_start} start (stopped: {recon.run.refine_stopped})")
+    if recon.truth is not None:
+        _print_metrics(recon.compare())
+    for p in paths.values():
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .workflows.demo import demo_recipe
+    from .workflows.payload import create_inference_payload
+    from .workflows.inference import OUTPUT_FILES
+    from .workflows.reconstruct import run_reconstruct
+    from .atomic import check_writable_target
+
+    layers = cli_layers(args, "infer")
+    data = None
+    if getattr(args, "test_data_file", None) is None and getattr(args, "_config", None) is None:
+        from .physics import simulate
+
+        recipe = demo_recipe()
+        data = simulate(seed=recipe.test_seed, **recipe.simulate)
+        print(f"no --test-data: reconstructing the embedded default scan ({data.n_patterns} "
+              f"simulated patterns, seed {recipe.test_seed})")
+    payload = create_inference_payload(test_data=data, front_end="cli", layers=layers, require_model=False)
+    for name in OUTPUT_FILES:  # before any work: a clash is found now, not after the refinement
+        check_writable_target(payload.inference.output_dir / name, args._overwrite)
+    recon = run_reconstruct(payload, verbose=args.verbose)
+    paths = recon.save(payload.inference.output_dir, overwrite=args._overwrite)
+    t, run = recon.timings, recon.run
+    print(f"reconstructed {run.n_patterns} patterns in {t.total_s:.2f} s: single pass "
+          f"{t.forward_s + t.stitch_s:.2f} s, refinement {t.refine_s:.2f} s ({run.refine_epochs_run} "
+          f"epochs from the {run.refine_start} start, stopped: {run.refine_stopped or 'none'}); object "
+          f"{recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
     if recon.truth is not None:
         _print_metrics(recon.compare())
     for p in paths.values():
@@ -176,10 +254,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = run_demo(args.output_dir, quick=args.quick or None, overwrite=args._overwrite,
                    verbose=args.verbose, **overrides)
     t = out.timings
-    n_ref = out.reconstruction.run.refine_epochs
+    n_ref = out.reconstruction.run.refine_epochs_run
     print(f"simulated in {t.simulate_s:.1f} s, trained in {t.train_s:.1f} s; the network "
           f"reconstructed the unseen scan in {t.network_reconstruct_s:.2f} s "
-          f"({t.network_patterns_per_s:.0f} patterns/s), {n_ref} refinement epochs took "
+          f"({t.network_patterns_per_s:.0f} patterns/s), {n_ref} refinement epochs "
+          f"(stopped: {out.reconstruction.run.refine_stopped or 'none'}) took "
           f"{t.refine_s:.1f} s; total {t.total_s:.1f} s")
     _print_metrics(out.metrics_network_only, "unseen scan, network only (single pass)")
     _print_metrics(out.metrics, f"unseen scan, network + {n_ref} physics-refinement epochs")
@@ -188,8 +267,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status of a command stopped by Ctrl+C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 user error)."""
+    """Run the CLI; return the exit status (0 ok, 2 user error, 1 any other error, 130
+    interrupted). Errors print one line to stderr, never a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while parsing or setting up, before any command ran
+        print("ptycho-nb: interrupted (Ctrl+C); nothing was saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -203,9 +295,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            # An interrupt during training is handled there (the model so far is saved and the
+            # command exits 130); one that gets here came before or after it: every write is
+            # atomic, so nothing partial exists.
+            what = ("files completed before it are kept, none is partial" if args.command == "demo"
+                    else "nothing was saved")
+            print(f"{prog}: interrupted (Ctrl+C); {what}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
+        except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
+            # PermissionError, disk full, RecursionError, FloatingPointError, library errors
+            print(f"{prog}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+            return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its type name when it has none)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class ModelConfig(ConfigBase):
              "made with other probes and doses; samples may carry their own probe.",
     )
     gaussian_smoothing_sigma: float = config_field(
-        0.0, category="model", kind="float", min=0.0, flags=("--gaussian-smoothing-sigma",),
+        0.0, category="model", kind="float", min=0.0, max=100.0, flags=("--gaussian-smoothing-sigma",),
         modes=_TRAIN, units="pixels", lands="network output",
         help="Gaussian smoothing of the predicted object (0 = none).",
     )
@@ -158,12 +158,12 @@ class TrainingConfig(ConfigBase):
         help="Learn the intensity scale during training.",
     )
     mae_weight: float = config_field(
-        0.0, category="loss", kind="float", min=0.0, flags=("--mae-weight",), modes=_TRAIN,
+        0.0, category="loss", kind="float", min=0.0, max=1e6, flags=("--mae-weight",), modes=_TRAIN,
         lands="loss", rule="mae_weight + nll_weight > 0",
         help="Weight of the amplitude MAE loss term.",
     )
     nll_weight: float = config_field(
-        1.0, category="loss", kind="float", min=0.0, flags=("--nll-weight",), modes=_TRAIN,
+        1.0, category="loss", kind="float", min=0.0, max=1e6, flags=("--nll-weight",), modes=_TRAIN,
         lands="loss", rule="mae_weight + nll_weight > 0",
         help="Weight of the Poisson negative log-likelihood loss term.",
     )
@@ -209,17 +209,70 @@ class InferenceConfig(ConfigBase):
         None, category="data", kind="int", optional=True, min=1, flags=("--n-groups",), modes=_INFER,
         lands="grouping", help="Number of groups to reconstruct (None = all).",
     )
-    refine_epochs: int = config_field(
-        20, category="refinement", kind="int", min=0, flags=("--refine-epochs",), modes=_INFER,
-        lands="physics refinement after stitching",
-        help="Epochs of physics refinement of the stitched object against the scan's own "
-             "diffraction (Poisson NLL, Adam, known probe), seeded by the network's output; "
-             "0 = the network's single-pass reconstruction only.",
+    fine_tune_epochs: int = config_field(
+        0, category="training", kind="int", min=0, max=10_000, flags=("--fine-tune-epochs",),
+        modes=_INFER, lands="reconstruct: self-supervised epochs on the scan before inference",
+        help="reconstruct only: epochs of self-supervised fine-tuning of the model on the scan "
+             "itself before its single pass (0 = none; needs a model).",
     )
-    refine_learning_rate: float = config_field(
-        0.02, category="refinement", kind="float", min=0.0, min_exclusive=True,
-        flags=("--refine-learning-rate",), modes=_INFER, lands="physics refinement (Adam step size)",
-        help="Step size of the physics refinement.",
+    refine_epochs: int = config_field(
+        200, category="refinement", kind="int", min=0, max=100_000, flags=("--refine-epochs",),
+        modes=_INFER, lands="physics refinement after stitching (a cap: it stops on a plateau)",
+        help="Most epochs of physics refinement of the stitched object against the scan's own "
+             "diffraction (Poisson likelihood); the run stops earlier when the data stop "
+             "improving (refine_tolerance); 0 = the network's single-pass reconstruction only.",
+    )
+    refine_step: float = config_field(
+        1.0, category="refinement", kind="float", min=0.0, min_exclusive=True, max=2.0,
+        flags=("--refine-step",), modes=_INFER, lands="physics refinement (update step)",
+        help="Relative step of each refinement update: 1 = the full Newton step of the "
+             "likelihood per pixel, divided by the illumination.",
+    )
+    refine_momentum: float = config_field(
+        0.85, category="refinement", kind="float", min=0.0, max=0.99,
+        flags=("--refine-momentum",), modes=_INFER, lands="physics refinement (acceleration)",
+        help="Fraction of the accumulated past epochs' change added after every epoch "
+             "(momentum-accelerated updates); 0 = off.",
+    )
+    refine_batch_size: int = config_field(
+        64, category="refinement", kind="int", min=1, max=1_000_000, flags=("--refine-batch-size",),
+        modes=_INFER, lands="physics refinement (patterns per update)",
+        help="Patterns per refinement update at the start; doubled on every plateau up to the "
+             "whole scan (small batches move fast, large ones average the noise).",
+    )
+    refine_tolerance: float = config_field(
+        1e-3, category="refinement", kind="float", min=0.0, max=1.0,
+        flags=("--refine-tolerance",), modes=_INFER, lands="physics refinement (stopping rule)",
+        help="Plateau: the deviance improved by less than this fraction over refine_patience "
+             "epochs; at the whole-scan batch it ends the refinement.",
+    )
+    refine_patience: int = config_field(
+        3, category="refinement", kind="int", min=1, max=1000, flags=("--refine-patience",),
+        modes=_INFER, lands="physics refinement (stopping rule)",
+        help="Epochs over which the plateau rule (and the holdout guard) looks back.",
+    )
+    refine_probe: bool = config_field(
+        False, category="refinement", kind="bool", flags=("--refine-probe",),
+        neg_flags=("--no-refine-probe",), modes=_INFER, lands="physics refinement (probe updates)",
+        help="Refine the probe too (from the third epoch on), starting from the model's probe or "
+             "the scan's own when the model reads it.",
+    )
+    refine_noise_model: str = config_field(
+        "poisson", category="refinement", kind="str", choices=("poisson", "gaussian"),
+        flags=("--refine-noise-model",), modes=_INFER, lands="physics refinement (likelihood)",
+        help="Likelihood the refinement steps along: Poisson counts, or Gaussian amplitudes.",
+    )
+    refine_holdout: float = config_field(
+        0.0, category="refinement", kind="float", min=0.0, max=0.49,
+        flags=("--refine-holdout",), modes=_INFER, lands="physics refinement (noise guard)",
+        help="Fraction of the patterns held out of the updates; the refinement stops when their "
+             "deviance stops improving and returns the best such epoch (0 = off).",
+    )
+    refine_start: str = config_field(
+        "network", category="refinement", kind="str", choices=("network", "flat"),
+        flags=("--refine-start",), modes=_INFER, lands="physics refinement (starting object)",
+        help="Start from the network's reconstruction, or from a flat object (the control that "
+             "measures what the network contributes).",
     )
     output_dir: pathlib.Path = config_field(
         pathlib.Path("inference_outputs"), category="output", kind="path",

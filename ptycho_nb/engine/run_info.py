@@ -99,10 +99,18 @@ class InferenceRunInfo(_Record):
     n_patterns : int
         Patterns reconstructed.
     refine_epochs : int
-        Physics-refinement epochs (0 = the network alone).
-    refine_learning_rate : float
+        Cap on physics-refinement epochs (0 = the network alone).
+    refine_step : float
     refine_loss : tuple of float
-        The refinement's loss per epoch.
+        The refinement's mean Poisson deviance per pixel: the start, then one per epoch.
+    refine_epochs_run : int
+        Epochs the refinement ran before its stopping rule (or the cap) ended it.
+    refine_stopped : str
+        Why it ended: 'plateau', 'holdout', 'max_epochs', 'callback'; '' without refinement.
+    refine_probe : bool
+        Whether the probe was refined (``Reconstruction.probe`` is then the refined one).
+    refine_start : str
+        'network' or 'flat' (the control).
     """
 
     accelerator: str
@@ -112,8 +120,12 @@ class InferenceRunInfo(_Record):
     gridsize: int
     n_patterns: int
     refine_epochs: int
-    refine_learning_rate: float
+    refine_step: float
     refine_loss: tuple[float, ...] = ()
+    refine_epochs_run: int = 0
+    refine_stopped: str = ""
+    refine_probe: bool = False
+    refine_start: str = "network"
 
 
 @dataclasses.dataclass(frozen=True)

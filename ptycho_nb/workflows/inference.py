@@ -1,9 +1,11 @@
 """``infer()``: a trained model + a scan → one forward pass per pattern → a stitched object.
 
-By default the stitched object is then refined for ``InferenceConfig.refine_epochs`` epochs
-against the scan's own diffraction through the same forward model (Poisson NLL, known probe):
-the network's single pass is the starting point that makes a few refinement epochs enough.
-``refine_epochs=0`` returns the network's reconstruction alone.
+By default the stitched object is then refined against the scan's own diffraction through the
+same forward model (:func:`ptycho_nb.model.refine.refine`: Poisson likelihood, mini-batch
+updates with momentum, batches that grow on every plateau, stopping when the data stop
+improving; ``InferenceConfig.refine_*``), optionally with the probe. ``refine_epochs=0`` returns
+the network's reconstruction alone; ``refine_start='flat'`` runs the same refinement from a flat
+object, the control that measures what the network's start contributes.
 
 The same :class:`Reconstruction` comes back from the Python API and the CLI; the CLI also writes
 it (``reconstruction.npz``, ``product.h5`` for ptychodus, ``reconstruction.png``).
@@ -15,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import pathlib
 import time
 import warnings
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..atomic import atomic_path, check_writable_target
+from ..atomic import atomic_files
 from ..config.canonical import InferenceConfig
 from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig
@@ -35,11 +38,12 @@ from ..data.container import PtychoData
 from ..data.grouping import Groups
 from ..data.ptychodus import write_ptychodus_product
 from ..engine.datamodule import dataloader_kwargs, group_scan
+from ..engine.refine_progress import RefineProgressBar, chain_callbacks
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..engine.trainer import build_trainer, quiet_lightning, resolve_accelerator
 from ..metrics import compare
 from ..model.overlap import merge_own_patches
-from ..model.refine import refine_object
+from ..model.refine import refine
 from ..model.stitching import StitchedObject, stitch_patches
 from ..plots import plot_reconstruction
 from .model_io import load_model
@@ -49,8 +53,6 @@ __all__ = ["Reconstruction", "infer", "run_inference", "OUTPUT_FILES"]
 
 log = logging.getLogger(__name__)
 
-#: Patterns per Adam step of the physics refinement (InferenceConfig.refine_epochs).
-REFINE_BATCH_SIZE = 100
 #: Files :meth:`Reconstruction.save` writes into its folder.
 OUTPUT_FILES = ("reconstruction.npz", "product.h5", "reconstruction.png")
 
@@ -73,7 +75,8 @@ class Reconstruction:
     xcoords, ycoords : (M,) float64
         Their patch centres (scan coordinates).
     probe : (N, N) or (K, N, N) complex64
-        The probe the model used (refined when it was trainable).
+        The probe the model used (refined when it was trainable, and by the physics
+        refinement when ``refine_probe``).
     truth : (H0, W0) complex64 or None
         The scan's ground truth, when it had one (for plots and :meth:`compare`).
     timings : InferenceTimings
@@ -124,15 +127,20 @@ class Reconstruction:
         kwargs.setdefault("probe", self.probe)
         return compare(self.object, truth, offset=self.offset, **kwargs)
 
-    def plot(self, path: str | pathlib.Path | None = None) -> Any:
-        """Figure of amplitude and phase (and ground truth and error when known)."""
-        return plot_reconstruction(self, path)
+    def plot(self, path: str | pathlib.Path | None = None, *, show: bool | None = None) -> Any:
+        """Figure of amplitude and phase (and ground truth and error when known).
+
+        In a notebook cell the figure is shown when the cell ends, also after ``recon.plot();``
+        (``show=False``: never; see :func:`ptycho_nb.plots.show_figure`).
+        """
+        return plot_reconstruction(self, path, show=show)
 
     def _repr_png_(self) -> bytes:
         import io
 
         buf = io.BytesIO()
-        self.plot().savefig(buf, format="png", dpi=80)
+        # show=False: this *is* the display; queueing the figure again would show it twice
+        plot_reconstruction(self, show=False).savefig(buf, format="png", dpi=80)
         return buf.getvalue()
 
     def __repr__(self) -> str:
@@ -144,28 +152,27 @@ class Reconstruction:
     def save(self, output_dir: str | pathlib.Path, *, overwrite: bool = False) -> dict[str, pathlib.Path]:
         """Write reconstruction.npz, product.h5 (ptychodus) and reconstruction.png into a folder.
 
-        Refuses to replace existing files unless ``overwrite=True`` (checked for all three
-        before any is written).
+        The three files appear together or not at all (written into a staging folder beside
+        them, then moved into place; see :func:`ptycho_nb.atomic.atomic_files`): a failure, a
+        full disk included, leaves neither a partial set nor, with ``overwrite=True``, a mix of
+        new and old files. Refuses to replace existing files unless ``overwrite=True`` (checked
+        for all three before any is written).
         """
         out = pathlib.Path(output_dir)
         paths = {name: out / name for name in OUTPUT_FILES}
-        for p in paths.values():
-            check_writable_target(p, overwrite)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(paths["reconstruction.npz"], overwrite=overwrite) as tmp:
-            with open(tmp, "wb") as fh:
+        with atomic_files(paths, overwrite=overwrite) as tmp:
+            with open(tmp["reconstruction.npz"], "wb") as fh:
                 np.savez_compressed(
                     fh, object=self.object, amplitude=self.amplitude, phase=self.phase,
                     offset=np.asarray(self.offset, dtype=np.int64), weight=self.weight,
                     xcoords=self.xcoords, ycoords=self.ycoords, probe=self.probe,
                     metadata_json=np.asarray(json.dumps({"timings": self.timings.as_dict(),
                                                          "run": self.run.as_dict()}, default=str)))
-        write_ptychodus_product(
-            None, paths["product.h5"], object=self.object, probe=self.probe,
-            xcoords=self.xcoords - self.offset[1], ycoords=self.ycoords - self.offset[0],
-            overwrite=overwrite)
-        with atomic_path(paths["reconstruction.png"], overwrite=overwrite) as tmp:
-            self.plot().savefig(tmp, format="png", dpi=100)
+            write_ptychodus_product(
+                None, tmp["product.h5"], object=self.object, probe=self.probe,
+                xcoords=self.xcoords - self.offset[1], ycoords=self.ycoords - self.offset[0])
+            # show=False: the PNG it writes is not a figure to show in the cell
+            self.plot(show=False).savefig(tmp["reconstruction.png"], format="png", dpi=100)
         return paths
 
 
@@ -294,9 +301,32 @@ def _own_patches(module: Any, data: PtychoData, groups: Groups, loader_kw: dict[
     return patches, forward_s
 
 
-def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Reconstruction:
-    """Run a validated :class:`~ptycho_nb.workflows.payload.InferencePayload` (the CLI's entry)."""
+def flat_amplitude(diffraction: np.ndarray, probe: torch.Tensor, scale: Any) -> float:
+    """The flat object's amplitude that predicts the scan's mean counts per pattern.
+
+    A flat object c under probe P predicts ``scale · c² · sum|P|²`` counts per pattern (the
+    orthonormal FFT keeps energy), so the control's start uses only the data and the probe.
+    """
+    counts = float(np.mean(np.sum(np.square(diffraction, dtype=np.float64), axis=(-2, -1))))
+    power = float(torch.sum(probe.abs() ** 2)) * float(scale)
+    if not (counts > 0 and power > 0):
+        raise ValueError("refine_start='flat': the scan's patterns hold no counts (or the probe "
+                         "no power); a flat start cannot be scaled")
+    return math.sqrt(counts / power)
+
+
+def run_inference(payload: InferencePayload, *, verbose: bool = False,
+                  refine_callback: Any = None) -> Reconstruction:
+    """Run a validated :class:`~ptycho_nb.workflows.payload.InferencePayload` (the CLI's entry).
+
+    ``refine_callback(progress)`` is passed on to :func:`~ptycho_nb.model.refine.refine`
+    (a :class:`~ptycho_nb.model.refine.RefineProgress` after every refinement epoch).
+    """
     t0 = time.perf_counter()
+    if payload.inference.fine_tune_epochs:
+        raise ValueError(f"InferenceConfig.fine_tune_epochs={payload.inference.fine_tune_epochs}: "
+                         "fine-tuning is reconstruct's step (ptycho_nb.reconstruct, ptycho-nb "
+                         "reconstruct); infer uses the model as it is")
     source = payload.model
     module = load_model(source) if isinstance(source, (str, pathlib.Path)) else getattr(source, "module", source)
     module.eval()
@@ -326,16 +356,26 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Recons
         # The refinement needs every full patch inside its frame; crop to the asked-for frame after.
         full = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=n // 2)
         t_s = time.perf_counter()
-        refined, refine_info = refine_object(
-            full.object, data.diffraction[own], x - full.offset[1], y - full.offset[0], probe,
-            intensity_scale=module.intensity_scale.detach().cpu(), epochs=icfg.refine_epochs,
-            lr=icfg.refine_learning_rate, batch_size=REFINE_BATCH_SIZE,
-            seed=0 if tcfg.seed is None else tcfg.seed)
+        scale = module.intensity_scale.detach().cpu()
+        start = full.object
+        if icfg.refine_start == "flat":
+            start = np.full_like(full.object, flat_amplitude(data.diffraction[own], probe, scale))
+        bar = RefineProgressBar(icfg.refine_epochs) if ecfg.enable_progress_bar else None
+        res = refine(
+            start, data.diffraction[own], x - full.offset[1], y - full.offset[0], probe,
+            intensity_scale=scale, max_epochs=icfg.refine_epochs, step=icfg.refine_step,
+            momentum=icfg.refine_momentum, batch_size=icfg.refine_batch_size,
+            tol=icfg.refine_tolerance, patience=icfg.refine_patience, refine_probe=icfg.refine_probe,
+            noise=icfg.refine_noise_model, holdout=icfg.refine_holdout,
+            seed=0 if tcfg.seed is None else tcfg.seed, callback=chain_callbacks(bar, refine_callback))
+        if bar is not None:
+            bar.close(res.stopped)
         cut = n // 2 - margin
         sl = (slice(cut, full.object.shape[0] - cut), slice(cut, full.object.shape[1] - cut))
-        stitched = StitchedObject(object=refined.numpy()[sl].astype(np.complex64),
+        stitched = StitchedObject(object=res.object.numpy()[sl].astype(np.complex64),
                                   weight=full.weight[sl], offset=(full.offset[0] + cut, full.offset[1] + cut))
-        refine_info = {"refine_s": time.perf_counter() - t_s, "refine_loss": refine_info["loss_history"]}
+        probe = res.probe
+        refine_info = {"refine_s": time.perf_counter() - t_s, "result": res}
     else:
         stitched = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=margin)
     t3 = time.perf_counter()
@@ -347,9 +387,12 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False) -> Recons
     run = InferenceRunInfo(
         accelerator=resolve_accelerator(ecfg), batch_size=int(loader_kw["batch_size"]),
         middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval, gridsize=mcfg.gridsize,
-        n_patterns=int(len(own)), refine_epochs=icfg.refine_epochs,
-        refine_learning_rate=icfg.refine_learning_rate,
-        refine_loss=tuple(float(v) for v in refine_info.get("refine_loss", ())))
+        n_patterns=int(len(own)), refine_epochs=icfg.refine_epochs, refine_step=icfg.refine_step,
+        refine_loss=tuple(res.deviance) if refine_info else (),
+        refine_epochs_run=res.epochs_run if refine_info else 0,
+        refine_stopped=res.stopped if refine_info else "",
+        refine_probe=bool(icfg.refine_probe and icfg.refine_epochs > 0),
+        refine_start=icfg.refine_start)
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),

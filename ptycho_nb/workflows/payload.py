@@ -222,6 +222,7 @@ def create_inference_payload(
     layers: Sequence[Layer] = (),
     legacy_cfg: MutableMapping[str, Any] | None = None,
     load: bool = True,
+    require_model: bool = True,
 ) -> InferencePayload:
     """Merge and validate everything an inference run needs.
 
@@ -234,6 +235,8 @@ def create_inference_payload(
         Scan to reconstruct (a path sets ``InferenceConfig.test_data_file``).
     inference, execution, overrides, front_end, layers, legacy_cfg, load
         As in :func:`create_training_payload`.
+    require_model : bool
+        Refuse a payload without a model (``infer``); ``reconstruct`` can run without one.
 
     Raises
     ------
@@ -255,7 +258,7 @@ def create_inference_payload(
         layers=layers, arguments={"inference": arguments}, overrides=overrides))
     inf_cfg, exec_cfg = configs["inference"], configs["execution"]
     log_audit(audit, INFER_CLASSES)
-    if model_obj is None:
+    if model_obj is None and (require_model or inf_cfg.model_path is not None):
         if inf_cfg.model_path is None:
             raise ValueError(
                 "InferenceConfig.model_path=None is invalid without an in-memory model: pass an "

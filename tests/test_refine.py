@@ -1,0 +1,109 @@
+"""The physics refinement engine (ptycho_nb.model.refine): real forward model, real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ptycho_nb
+from ptycho_nb.metrics import compare
+from ptycho_nb.model.refine import RefineProgress, poisson_deviance, refine
+from ptycho_nb.physics.forward import forward_from_object
+from ptycho_nb.physics.probes import gaussian_probe, probe_diameter
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return ptycho_nb.simulate(N=32, object_kind="lines", object_shape=(96, 96), n_positions=60,
+                              photons_per_pattern=1e6, seed=3)
+
+
+def _phase_ssim(obj, scan) -> float:
+    obj = obj.numpy() if torch.is_tensor(obj) else obj
+    return compare(obj, scan.object, offset=(0, 0), xcoords=scan.xcoords, ycoords=scan.ycoords,
+                   probe=scan.probe)["phase_ssim"]
+
+
+def _deviance(obj, probe, scan) -> float:
+    amp = forward_from_object(torch.as_tensor(probe), torch.as_tensor(obj),
+                              torch.from_numpy(scan.xcoords), torch.from_numpy(scan.ycoords))
+    return float(poisson_deviance(amp.double() ** 2, torch.from_numpy(scan.diffraction).double() ** 2))
+
+
+def test_flat_start_converges_and_stops_on_a_plateau(scan):
+    flat = np.ones_like(scan.object)
+    seen: list[RefineProgress] = []
+    res = refine(flat, scan.diffraction, scan.xcoords, scan.ycoords, scan.probe, 1.0,
+                 max_epochs=300, batch_size=16, tol=1e-2,
+                 callback=lambda pr: seen.append(pr) and False)
+    assert res.stopped == "plateau" and res.epochs_run < 300
+    assert len(res.deviance) == res.epochs_run + 1 and res.deviance[-1] < 0.1 * res.deviance[0]
+    assert [pr.epoch for pr in seen] == list(range(1, res.epochs_run + 1))
+    assert res.batch_schedule[0] == (0, 16) and res.batch_schedule[-1][1] == 60  # grew to the scan
+    q = _phase_ssim(res.object, scan)
+    assert q > 0.9 and q > _phase_ssim(flat, scan) + 0.4, q
+    assert res.object.dtype == torch.complex64 and res.object.shape == flat.shape
+
+
+def test_momentum_and_batch_growth_beat_plain_updates_at_equal_epochs(scan):
+    flat = np.ones_like(scan.object)
+    kw = dict(max_epochs=12, tol=0.0, patience=100, batch_size=16)
+    plain = refine(flat, scan.diffraction, scan.xcoords, scan.ycoords, scan.probe, momentum=0.0, **kw)
+    fast = refine(flat, scan.diffraction, scan.xcoords, scan.ycoords, scan.probe, momentum=0.85, **kw)
+    assert fast.deviance[-1] < plain.deviance[-1]
+    assert _phase_ssim(fast.object, scan) > _phase_ssim(plain.object, scan)
+
+
+def test_probe_refinement_from_a_rough_guess_fits_better(scan):
+    g = gaussian_probe(32, sigma=probe_diameter(scan.probe) / 4.0)
+    guess = (g * np.sqrt(np.sum(np.abs(scan.probe) ** 2) / np.sum(np.abs(g) ** 2))).astype(np.complex64)
+    flat = np.ones_like(scan.object)
+    kw = dict(max_epochs=40, batch_size=16)
+    fixed = refine(flat, scan.diffraction, scan.xcoords, scan.ycoords, guess, **kw)
+    moved = refine(flat, scan.diffraction, scan.xcoords, scan.ycoords, guess, refine_probe=True, **kw)
+    assert not torch.equal(moved.probe, torch.from_numpy(guess))
+    assert torch.equal(fixed.probe, torch.from_numpy(guess))
+    assert _deviance(moved.object, moved.probe, scan) < 0.5 * _deviance(fixed.object, fixed.probe, scan)
+
+
+def test_holdout_returns_its_best_epoch(scan):
+    res = refine(np.ones_like(scan.object), scan.diffraction, scan.xcoords, scan.ycoords, scan.probe,
+                 max_epochs=30, batch_size=16, holdout=0.2, patience=2)
+    assert len(res.holdout_deviance) == res.epochs_run + 1
+    assert res.holdout_deviance[res.best_epoch] == min(res.holdout_deviance)
+    assert res.stopped in ("holdout", "plateau", "max_epochs")
+
+
+def test_gaussian_and_adam_run_and_lower_the_deviance(scan):
+    for kw in (dict(noise="gaussian"), dict(method="adam", step=0.05)):
+        res = refine(np.ones_like(scan.object), scan.diffraction, scan.xcoords, scan.ycoords,
+                     scan.probe, max_epochs=3, batch_size=16, **kw)
+        assert res.deviance[-1] < res.deviance[0], kw
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(method="lbfgs"), "method"), (dict(noise="gauss"), "noise"), (dict(step=0.0), "step"),
+    (dict(step=float("inf")), "step"), (dict(momentum=1.0), "momentum"), (dict(holdout=0.5), "holdout"),
+    (dict(batch_size=0), "batch_size"), (dict(max_epochs=-1), "max_epochs"), (dict(patience=0), "patience"),
+])
+def test_bad_options_name_the_option(scan, kw, match):
+    with pytest.raises(ValueError, match=match):
+        refine(np.ones_like(scan.object), scan.diffraction, scan.xcoords, scan.ycoords, scan.probe, **kw)
+
+
+def test_bad_inputs_name_the_input(scan):
+    flat = np.ones_like(scan.object)
+    args = (scan.diffraction, scan.xcoords, scan.ycoords, scan.probe)
+    with pytest.raises(ValueError, match="obj"):
+        refine(np.full_like(flat, np.nan), *args)
+    with pytest.raises(ValueError, match="diffraction"):
+        refine(flat, scan.diffraction[:, :16], *args[1:])
+    with pytest.raises(ValueError, match="xcoords"):
+        refine(flat, scan.diffraction, scan.xcoords[:-1], scan.ycoords, scan.probe)
+    with pytest.raises(ValueError, match="intensity_scale"):
+        refine(flat, *args, intensity_scale=float("nan"))
+    with pytest.raises(ValueError, match="diffraction"):
+        refine(flat, -scan.diffraction, *args[1:])
