@@ -636,3 +636,13 @@ def test_archive_with_non_finite_scaling_is_refused(trained, tmp_path):
     bad = _rebuild(good, tmp_path / "s.zip", {"scaling.json": json.dumps(scaling).encode()})
     with pytest.raises(ValueError, match=rf"scaling.json\['{key}'\] is nan"):
         ptycho_nb.load_model(bad)
+
+
+def test_in_memory_data_with_a_data_file_is_refused(tmp_path):
+    """Issue 14 item 8: the file would be recorded as the training data while the in-memory scan trains."""
+    scan = ptycho_nb.simulate(N=32, object_shape=(80, 80), n_positions=20, step=6.0, seed=1)
+    path = ptycho_nb.data.save(scan, tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="train_data_file"):
+        ptycho_nb.train(scan, train_data_file=path, output_dir=tmp_path / "out", nepochs=1)
+    with pytest.raises(ValueError, match="test_data_file"):
+        ptycho_nb.train(scan, test_data=scan, test_data_file=path, output_dir=tmp_path / "out", nepochs=1)

@@ -104,3 +104,30 @@ def test_cli_reconstructs_files_in_every_format(scans, tmp_path, fmt, name):
         return
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_refine_view_draws_the_object_as_the_refinement_runs(scans, monkeypatch):
+    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    from ptycho_nb.notebook import RefineView
+
+    view = RefineView(every=2)
+    rec = ptycho_nb.reconstruct(scans[1], refine_epochs=4, refine_callback=view)
+    assert view.epoch == rec.run.refine_epochs_run == 4 and len(view.deviance) == 4
+    assert view.image.value[:8] == b"\x89PNG\r\n\x1a\n" and "epoch 4/4" in view.label.value
+
+
+def test_infer_says_what_it_cannot_use(scans, trained):
+    """Issue 14 item 6: a dark scan and a single position are refused; a foreign probe is named."""
+    import dataclasses
+
+    test = scans[1]
+    with pytest.raises(ValueError, match="dark"):
+        ptycho_nb.infer(trained, dataclasses.replace(test, diffraction=np.zeros_like(test.diffraction)))
+    with pytest.raises(ValueError, match="pad_eval"):
+        ptycho_nb.infer(trained, test.subset(slice(0, 1)), refine_epochs=0)
+    same = ptycho_nb.infer(trained, test, refine_epochs=0)
+    assert same.run.probe_source == "model"
+    other = dataclasses.replace(test, probe=np.ones_like(test.probe))
+    with pytest.warns(UserWarning, match="probe differs"):
+        rec = ptycho_nb.infer(trained, other, refine_epochs=0)
+    assert rec.run.probe_source == "model"

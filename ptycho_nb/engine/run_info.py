@@ -111,6 +111,9 @@ class InferenceRunInfo(_Record):
         Whether the probe was refined (``Reconstruction.probe`` is then the refined one).
     refine_start : str
         'network' or 'flat' (the control).
+    probe_source : str
+        Whose probe the physics used: 'model' (a model's own), 'scan' (a probe-conditioned
+        model, or a reconstruction without a model).
     """
 
     accelerator: str
@@ -126,6 +129,7 @@ class InferenceRunInfo(_Record):
     refine_stopped: str = ""
     refine_probe: bool = False
     refine_start: str = "network"
+    probe_source: str = "model"
 
 
 @dataclasses.dataclass(frozen=True)

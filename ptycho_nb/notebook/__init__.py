@@ -12,6 +12,7 @@ from .builders import (GENERAL, INVALID_CLASS, CheckpointLoggingBuilder, ConfigB
                        InferenceExecutionBuilder, ModelConfigBuilder, OptimizerBuilder,
                        TrainerBuilder, TrainingConfigBuilder, UXBuilder)
 from .panel import Panel
+from .refine_view import RefineView
 
 __all__ = [
     "LivePlot",
@@ -27,6 +28,7 @@ __all__ = [
     "ModelConfigBuilder",
     "OptimizerBuilder",
     "Panel",
+    "RefineView",
     "StopCallback",
     "TrainerBuilder",
     "TrainingConfigBuilder",

@@ -545,6 +545,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: pathlib.Path,
                     raise ValueError(f"{path}: member {name!r} decompresses to more than {limit} "
                                      "bytes (more than declared); refusing to read it")
                 chunks.append(chunk)
+    except UnicodeDecodeError as exc:  # a damaged local header's name (a ValueError subclass)
+        raise ValueError(f"{path}: member {name!r} cannot be read (corrupt zip header): {exc}") from exc
     except ValueError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, zlib_error, NotImplementedError,

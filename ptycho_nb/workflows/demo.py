@@ -22,6 +22,7 @@ from ..atomic import check_writable_target, write_text_atomic
 from ..physics import simulate
 from .inference import OUTPUT_FILES, Reconstruction, infer
 from .model_io import ARCHIVE_NAME
+from .reconstruct import reconstruct
 from .training import TrainResult, train
 
 __all__ = ["DemoRecipe", "DemoResult", "DemoTimings", "run_demo", "demo_recipe", "metrics_json",
@@ -160,7 +161,8 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
     shared = {k: v for k, v in overrides.items() if k in ("enable_progress_bar", "accelerator")}
     network_only = infer(result, test_scan, front_end=front_end, verbose=verbose, refine_epochs=0, **shared)
     t3 = time.perf_counter()
-    recon = infer(result, test_scan, front_end=front_end, verbose=verbose, **shared)
+    # The one call a user makes for a new scan: the network's pass, then refinement to convergence.
+    recon = reconstruct(test_scan, result, front_end=front_end, verbose=verbose, **shared)
     metrics = recon.compare()
     metrics_network = network_only.compare()
     paths = recon.save(out, overwrite=overwrite)
@@ -170,7 +172,8 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
     flat = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
     write_text_atomic(out / "metrics.json", metrics_json(
         {"metrics": flat(metrics), "metrics_network_only": flat(metrics_network),
-         "refine_epochs": recon.run.refine_epochs, "timings": dataclasses.asdict(timings),
+         "refine_epochs": recon.run.refine_epochs_run, "refine_stopped": recon.run.refine_stopped,
+         "timings": dataclasses.asdict(timings),
          "run": result.run.as_dict()}), overwrite=overwrite)
     paths = {"archive": result.archive_path, **paths, "metrics.json": out / "metrics.json"}
     return DemoResult(metrics=metrics, metrics_network_only=metrics_network, timings=timings,

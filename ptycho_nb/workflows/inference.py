@@ -301,6 +301,26 @@ def _own_patches(module: Any, data: PtychoData, groups: Groups, loader_kw: dict[
     return patches, forward_s
 
 
+#: probe_mismatch above which infer() warns that the scan's probe is not the model's.
+PROBE_MISMATCH_WARN = 0.05
+
+
+def probe_mismatch(a: np.ndarray, b: np.ndarray | None) -> float | None:
+    """``1 - |<a, b>| / (|a| |b|)`` of two probes (modes summed in intensity): 0 when they are the
+    same up to scale and a global phase, 1 when orthogonal; None when ``b`` is None or the
+    sizes differ."""
+    if b is None:
+        return None
+    a = np.asarray(a).reshape(-1, *np.shape(a)[-2:])[0]
+    b = np.asarray(b).reshape(-1, *np.shape(b)[-2:])[0]
+    if a.shape != b.shape:
+        return None
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if not (na > 0 and nb > 0):
+        return None
+    return float(1.0 - abs(np.vdot(a, b)) / (na * nb))
+
+
 def flat_amplitude(diffraction: np.ndarray, probe: torch.Tensor, scale: Any) -> float:
     """The flat object's amplitude that predicts the scan's mean counts per pattern.
 
@@ -336,9 +356,25 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
     if data.N != mcfg.N:
         raise ValueError(f"test data: patterns are {data.N}x{data.N} but the model was trained "
                          f"for N={mcfg.N}")
+    if not np.any(data.diffraction):
+        raise ValueError("test data: every pattern is dark (0 counts); there is nothing to "
+                         "reconstruct")
+    if data.n_patterns == 1 and not ecfg.pad_eval:
+        raise ValueError("test data: one scan position gives a 1x1 frame; pass pad_eval=True to "
+                         "keep the probe-lit area around it")
     if mcfg.probe_input:
         # A probe-conditioned model reads this scan through its own probe and input statistic.
         module.adopt_scan(data)
+        probe_source = "scan"
+    else:
+        probe_source = "model"
+        mismatch = probe_mismatch(module.effective_probe.detach().cpu().numpy(), data.probe)
+        if mismatch is not None and mismatch > PROBE_MISMATCH_WARN:
+            warnings.warn(
+                f"test data: the scan's probe differs from the model's (shape mismatch "
+                f"{mismatch:.2f}, 0 = the same up to scale and phase); this model uses its own "
+                "probe. A probe-conditioned model (ModelConfig.probe_input) reads the scan's, "
+                "refine_probe=True refines the model's toward the data", UserWarning, stacklevel=3)
     groups = group_scan(data, mcfg.gridsize, neighbor_count=tcfg.neighbor_count,
                         n_groups=payload.inference.n_groups, seed=tcfg.seed)
     loader_kw = dataloader_kwargs(ecfg, batch_size=tcfg.batch_size, mode="infer")
@@ -392,7 +428,7 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         refine_epochs_run=res.epochs_run if refine_info else 0,
         refine_stopped=res.stopped if refine_info else "",
         refine_probe=bool(icfg.refine_probe and icfg.refine_epochs > 0),
-        refine_start=icfg.refine_start)
+        refine_start=icfg.refine_start, probe_source=probe_source)
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),

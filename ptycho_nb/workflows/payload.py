@@ -178,8 +178,16 @@ def create_training_payload(
                 "pass a data file path or a PtychoData"
             )
         _require_file(training_cfg.train_data_file, "training data file")
+    elif training_cfg.train_data_file is not None:
+        # The file would be recorded as the model's training data while the in-memory scan is
+        # what trains it: refuse the pair rather than archive a false record.
+        raise ValueError(f"TrainingConfig.train_data_file={str(training_cfg.train_data_file)!r} is "
+                         "invalid together with in-memory training data: pass one or the other")
     if test_obj is None:
         _require_file(training_cfg.test_data_file, "test data file")
+    elif training_cfg.test_data_file is not None:
+        raise ValueError(f"TrainingConfig.test_data_file={str(training_cfg.test_data_file)!r} is "
+                         "invalid together with in-memory test data: pass one or the other")
     _require_model(training_cfg.init_model, "TrainingConfig.init_model")
 
     # CONFIG-001: the bridge runs before any data loading or model construction.

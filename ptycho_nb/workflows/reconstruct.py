@@ -169,7 +169,7 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         pad_eval=ecfg.pad_eval, gridsize=1, n_patterns=len(x), refine_epochs=epochs,
         refine_step=icfg.refine_step, refine_loss=tuple(res.deviance), refine_epochs_run=res.epochs_run,
         refine_stopped=res.stopped, refine_probe=bool(icfg.refine_probe and epochs > 0),
-        refine_start="flat")
+        refine_start="flat", probe_source="scan")
     return Reconstruction(
         object=res.object.numpy()[sl].astype(np.complex64), offset=(row0 + cut, col0 + cut),
         weight=weight[sl].astype(np.float32), patches=patches.astype(np.complex64), xcoords=x.copy(),
