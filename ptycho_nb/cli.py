@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import pathlib
 import sys
 import warnings
@@ -243,8 +244,11 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 def _print_metrics(m: dict[str, Any], title: str = "metrics vs ground truth (after alignment)") -> None:
     print(f"{title}:")
     for ch in ("phase", "amplitude"):
+        f = m[ch + "_frc_1_7"]
+        # an FRC that never falls below 1/7 has no crossing: resolved up to Nyquist
+        frc = f"{f:.3f} cycles/px" if math.isfinite(f) else "resolved to Nyquist (0.5 cycles/px)"
         print(f"  {ch:9s} SSIM {m[ch + '_ssim']:.3f}  PSNR {m[ch + '_psnr']:.2f} dB  "
-              f"MAE {m[ch + '_mae']:.4f}  FRC(1/7) {m[ch + '_frc_1_7']:.3f} cycles/px")
+              f"MAE {m[ch + '_mae']:.4f}  FRC(1/7) {frc}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -32,3 +32,14 @@ def test_throughput_quick_prints_summary_table():
                            (r"refinement \(1 epochs\) / network pass, time", number)):
         assert re.search(rf"^\| {measure} \| {value} \|", summary, re.M), (measure, summary)
     assert "demo" not in summary  # the demo's memory is measured only with --demo-rss
+
+
+def test_refine_policies_quick_prints_every_policy():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "refine_policies.py"), "--quick",
+                           "--doses", "1e6", "--threads", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for policy in ("adam", "pie", "pie+momentum", "pie+momentum+growth"):
+        assert re.search(rf"^\| 1e\+06 \| {re.escape(policy)} \| \d+ \(", proc.stdout, re.M), proc.stdout

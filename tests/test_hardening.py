@@ -29,7 +29,7 @@ from ptycho_nb.atomic import atomic_files, new_file_mode
 from ptycho_nb.config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ptycho_nb.config.execution import PyTorchExecutionConfig
 from ptycho_nb.config.fields import ConfigError, config_fields
-from ptycho_nb.config.serialize import read_config_file
+from ptycho_nb.config.files import read_config_file
 from ptycho_nb.data import PtychoData, load, save
 from ptycho_nb.data.grouping import group_neighbors
 from ptycho_nb.workflows.archive import (load_state_dict_strict, read_archive, write_archive)

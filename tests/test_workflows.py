@@ -217,6 +217,11 @@ def test_cli_demo_quick(tmp_path):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0 <= metrics["phase_ssim"] <= 1
+    # every file the demo leaves is listed, the checkpoint too; no 'nan cycles/px'
+    written = {line.split(" ", 1)[1] for line in r.stdout.splitlines() if line.startswith("wrote ")}
+    on_disk = {str(p.relative_to(tmp_path)) for p in out.rglob("*") if p.is_file()}
+    assert written == on_disk and any(p.endswith(".ckpt") for p in on_disk)
+    assert "nan cycles/px" not in r.stdout
 
 
 def test_missing_torch_is_a_runtime_error_with_install_guidance():

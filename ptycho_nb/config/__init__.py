@@ -13,7 +13,8 @@ from .fields import (CANONICAL_CATEGORIES, CATEGORIES, EXECUTION_CATEGORIES, Con
                      config_field, describe_rule, fields_by_category)
 from .legacy import update_legacy_dict
 from .precedence import AuditEntry, Layer, resolve
-from .serialize import read_config_file, save_configs
+from .files import read_config_file
+from .serialize import save_configs
 
 __all__ = [
     "PyTorchExecutionConfig", "ModelConfig", "TrainingConfig", "InferenceConfig",

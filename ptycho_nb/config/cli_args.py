@@ -18,7 +18,7 @@ from .canonical import InferenceConfig, ModelConfig, TrainingConfig
 from .execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
 from .fields import ConfigError, config_fields, describe_rule, format_value
 from .precedence import Layer
-from .serialize import read_config_file
+from .files import read_config_file
 
 __all__ = [
     "MODES",

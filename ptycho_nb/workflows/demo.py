@@ -66,7 +66,7 @@ class DemoResult:
         The same for the network's single pass alone.
     timings : DemoTimings
     paths : dict of str → Path
-        Every file written (archive, reconstruction files, metrics.json).
+        Every file written (archive, reconstruction files, metrics.json, checkpoints).
     train : TrainResult
     reconstruction : Reconstruction
     """
@@ -176,5 +176,7 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
          "timings": dataclasses.asdict(timings),
          "run": result.run.as_dict()}), overwrite=overwrite)
     paths = {"archive": result.archive_path, **paths, "metrics.json": out / "metrics.json"}
+    # Every file the demo leaves behind, the training's checkpoints too (they are the largest).
+    paths.update({f"checkpoint {p.name}": p for p in sorted((out / "checkpoints").glob("*.ckpt"))})
     return DemoResult(metrics=metrics, metrics_network_only=metrics_network, timings=timings,
                       paths=paths, train=result, reconstruction=recon)
