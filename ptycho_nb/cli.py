@@ -201,11 +201,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if recon.run.refine_epochs:
         print(f"refinement: {recon.run.refine_epochs_run} epochs in {t.refine_s:.1f} s from the "
               f"{recon.run.refine_start} start (stopped: {recon.run.refine_stopped})")
-    if recon.truth is not None:
-        _print_metrics(recon.compare())
-    for p in paths.values():
-        print(f"wrote {p}")
-    return 0
+    return _report(recon, paths)
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -234,6 +230,11 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
           f"{t.forward_s + t.stitch_s:.2f} s, refinement {t.refine_s:.2f} s ({run.refine_epochs_run} "
           f"epochs from the {run.refine_start} start, stopped: {run.refine_stopped or 'none'}); object "
           f"{recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
+    return _report(recon, paths)
+
+
+def _report(recon: Any, paths: dict[str, pathlib.Path]) -> int:
+    """The metrics (when the scan has a ground truth) and the files written; exit status 0."""
     if recon.truth is not None:
         _print_metrics(recon.compare())
     for p in paths.values():
