@@ -14,9 +14,13 @@ control), until the data stop improving:
   object pixel moves by the step it would take under its own illumination: this is what lets a
   handful of epochs converge where a fixed-rate gradient method (``method='adam'``, kept as a
   measured alternative) crawls.
+* **Momentum and growing batches**: after every epoch the object also moves by ``momentum``
+  times the running sum of past epochs' changes; on every plateau the batch doubles (up to all
+  patterns), so early epochs move fast and later ones average the noise of more patterns.
 * **Stopping rule**: after every epoch the Poisson deviance of the updated patterns (0 for a
-  perfect fit; about 0.5 per pixel at the noise floor); the run stops when it improved by less
-  than ``tol`` (relative) over the last ``patience`` epochs, or at ``max_epochs``.
+  perfect fit; about 0.5 per pixel at the noise floor); when it improved by less than ``tol``
+  (relative) over the last ``patience`` epochs at the whole-scan batch, the run stops; at
+  ``max_epochs`` in any case.
 * **Noise guard** (``holdout`` > 0): a random fraction of the patterns is never used for updates;
   their deviance is tracked, and the run stops when it has not improved for ``patience``
   epochs, returning the object (and probe) of the best held-out epoch. At low dose this stops
@@ -253,7 +257,7 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
         In [0, 1]: weight of the illumination maximum in the update's denominator (larger =
         smaller, steadier steps where illumination is weak).
     batch_size : int
-        Patterns per update.
+        Patterns per update at the start (doubled on each plateau with ``grow_batch``).
     refine_probe : bool
         Also update the probe, from epoch ``probe_start`` on (the object settles first).
     tol, patience : float, int
