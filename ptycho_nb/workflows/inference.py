@@ -335,6 +335,23 @@ def flat_amplitude(diffraction: np.ndarray, probe: torch.Tensor, scale: Any) -> 
     return math.sqrt(counts / power)
 
 
+def refine_as_configured(start: Any, diffraction: np.ndarray, x: np.ndarray, y: np.ndarray,
+                         probe: Any, scale: Any, icfg: InferenceConfig,
+                         ecfg: PyTorchExecutionConfig, *, seed: int, callback: Any = None) -> Any:
+    """:func:`~ptycho_nb.model.refine.refine` with the ``InferenceConfig.refine_*`` settings, and
+    a progress bar when ``enable_progress_bar`` (for every front end that refines)."""
+    bar = RefineProgressBar(icfg.refine_epochs) if ecfg.enable_progress_bar else None
+    res = refine(start, diffraction, x, y, probe, scale, max_epochs=icfg.refine_epochs,
+                 step=icfg.refine_step, momentum=icfg.refine_momentum,
+                 batch_size=icfg.refine_batch_size, tol=icfg.refine_tolerance,
+                 patience=icfg.refine_patience, refine_probe=icfg.refine_probe,
+                 noise=icfg.refine_noise_model, holdout=icfg.refine_holdout, seed=seed,
+                 callback=chain_callbacks(bar, callback))
+    if bar is not None:
+        bar.close(res.stopped)
+    return res
+
+
 def run_inference(payload: InferencePayload, *, verbose: bool = False,
                   refine_callback: Any = None) -> Reconstruction:
     """Run a validated :class:`~ptycho_nb.workflows.payload.InferencePayload` (the CLI's entry).
@@ -396,16 +413,9 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         start = full.object
         if icfg.refine_start == "flat":
             start = np.full_like(full.object, flat_amplitude(data.diffraction[own], probe, scale))
-        bar = RefineProgressBar(icfg.refine_epochs) if ecfg.enable_progress_bar else None
-        res = refine(
-            start, data.diffraction[own], x - full.offset[1], y - full.offset[0], probe,
-            intensity_scale=scale, max_epochs=icfg.refine_epochs, step=icfg.refine_step,
-            momentum=icfg.refine_momentum, batch_size=icfg.refine_batch_size,
-            tol=icfg.refine_tolerance, patience=icfg.refine_patience, refine_probe=icfg.refine_probe,
-            noise=icfg.refine_noise_model, holdout=icfg.refine_holdout,
-            seed=0 if tcfg.seed is None else tcfg.seed, callback=chain_callbacks(bar, refine_callback))
-        if bar is not None:
-            bar.close(res.stopped)
+        res = refine_as_configured(start, data.diffraction[own], x - full.offset[1], y - full.offset[0],
+                                   probe, scale, icfg, ecfg, seed=0 if tcfg.seed is None else tcfg.seed,
+                                   callback=refine_callback)
         cut = n // 2 - margin
         sl = (slice(cut, full.object.shape[0] - cut), slice(cut, full.object.shape[1] - cut))
         stitched = StitchedObject(object=res.object.numpy()[sl].astype(np.complex64),

@@ -24,11 +24,9 @@ import torch
 from ..config.canonical import InferenceConfig
 from ..config.execution import PyTorchExecutionConfig
 from ..data.container import PtychoData
-from ..engine.refine_progress import RefineProgressBar, chain_callbacks
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
-from ..model.refine import refine
 from ..physics.forward import place_patches, extract_patches
-from .inference import Reconstruction, flat_amplitude, run_inference
+from .inference import Reconstruction, flat_amplitude, refine_as_configured, run_inference
 from .model_io import pretrained_names, save_model
 from .payload import InferencePayload, create_inference_payload
 
@@ -142,14 +140,8 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
     start = np.full((h, w), amp, dtype=np.complex64)
     epochs = icfg.refine_epochs
     t1 = time.perf_counter()
-    bar = RefineProgressBar(epochs) if ecfg.enable_progress_bar else None
-    res = refine(start, data.diffraction, xl, yl, probe, 1.0, max_epochs=epochs, step=icfg.refine_step,
-                 momentum=icfg.refine_momentum, batch_size=icfg.refine_batch_size,
-                 tol=icfg.refine_tolerance, patience=icfg.refine_patience,
-                 refine_probe=icfg.refine_probe, noise=icfg.refine_noise_model,
-                 holdout=icfg.refine_holdout, seed=0, callback=chain_callbacks(bar, refine_callback))
-    if bar is not None:
-        bar.close(res.stopped)
+    res = refine_as_configured(start, data.diffraction, xl, yl, probe, 1.0, icfg, ecfg, seed=0,
+                               callback=refine_callback)
     t2 = time.perf_counter()
     with torch.no_grad():
         p_int = (res.probe.abs() ** 2).reshape(-1, n, n).sum(dim=0)
