@@ -46,6 +46,10 @@ def test_train_log_to_a_file_is_a_few_plain_lines_per_epoch(scan_file, tmp_path)
     assert any(ln.startswith(f"training: {NEPOCHS} epochs") for ln in lines)
     assert any(ln.startswith(f"training: done after {NEPOCHS} epoch(s)") for ln in lines)
     assert len(lines) <= 4 * NEPOCHS + 10, text  # the history table and summary included
+    # the history table numbers its rows as the log lines do: 1 … M
+    header = next(i for i, ln in enumerate(lines) if ln.startswith("epoch  "))
+    rows = [ln.split()[0] for ln in lines[header + 1:header + 1 + NEPOCHS]]
+    assert rows == [str(k) for k in range(1, NEPOCHS + 1)], text
 
 
 def test_train_quiet_prints_no_progress_lines(scan_file, tmp_path):

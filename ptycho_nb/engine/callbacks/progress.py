@@ -167,8 +167,10 @@ class PtychoProgressBar(TQDMProgressBar):
 
     @property
     def predict_description(self) -> str:
-        # inference predicts patches once per pattern; say so rather than Lightning's bare word
-        return "Network pass"
+        # inference predicts patches once per pattern; say so rather than Lightning's bare word,
+        # and by purpose where the module names it (a run may make more than one pass)
+        module = self.trainer.lightning_module if self._trainer is not None else None
+        return str(getattr(module, "progress_label", "Network pass"))
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         super().on_train_start(trainer, pl_module)
@@ -219,7 +221,7 @@ class PtychoProgressBar(TQDMProgressBar):
         super().on_predict_end(trainer, pl_module)
         n = _n_samples(trainer)
         dt = time.perf_counter() - getattr(self, "_t_predict", time.perf_counter())
-        self._line(f"network pass: {n or '?'} patterns in {dt:.2f} s")
+        self._line(f"{self.predict_description.lower()}: {n or '?'} patterns in {dt:.2f} s")
 
 
 def _n_samples(trainer: Any) -> int | None:
