@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="FILE",
                    help="Output data file (.npz or .h5); a PNG is written beside it. (required)")
     add_config_arguments(p, SimulateOptions, "simulate")
+    _add_overwrite(p, "the output file and the PNG beside it")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("train", help="Train a model on a scan.",
@@ -153,14 +154,19 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     opts = SimulateOptions(**typed_values(args, SimulateOptions, "simulate"))
     out = pathlib.Path(args.output)
+    from .atomic import atomic_files
     from .data import save
     from .physics import simulate
     from .plots import plot_dataset
 
-    data = simulate(**opts.simulate_kwargs())
-    save(data, out)
     png = out.with_suffix(".png")
-    plot_dataset(data, png)
+    if png == out:
+        raise ValueError(f"--output {out}: expected a .npz or .h5 data file (a PNG is written beside it)")
+    # Both outputs are checked before simulating, and appear together or not at all.
+    with atomic_files({"data": out, "png": png}, overwrite=args._overwrite) as tmp:
+        data = simulate(**opts.simulate_kwargs())
+        save(data, tmp["data"])
+        plot_dataset(data, tmp["png"])
     print(f"wrote {out} ({data.diffraction.shape[0]} patterns) and {png}")
     return 0
 
@@ -309,7 +315,12 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"{prog}: interrupted (Ctrl+C); {what}", file=sys.stderr)
             return EXIT_INTERRUPTED
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
-            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            message = _one_line(exc)
+            if isinstance(exc, FileExistsError) and hasattr(args, "_overwrite"):
+                # the API's words are overwrite=True; the person at the shell typed flags
+                message = (message.replace("overwrite=True (CLI: --overwrite)", "--overwrite")
+                           .replace("overwrite=True", "--overwrite"))
+            print(f"{prog}: error: {message}", file=sys.stderr)
             return 2
         except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
             # PermissionError, disk full, RecursionError, FloatingPointError, library errors

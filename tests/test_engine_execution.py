@@ -197,11 +197,51 @@ def test_strategy_ddp_two_cpu_processes_from_cli(scan, tmp_path, strategy):
     assert proc.returncode == 0, text[-3000:]
     # ddp_spawn's parent never runs an epoch itself: the count comes back as a callback metric
     assert re.search(rf"trained 2 epoch\(s\) .* strategy '{strategy}', 2 device\(s\)", proc.stdout), text[-3000:]
-    assert re.search(r"^\s+0\s+[0-9.]+", proc.stdout, re.M), "no loss history printed"
+    assert re.search(r"^\s+1\s+[0-9.]+", proc.stdout, re.M), "no loss history printed"
     archive = out / "wts.h5.zip"
     assert archive.exists()
     module = ptycho_nb.load_model(archive)
     assert module.model_config.N == N
+
+
+_NAN_ON_ONE_RANK = """
+import sys
+import ptycho_nb, torch, lightning as L
+
+class NanOnRankOne(L.Callback):
+    # rank 1 alone computes a NaN loss at its second batch (its measured counts turn NaN)
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_rank == 1 and batch_idx == 1:
+            batch["diffraction"].fill_(float("nan"))
+
+scan = ptycho_nb.load(sys.argv[1])
+try:
+    ptycho_nb.train(scan, output_dir=sys.argv[2], strategy="ddp", devices=2, accelerator="cpu",
+                    nepochs=2, batch_size=4, n_filters_scale=1, enable_progress_bar=False,
+                    callbacks=[NanOnRankOne()])
+except FloatingPointError as exc:
+    print("RANK-ERROR", exc, flush=True)
+    sys.exit(3)
+print("NO-ERROR")
+"""
+
+
+def test_ddp_non_finite_loss_on_one_rank_stops_every_rank(scan, tmp_path):
+    """A NaN on one DDP rank stops all ranks at once with the error (no rank left waiting in a
+    collective), and no archive is written."""
+    data = tmp_path / "scan.npz"
+    ptycho_nb.save(scan, data)
+    script = tmp_path / "nan_ddp.py"
+    script.write_text(_NAN_ON_ONE_RANK)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1"}
+    # a rank left waiting would hang until the timeout (gloo's default is 30 min)
+    proc = subprocess.run([sys.executable, str(script), str(data), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=150, cwd=tmp_path, env=env)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 3, text[-3000:]
+    assert "RANK-ERROR training loss became" in proc.stdout and "NO-ERROR" not in proc.stdout, text[-3000:]
+    assert not (tmp_path / "out" / "wts.h5.zip").exists()
 
 
 def test_precision_bf16_mixed_autocasts_training_step(run, monkeypatch):
@@ -402,6 +442,18 @@ def test_progress_bar_at_inference(ref, scan, capfd):
     # not a terminal: the network pass and the refinement each print plain lines
     assert "network pass" in (on.out + on.err).lower() and "refinement epoch" in on.out
     assert "network pass" not in (off.out + off.err).lower() and "refinement" not in off.out
+
+
+def test_network_passes_are_named_by_purpose(ref, scan, capfd):
+    # The demo makes two passes (the network alone, then a refinement's start): their bars and
+    # log lines must say which is which.
+    capfd.readouterr()
+    ptycho_nb.infer(ref[0], scan, enable_progress_bar=True, refine_epochs=0)
+    alone = capfd.readouterr().out
+    ptycho_nb.infer(ref[0], scan, enable_progress_bar=True, refine_epochs=1)
+    refined = capfd.readouterr().out
+    assert "network pass (network alone):" in alone and "start of refinement" not in alone
+    assert "network pass (start of refinement):" in refined and "network alone" not in refined
 
 
 # ------------------------------------------------------------------------------------------------

@@ -646,3 +646,87 @@ def test_in_memory_data_with_a_data_file_is_refused(tmp_path):
         ptycho_nb.train(scan, train_data_file=path, output_dir=tmp_path / "out", nepochs=1)
     with pytest.raises(ValueError, match="test_data_file"):
         ptycho_nb.train(scan, test_data=scan, test_data_file=path, output_dir=tmp_path / "out", nepochs=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 14, item 2: `ptycho-nb simulate` checks both of its outputs before any work
+# ------------------------------------------------------------------------------------------------
+def test_simulate_refuses_an_existing_png_beside_its_output(tmp_path, capsys):
+    from ptycho_nb import cli
+
+    out = tmp_path / "scan.npz"
+    png = tmp_path / "scan.png"
+    png.write_bytes(b"the user's picture")
+    argv = ["simulate", "--output", str(out), "--N", "32", "--n-positions", "12", "--seed", "3"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "scan.png" in err and "--overwrite" in err and "Traceback" not in err
+    # nothing written, the picture kept
+    assert png.read_bytes() == b"the user's picture" and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.png"]
+    # --overwrite replaces both, together
+    assert cli.main(argv + ["--overwrite"]) == 0
+    assert out.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.npz", "scan.png"]
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 14, item 11: the CLI takes N from the data, as the API does
+# ------------------------------------------------------------------------------------------------
+def test_cli_takes_n_from_the_data(tmp_path, capsys):
+    from ptycho_nb import cli
+    from ptycho_nb.workflows.model_io import load_model
+
+    scan = tmp_path / "s32.npz"
+    assert cli.main(["simulate", "--output", str(scan), "--N", "32", "--n-positions", "40",
+                     "--seed", "1"]) == 0
+    # no --N typed: a valid 32x32 scan trains, infers and reconstructs
+    assert cli.main(["train", "--train-data", str(scan), "--output-dir", str(tmp_path / "run"),
+                     "--nepochs", "1", "--batch-size", "8", "--n-filters-scale", "1", "--quiet"]) == 0
+    model = load_model(tmp_path / "run" / "wts.h5.zip")
+    assert model.model_config.N == 32
+    assert cli.main(["infer", "--model-path", str(tmp_path / "run" / "wts.h5.zip"), "--test-data",
+                     str(scan), "--output-dir", str(tmp_path / "inf"), "--quiet"]) == 0
+    capsys.readouterr()
+    # an N typed against the data is refused by name
+    assert cli.main(["train", "--train-data", str(scan), "--output-dir", str(tmp_path / "run2"),
+                     "--N", "64", "--nepochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "N" in err and "32" in err and "64" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 14, item 9: values inside a rule that failed downstream; wrong argument types
+# ------------------------------------------------------------------------------------------------
+def test_seed_beyond_32_bits_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"TrainingConfig\.seed=4294967296 .*4294967295"):
+        TrainingConfig(seed=2**32)
+    assert TrainingConfig(seed=2**32 - 1).seed == 2**32 - 1
+
+
+def test_validation_fraction_leaving_no_training_samples(scan, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.99 leaves no training samples"):
+        ptycho_nb.train(scan, output_dir=out, validation_fraction=0.99, **FAST)
+    assert _listing(out) == []
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda s, m: ptycho_nb.train(5, **FAST), r"train_data: expected a PtychoData .* got int"),
+    (lambda s, m: ptycho_nb.train({"diffraction": 1}, **FAST), r"train_data: expected .* got dict"),
+    (lambda s, m: ptycho_nb.train(s, test_data=[1, 2], **FAST), r"test_data: expected .* got list"),
+    (lambda s, m: ptycho_nb.infer(5, s), r"model: expected a trained model .* got int"),
+    (lambda s, m: ptycho_nb.infer(m, np.zeros((3, 32, 32))), r"test_data: expected .* got ndarray"),
+    (lambda s, m: ptycho_nb.reconstruct(s, model=object()), r"model: expected .* got object"),
+    (lambda s, m: ptycho_nb.reconstruct(3.0), r"test_data: expected .* got float"),
+])
+def test_wrong_argument_types_are_named(scan, trained, call, needle):
+    with pytest.raises(TypeError, match=needle):
+        call(scan, trained)
+
+
+def test_inference_reports_the_precision_that_ran(trained, scan):
+    # '16-mixed' on a CPU runs as bf16-mixed: the result says what ran, not what was asked
+    rec = ptycho_nb.infer(trained, scan, refine_epochs=0, precision="16-mixed", accelerator="cpu")
+    assert rec.run.precision == "bf16-mixed"
+    assert ptycho_nb.infer(trained, scan, refine_epochs=0).run.precision == "32-true"

@@ -143,8 +143,9 @@ class TrainingConfig(ConfigBase):
         lands="Trainer(max_epochs)", help="Number of training epochs.",
     )
     seed: int | None = config_field(
-        0, category="training", kind="int", optional=True, min=0, flags=("--seed",), modes=_TRAIN,
-        lands="lightning.seed_everything", help="Random seed (None = not seeded).",
+        # seed_everything takes unsigned 32-bit seeds only
+        0, category="training", kind="int", optional=True, min=0, max=2**32 - 1, flags=("--seed",),
+        modes=_TRAIN, lands="lightning.seed_everything", help="Random seed (None = not seeded).",
     )
     probe_trainable: bool = config_field(
         False, category="training", kind="bool", flags=("--probe-trainable",),

@@ -130,6 +130,11 @@ class PtychoDataModule(L.LightningDataModule):
                 test_data, model.gridsize, neighbor_count=t.neighbor_count, n_groups=None, seed=t.seed))
         elif t.validation_fraction > 0 and len(full) >= 2:
             n_val = max(1, int(round(len(full) * t.validation_fraction)))
+            if n_val >= len(full):
+                raise ValueError(
+                    f"TrainingConfig.validation_fraction={t.validation_fraction} leaves no training "
+                    f"samples: {len(full)} sample(s), {n_val} held out for validation; lower it "
+                    "(0 trains on every sample) or give more patterns")
             perm = np.random.default_rng(0 if t.seed is None else t.seed).permutation(len(full))
             self.val_set = torch.utils.data.Subset(full, perm[:n_val].tolist())
             self.train_set = torch.utils.data.Subset(full, perm[n_val:].tolist())

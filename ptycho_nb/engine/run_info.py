@@ -114,6 +114,10 @@ class InferenceRunInfo(_Record):
     probe_source : str
         Whose probe the physics used: 'model' (a model's own), 'scan' (a probe-conditioned
         model, or a reconstruction without a model).
+    precision : str
+        What the network pass ran in, as Lightning ran it (``'16-mixed'`` asked on a CPU runs,
+        and is reported, as ``'bf16-mixed'``); '32-true' without a network pass (a flat start).
+        The refinement always runs in complex64.
     """
 
     accelerator: str
@@ -130,6 +134,7 @@ class InferenceRunInfo(_Record):
     refine_probe: bool = False
     refine_start: str = "network"
     probe_source: str = "model"
+    precision: str = "32-true"
 
 
 @dataclasses.dataclass(frozen=True)

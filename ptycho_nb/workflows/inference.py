@@ -227,12 +227,14 @@ class _NetworkPredictor(L.LightningModule):
 
     The whole model is wrapped, not only its network, so Lightning moves (and, for a precision
     such as '64-true', converts) it as a whole, as it did for the grouped forward pass.
+    ``progress_label`` names the pass in the progress bar (a run can make more than one).
     """
 
-    def __init__(self, inner: Any, channels_last: bool) -> None:
+    def __init__(self, inner: Any, channels_last: bool, progress_label: str = "Network pass") -> None:
         super().__init__()
         self.inner = inner
         self.channels_last = channels_last
+        self.progress_label = progress_label
 
     def predict_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         if self.channels_last:
@@ -255,21 +257,24 @@ def _channels_last(net: torch.nn.Module, enabled: bool) -> Iterator[None]:
 
 
 def _predict_patterns(module: Any, dataset: _Patterns, loader_kw: dict[str, Any],
-                      execution: PyTorchExecutionConfig, verbose: bool) -> tuple[torch.Tensor, torch.device]:
+                      execution: PyTorchExecutionConfig, verbose: bool,
+                      label: str = "Network pass") -> tuple[torch.Tensor, torch.device, str]:
     """Each pattern of ``dataset`` through the network once: (U, N, N) complex64 patches on the
-    CPU, and the device the network ran on (where the group merge runs too)."""
+    CPU, the device the network ran on (where the group merge runs too) and the precision
+    Lightning ran it in."""
     channels_last = (resolve_accelerator(execution) == "cpu"
                      and execution.precision in CHANNELS_LAST_PRECISIONS)
     with quiet_lightning(verbose), _channels_last(module.net, channels_last):
         trainer = build_trainer(execution, mode="infer", verbose=verbose)
-        outs = trainer.predict(_NetworkPredictor(module, channels_last),
+        outs = trainer.predict(_NetworkPredictor(module, channels_last, label),
                                dataloaders=DataLoader(dataset, **loader_kw))
     patches = torch.cat([o.detach().cpu().to(torch.complex64) for o in outs], dim=0)
-    return patches, trainer.strategy.root_device
+    return patches, trainer.strategy.root_device, str(trainer.precision)
 
 
 def _own_patches(module: Any, data: PtychoData, groups: Groups, loader_kw: dict[str, Any],
-                 execution: PyTorchExecutionConfig, verbose: bool) -> tuple[torch.Tensor, float]:
+                 execution: PyTorchExecutionConfig, verbose: bool,
+                 label: str = "Network pass") -> tuple[torch.Tensor, float, str]:
     """Member 0 of every group, merged with its neighbours when C > 1 (object_big).
 
     The network maps every pattern on its own, so each distinct pattern the groups use goes
@@ -283,22 +288,24 @@ def _own_patches(module: Any, data: PtychoData, groups: Groups, loader_kw: dict[
     patches : (G, N, N) complex64 tensor (CPU)
     forward_s : float
         Seconds of the network pass alone (the merge follows it).
+    precision : str
+        The precision the pass ran in (what ran, e.g. 'bf16-mixed' for '16-mixed' on a CPU).
     """
     merge = groups.group_size > 1 and module.model_config.object_big
     used = groups.indices if merge else groups.indices[:, :1]
     patterns, members = np.unique(used, return_inverse=True)
     members = torch.from_numpy(members.reshape(used.shape).astype(np.int64))
     t0 = time.perf_counter()
-    per_pattern, device = _predict_patterns(module, _Patterns(data.diffraction, patterns), loader_kw,
-                                            execution, verbose)
+    per_pattern, device, precision = _predict_patterns(
+        module, _Patterns(data.diffraction, patterns), loader_kw, execution, verbose, label)
     forward_s = time.perf_counter() - t0
     if not merge:
-        return per_pattern[members[:, 0]], forward_s
+        return per_pattern[members[:, 0]], forward_s, precision
     offset_x = torch.from_numpy(groups.offset_x.astype(np.float32))
     offset_y = torch.from_numpy(groups.offset_y.astype(np.float32))
     patches = merge_own_patches(per_pattern, members, offset_x, offset_y,
                                 chunk_size=int(loader_kw["batch_size"]), device=device)
-    return patches, forward_s
+    return patches, forward_s, precision
 
 
 #: probe_mismatch above which infer() warns that the scan's probe is not the model's.
@@ -396,7 +403,11 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
                         n_groups=payload.inference.n_groups, seed=tcfg.seed)
     loader_kw = dataloader_kwargs(ecfg, batch_size=tcfg.batch_size, mode="infer")
     t1 = time.perf_counter()
-    patches, forward_s = _own_patches(module, data, groups, loader_kw, ecfg, verbose)
+    # Named by purpose: a run may make two passes (the demo: the network alone, then the start
+    # of a refinement), and two bars with one name do not say which is which.
+    label = ("Network pass (start of refinement)" if payload.inference.refine_epochs > 0
+             else "Network pass (network alone)")
+    patches, forward_s, precision = _own_patches(module, data, groups, loader_kw, ecfg, verbose, label)
     t2 = t1 + forward_s  # the group merge counts as stitching (stitch_s), not as the network
     own = groups.indices[:, 0]
     x, y = data.xcoords[own], data.ycoords[own]
@@ -438,7 +449,7 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         refine_epochs_run=res.epochs_run if refine_info else 0,
         refine_stopped=res.stopped if refine_info else "",
         refine_probe=bool(icfg.refine_probe and icfg.refine_epochs > 0),
-        refine_start=icfg.refine_start, probe_source=probe_source)
+        refine_start=icfg.refine_start, probe_source=probe_source, precision=precision)
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),

@@ -30,7 +30,9 @@ from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig
 from ..config.precedence import (AuditEntry, Layer, config_layer, front_end_layer, log_audit, resolve,
                                  split_overrides)
+from ..data.container import PtychoData
 from ..data.io import load as load_data
+from ..model.lightning_module import PINNModule
 from .model_io import is_pretrained, resolve_archive_path
 
 __all__ = [
@@ -91,12 +93,22 @@ def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
 
 
-def _take_input(value: Any, field: str, arguments: dict[str, Any]) -> Any:
+def _take_input(value: Any, field: str, arguments: dict[str, Any], what: str) -> Any:
     """An input given as a path becomes the ``field`` of the arguments layer (None is returned);
-    anything else is the in-memory object itself."""
+    anything else is the in-memory object itself, checked here so a wrong type is named before
+    it fails deep inside (``what``: 'data' or 'model')."""
     if value is not None and _is_path(value):
         arguments[field] = value
         return None
+    if value is None:
+        return None
+    if what == "data" and not isinstance(value, PtychoData):
+        raise TypeError(f"{field.removesuffix('_file')}: expected a PtychoData or the path of a data "
+                        f"file (str or os.PathLike), got {type(value).__name__}")
+    if what == "model" and not isinstance(getattr(value, "module", value), PINNModule):
+        raise TypeError("model: expected a trained model (a TrainResult or a PINNModule), a model "
+                        "archive path, a training output folder or 'pretrained:NAME', got "
+                        f"{type(value).__name__}")
     return value
 
 
@@ -161,8 +173,8 @@ def create_training_payload(
         A data file that does not exist, naming the path.
     """
     arguments: dict[str, Any] = {}
-    data_obj = _take_input(train_data, "train_data_file", arguments)
-    test_obj = _take_input(test_data, "test_data_file", arguments)
+    data_obj = _take_input(train_data, "train_data_file", arguments, "data")
+    test_obj = _take_input(test_data, "test_data_file", arguments, "data")
     configs, audit = resolve(TRAIN_CLASSES, _layers(
         TRAIN_CLASSES, front_end=front_end,
         objects={"model": model, "training": training, "execution": execution},
@@ -259,8 +271,8 @@ def create_inference_payload(
     (:func:`~ptycho_nb.config.compat.check_compatible`).
     """
     arguments: dict[str, Any] = {}
-    model_obj = _take_input(model, "model_path", arguments)
-    data_obj = _take_input(test_data, "test_data_file", arguments)
+    model_obj = _take_input(model, "model_path", arguments, "model")
+    data_obj = _take_input(test_data, "test_data_file", arguments, "data")
     configs, audit = resolve(INFER_CLASSES, _layers(
         INFER_CLASSES, front_end=front_end, objects={"inference": inference, "execution": execution},
         layers=layers, arguments={"inference": arguments}, overrides=overrides))

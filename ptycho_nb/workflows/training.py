@@ -109,6 +109,10 @@ class _StopOnNonFiniteLoss(L.Callback):
 
     Past that point every update writes NaN into the weights; stopping with an error (rather than
     finishing the epochs and saving) means no archive of NaN weights is ever written.
+
+    Under DDP the decision is shared (any rank's non-finite loss stops every rank at the same
+    batch): a rank that raised alone would leave the others waiting forever in their next
+    collective.
     """
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
@@ -116,9 +120,11 @@ class _StopOnNonFiniteLoss(L.Callback):
         import torch
 
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+        bad = isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(bad, all=False):
+            value = float(loss.detach().float().mean()) if bad else "non-finite on another process"
             raise FloatingPointError(
-                f"training loss became {float(loss.detach().float().mean())} at epoch "
+                f"training loss became {value} at epoch "
                 f"{trainer.current_epoch}, batch {batch_idx}; training stopped and no model "
                 "archive was written. Lower learning_rate (or the loss weights), or check the "
                 "data for extreme values")
@@ -369,10 +375,11 @@ def _start_from(module: PINNModule, start: PINNModule, train_data: Any) -> None:
 
 
 def history_table(history: Mapping[str, list[float]]) -> str:
-    """The loss history as a small plain-text table (one row per epoch)."""
+    """The loss history as a small plain-text table (one row per epoch, numbered from 1 as the
+    progress bar, the log lines and the live figure number them)."""
     keys = [k for k in ("train_loss", "val_loss") if k in history]
     rows = ["epoch  " + "  ".join(f"{k:>12}" for k in keys)]
     for i in range(max((len(history[k]) for k in keys), default=0)):
-        rows.append(f"{i:5d}  " + "  ".join(
+        rows.append(f"{i + 1:5d}  " + "  ".join(
             f"{history[k][i]:12.5g}" if i < len(history[k]) else " " * 12 for k in keys))
     return "\n".join(rows)
