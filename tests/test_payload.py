@@ -136,9 +136,18 @@ def test_default_bridge_target_is_params_cfg(npz, calls, monkeypatch):
 
 
 def test_in_memory_data_not_loaded(calls):
-    data = object()
+    import ptycho_nb
+
+    data = ptycho_nb.simulate(N=32, n_positions=8, seed=0)
     p = create_training_payload(data, legacy_cfg={})
-    assert p.train_data is data and [c[0] for c in calls] == ["bridge", "bridge"]
+    # the object itself, never loaded (the bridge runs again once N follows the data)
+    assert p.train_data is data and "load" not in [c[0] for c in calls] and calls[0][0] == "bridge"
+    assert p.model.N == 32
+
+
+def test_in_memory_data_of_another_type_is_named(calls):
+    with pytest.raises(TypeError, match=r"train_data: expected a PtychoData .* got object"):
+        create_training_payload(object(), legacy_cfg={})
 
 
 def test_cross_config_rules(npz, calls):
