@@ -107,3 +107,44 @@ def test_bad_inputs_name_the_input(scan):
         refine(flat, *args, intensity_scale=float("nan"))
     with pytest.raises(ValueError, match="diffraction"):
         refine(flat, -scan.diffraction, *args[1:])
+
+
+def test_joint_steps_recover_the_steps_that_made_the_change():
+    # A wanted exit-wave change built from known steps along ΔO and ΔP is explained by them.
+    from ptycho_nb.model.refine import MAX_JOINT_STEP, joint_steps
+
+    g = torch.Generator().manual_seed(0)
+
+    def c(*shape):
+        return torch.complex(torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
+
+    probe, patches, d_patches, d_probe = c(8, 8), c(5, 8, 8), c(5, 8, 8), c(8, 8)
+    d_psi = 0.7 * probe * d_patches + 1.3 * d_probe * patches
+    a_o, a_p = joint_steps(probe, patches, d_patches, d_probe, d_psi)
+    assert a_o == pytest.approx(0.7, rel=1e-5) and a_p == pytest.approx(1.3, rel=1e-5)
+    # bounded, and a degenerate system falls back to full steps
+    a_o, a_p = joint_steps(probe, patches, d_patches, d_probe, 50 * d_psi)
+    assert (a_o, a_p) == (MAX_JOINT_STEP, MAX_JOINT_STEP)
+    assert joint_steps(probe, patches, torch.zeros_like(d_patches), d_probe, d_psi) == (1.0, 1.0)
+    # incoherent modes (K, N, N): the same pair
+    modes, d_modes = c(2, 8, 8), c(2, 8, 8)
+    d_psi = 0.4 * modes[None] * d_patches[:, None] + 0.9 * d_modes[None] * patches[:, None]
+    a_o, a_p = joint_steps(modes, patches, d_patches, d_modes, d_psi)
+    assert a_o == pytest.approx(0.4, rel=1e-5) and a_p == pytest.approx(0.9, rel=1e-5)
+
+
+def test_momentum_defaults_by_mode_and_an_explicit_value_is_kept():
+    from ptycho_nb.config.canonical import InferenceConfig
+    from ptycho_nb.workflows.inference import refine_momentum
+
+    assert refine_momentum(InferenceConfig()) == 0.85
+    assert refine_momentum(InferenceConfig(refine_probe=True)) == 0.0
+    assert refine_momentum(InferenceConfig(refine_probe=True, refine_momentum=0.5)) == 0.5
+    assert refine_momentum(InferenceConfig(refine_momentum=0.0)) == 0.0
+
+
+def test_run_reports_the_momentum_it_ran_with(scan):
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, enable_progress_bar=False)
+    assert rec.run.refine_momentum == 0.0 and rec.run.refine_probe
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=3, enable_progress_bar=False)
+    assert rec.run.refine_momentum == 0.85

@@ -229,11 +229,12 @@ class InferenceConfig(ConfigBase):
         help="Relative step of each refinement update: 1 = the full Newton step of the "
              "likelihood per pixel, divided by the illumination.",
     )
-    refine_momentum: float = config_field(
-        0.85, category="refinement", kind="float", min=0.0, max=0.99,
+    refine_momentum: float | None = config_field(
+        None, category="refinement", kind="float", optional=True, min=0.0, max=0.99,
         flags=("--refine-momentum",), modes=_INFER, lands="physics refinement (acceleration)",
-        help="Fraction of the accumulated past epochs' change added after every epoch "
-             "(momentum-accelerated updates); 0 = off.",
+        help="Fraction of the accumulated past epochs' change added to the object after every "
+             "epoch (momentum-accelerated updates); 0 = off; None = 0.85 for the object alone, "
+             "0 with refine_probe (measured best for each).",
     )
     refine_batch_size: int = config_field(
         64, category="refinement", kind="int", min=1, max=1_000_000, flags=("--refine-batch-size",),

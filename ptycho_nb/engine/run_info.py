@@ -101,6 +101,9 @@ class InferenceRunInfo(_Record):
     refine_epochs : int
         Cap on physics-refinement epochs (0 = the network alone).
     refine_step : float
+    refine_momentum : float
+        The object momentum the refinement ran with (``InferenceConfig.refine_momentum``, its
+        automatic value resolved); 0 without refinement.
     refine_loss : tuple of float
         The refinement's mean Poisson deviance per pixel: the start, then one per epoch.
     refine_epochs_run : int
@@ -135,6 +138,7 @@ class InferenceRunInfo(_Record):
     refine_start: str = "network"
     probe_source: str = "model"
     precision: str = "32-true"
+    refine_momentum: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

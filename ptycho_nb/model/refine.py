@@ -13,7 +13,8 @@ control), until the data stop improving:
   batch's illumination, blended with its maximum (``alpha``, as in regularised PIE), so every
   object pixel moves by the step it would take under its own illumination: this is what lets a
   handful of epochs converge where a fixed-rate gradient method (``method='adam'``, kept as a
-  measured alternative) crawls.
+  measured alternative) crawls. When the probe is refined too, the object and probe steps of
+  each batch are scaled by the least-squares pair of :func:`joint_steps` (as LSQML does).
 * **Momentum and growing batches**: after every epoch the object also moves by ``momentum``
   times the running sum of past epochs' changes; on every plateau the batch doubles (up to all
   patterns), so early epochs move fast and later ones average the noise of more patterns.
@@ -45,7 +46,7 @@ from ..physics.forward import (PatchTaps, forward_from_object, gather_patches, p
                                poisson_nll, scatter_patches)
 
 __all__ = ["refine", "RefineResult", "RefineProgress", "refine_object", "REFINE_METHODS", "NOISE_MODELS",
-           "poisson_deviance"]
+           "poisson_deviance", "joint_steps", "MAX_JOINT_STEP"]
 
 #: Update rules of :func:`refine`.
 REFINE_METHODS = ("pie", "adam")
@@ -213,13 +214,60 @@ def _pie_step(o: torch.Tensor, p: torch.Tensor, taps: PatchTaps, counts: torch.T
     illum = scatter_patches(p_int.expand(patches.shape).contiguous(), taps)
     num_o = scatter_patches(back, taps)
     floor = alpha * float(illum.max()) + 1e-12
-    o.add_(num_o.div_(illum.mul_(1 - alpha).add_(floor)), alpha=step)
-    if update_probe:
-        num_p = (patches.conj()[:, None] * d_psi if multi else patches.conj() * d_psi).sum(dim=0)
-        o_int = (patches.real.square() + patches.imag.square()).sum(dim=0)  # (N, N)
-        floor = alpha * float(o_int.max()) + 1e-12
-        p.add_(num_p.div_(o_int.mul_(1 - alpha).add_(floor)), alpha=step)
+    d_o = num_o.div_(illum.mul_(1 - alpha).add_(floor))
+    if not update_probe:
+        o.add_(d_o, alpha=step)
+        return float(dev)
+    num_p = (patches.conj()[:, None] * d_psi if multi else patches.conj() * d_psi).sum(dim=0)
+    o_int = (patches.real.square() + patches.imag.square()).sum(dim=0)  # (N, N)
+    floor = alpha * float(o_int.max()) + 1e-12
+    d_p = num_p.div_(o_int.mul_(1 - alpha).add_(floor))
+    a_o, a_p = joint_steps(p, patches, gather_patches(d_o, taps), d_p, d_psi)
+    o.add_(d_o, alpha=step * a_o)
+    p.add_(d_p, alpha=step * a_p)
     return float(dev)
+
+
+#: Bound of the least-squares steps of a joint object+probe update (a few full steps at most).
+MAX_JOINT_STEP = 3.0
+
+
+def joint_steps(probe: torch.Tensor, patches: torch.Tensor, d_patches: torch.Tensor,
+                d_probe: torch.Tensor, d_psi: torch.Tensor) -> tuple[float, float]:
+    """The object and probe steps ``(a_o, a_p)`` that best explain a wanted exit-wave change.
+
+    Least squares, as LSQML does: to first order the exit waves change by
+    ``a_o·P·ΔO_j + a_p·ΔP·O_j``; the two real steps minimising ``Σ_j |Δψ_j − that|²`` solve a
+    2×2 system (one pair per batch). The probe and object then move by what the data support
+    together, rather than both taking a full step from the same residual. Each step is bounded
+    to [0, :data:`MAX_JOINT_STEP`]; a singular system gives full steps (1, 1).
+
+    Parameters
+    ----------
+    probe : complex (N, N) or (K, N, N) incoherent modes
+    patches, d_patches : complex (B, N, N)
+        The object's patches and the object update's patches ΔO_j.
+    d_probe : complex, shaped like ``probe``
+        The probe update ΔP.
+    d_psi : complex (B, N, N) or (B, K, N, N)
+        The wanted exit-wave change.
+    """
+    multi = probe.ndim == 3
+    u = probe[None] * d_patches[:, None] if multi else probe * d_patches   # along ΔO
+    v = d_probe[None] * patches[:, None] if multi else d_probe * patches   # along ΔP
+    terms = torch.stack([
+        (u.real.square() + u.imag.square()).sum(dtype=torch.float64),
+        (v.real.square() + v.imag.square()).sum(dtype=torch.float64),
+        (u.conj() * v).real.sum(dtype=torch.float64),
+        (u.conj() * d_psi).real.sum(dtype=torch.float64),
+        (v.conj() * d_psi).real.sum(dtype=torch.float64)])
+    a11, a22, a12, b1, b2 = terms.tolist()  # one host sync per batch
+    det = a11 * a22 - a12 * a12
+    if not (math.isfinite(det) and det > 1e-12 * a11 * a22):
+        return 1.0, 1.0
+    a_o = (b1 * a22 - b2 * a12) / det
+    a_p = (a11 * b2 - a12 * b1) / det
+    return min(max(a_o, 0.0), MAX_JOINT_STEP), min(max(a_p, 0.0), MAX_JOINT_STEP)
 
 
 def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoords: Any,
@@ -269,8 +317,9 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
         Order of the patterns and choice of the held-out ones.
     momentum : float
         In [0, 1): after every epoch the object also moves by this fraction of a running sum of
-        past epochs' changes (momentum-accelerated PIE); 0 = off. The probe takes plain steps
-        (with momentum too, a rough probe guess measured unstable on small scans).
+        past epochs' changes (momentum-accelerated PIE); 0 = off. The probe never gets momentum
+        (a rough probe guess measured unstable with it), and with ``refine_probe`` 0 measured
+        best (the InferenceConfig default picks 0 then).
     grow_batch : bool
         On a plateau, double the batch (up to all patterns) and go on; stop on a plateau at the
         full batch. Small batches make fast early progress; large ones average the noise.

@@ -26,7 +26,7 @@ from ..config.execution import PyTorchExecutionConfig
 from ..data.container import PtychoData
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..physics.forward import place_patches, extract_patches
-from .inference import Reconstruction, flat_amplitude, refine_as_configured, run_inference
+from .inference import Reconstruction, flat_amplitude, refine_as_configured, refine_momentum, run_inference
 from .model_io import pretrained_names, save_model
 from .payload import InferencePayload, create_inference_payload
 
@@ -161,7 +161,8 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         pad_eval=ecfg.pad_eval, gridsize=1, n_patterns=len(x), refine_epochs=epochs,
         refine_step=icfg.refine_step, refine_loss=tuple(res.deviance), refine_epochs_run=res.epochs_run,
         refine_stopped=res.stopped, refine_probe=bool(icfg.refine_probe and epochs > 0),
-        refine_start="flat", probe_source="scan")
+        refine_start="flat", probe_source="scan",
+        refine_momentum=refine_momentum(icfg) if epochs > 0 else 0.0)
     return Reconstruction(
         object=res.object.numpy()[sl].astype(np.complex64), offset=(row0 + cut, col0 + cut),
         weight=weight[sl].astype(np.float32), patches=patches.astype(np.complex64), xcoords=x.copy(),
