@@ -259,8 +259,18 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):
         best = pathlib.Path(ckpt.best_model_path)
-        saved = load_checkpoint_weights(best)
-        module.load_state_dict(saved["state_dict"])
+        try:
+            saved = load_checkpoint_weights(best)
+        except (FileNotFoundError, ValueError, OSError):
+            if not trainer.interrupted:
+                raise
+            # Ctrl+C while that checkpoint was being written: it is missing or incomplete, so
+            # the model so far is the one in memory (the last finished step).
+            log.warning("training interrupted while writing %s; keeping the weights in memory "
+                        "(the last finished step) instead", best)
+            best = None
+        else:
+            module.load_state_dict(saved["state_dict"])
     scope = "epochs"
     if not history.history and trainer.callback_metrics:
         # Spawned strategies (ddp_spawn) run the callbacks in child processes; Lightning hands only
