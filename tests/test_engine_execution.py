@@ -205,7 +205,7 @@ def test_strategy_ddp_two_cpu_processes_from_cli(scan, tmp_path, strategy):
 
 
 _NAN_ON_ONE_RANK = """
-import sys
+import os, sys
 import ptycho_nb, torch, lightning as L
 
 class NanOnRankOne(L.Callback):
@@ -220,7 +220,8 @@ try:
                     nepochs=2, batch_size=4, n_filters_scale=1, enable_progress_bar=False,
                     callbacks=[NanOnRankOne()])
 except FloatingPointError as exc:
-    print("RANK-ERROR", exc, flush=True)
+    # both ranks share one pipe: one write per line (atomic below PIPE_BUF) keeps lines whole
+    os.write(1, f"RANK-ERROR {exc}\\n".encode())
     sys.exit(3)
 print("NO-ERROR")
 """
@@ -240,7 +241,9 @@ def test_ddp_non_finite_loss_on_one_rank_stops_every_rank(scan, tmp_path):
                           capture_output=True, text=True, timeout=150, cwd=tmp_path, env=env)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 3, text[-3000:]
-    assert "RANK-ERROR training loss became" in proc.stdout and "NO-ERROR" not in proc.stdout, text[-3000:]
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("RANK-ERROR")]
+    assert errors and all(line.startswith("RANK-ERROR training loss became") for line in errors), text[-3000:]
+    assert "NO-ERROR" not in proc.stdout, text[-3000:]
     assert not (tmp_path / "out" / "wts.h5.zip").exists()
 
 
