@@ -142,6 +142,7 @@ def score(obj: np.ndarray, offset: tuple[int, int], scan: PtychoData) -> dict[st
 
 def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, workdir: pathlib.Path,
                   with_iterative: bool, object_kind: str = "lines", test_object_kind: str | None = None,
+                  test_probe_kind: str | None = None,
                   seed: int = 1) -> dict[str, Any]:
     """Everything for one (dose, overlap): the table rows, the images and the forward check."""
     sim = {"N": 64, "photons_per_pattern": dose, "overlap": overlap}
@@ -149,7 +150,8 @@ def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, 
         sim["object_shape"] = sizes.object_shape
     train_scan = ptycho_nb.simulate(seed=seed, n_positions=sizes.n_train, object_kind=object_kind, **sim)
     test_scan = ptycho_nb.simulate(seed=seed + 1, n_positions=sizes.n_test,
-                                   object_kind=test_object_kind or object_kind, **sim)
+                                   object_kind=test_object_kind or object_kind,
+                                   **({"probe_kind": test_probe_kind} if test_probe_kind else {}), **sim)
     if not subpixel:
         train_scan = snap_to_pixels(train_scan, seed=100 + seed)
         test_scan = snap_to_pixels(test_scan, seed=200 + seed)
@@ -342,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
                          "whose bundled picture is the same for every seed)")
     ap.add_argument("--test-object-kind", default=None,
                     help="a different object kind for the test scan (default: --object-kind)")
+    ap.add_argument("--test-probe-kind", default=None,
+                    help="a probe family the model never saw for the test scan "
+                         "(ptycho_nb.physics.PROBE_KINDS; default: the training scan's, 'disc')")
     ap.add_argument("--subpixel", action="store_true", help="keep fractional scan positions")
     ap.add_argument("--skip-iterative", action="store_true", help="ptycho_nb only")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
@@ -383,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = run_condition(dose, overlap, sizes, subpixel=args.subpixel,
                                     workdir=pathlib.Path(tmp), with_iterative=with_iterative,
                                     object_kind=args.object_kind,
-                                    test_object_kind=args.test_object_kind)
+                                    test_object_kind=args.test_object_kind,
+                                    test_probe_kind=args.test_probe_kind)
                 all_rows += run["rows"]
                 forward[f"{dose:g}_{overlap:g}"] = run["forward_error"]
                 save_figure(run, args.out / f"recon_dose{dose:.0e}_overlap{overlap:.2f}.png")
@@ -396,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
               f"torch {versions['torch']}, ptychi {versions.get('ptychi', '–')}, "
               f"lightning {versions.get('lightning', '–')}; command: `{cmd.strip()}`.\n"
               f"Objects: '{args.object_kind}' for training, '{args.test_object_kind or args.object_kind}' "
-              "for testing (a new draw: the test object was never seen in training).\n"
+              "for testing (a new draw: the test object was never seen in training); probe: "
+              + (f"'{args.test_probe_kind}' for the test scan, never seen in training ('disc')"
+                 if args.test_probe_kind else "the same family ('disc') in both") + ".\n"
               f"Test scans: {sizes.n_test} patterns 64×64 (positions "
               f"{'sub-pixel' if args.subpixel else 'on whole pixels'}); ptycho_nb trained on a "
               f"separate {sizes.n_train}-pattern scan ({sizes.train['nepochs']} epochs); "

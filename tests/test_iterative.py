@@ -86,10 +86,13 @@ def test_run_ptychi_is_isolated_and_improves_the_object(scan) -> None:
 @needs_ptychi
 def test_compare_iterative_bench_smoke(tmp_path) -> None:
     """The benchmark runs end to end at tiny sizes (CI never runs its full sizes)."""
+    # with a test scan whose probe the model never saw (issue 13 (a))
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compare_iterative.py"), "--quick",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                           "--test-probe-kind", "zone_plate", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "table.md").read_text()
+    assert "'zone_plate' for the test scan, never seen in training" in table
     for method in ("ptycho_nb network alone", "ptycho_nb reconstruct",
                    "refinement from flat start (control)", "ptycho_nb refinement, probe refined",
                    "ptychi LSQML gaussian known probe", "ptychi LSQML poisson known probe",

@@ -131,3 +131,50 @@ def test_infer_says_what_it_cannot_use(scans, trained):
     with pytest.warns(UserWarning, match="probe differs"):
         rec = ptycho_nb.infer(trained, other, refine_epochs=0)
     assert rec.run.probe_source == "model"
+
+
+def test_a_scan_with_another_probe_is_refined_with_its_own(scans, trained):
+    """Issue 13 (a): a model trained with one probe, a scan made with another. The network reads
+    the scan through the model's probe (it knows no other), but the refinement must light the
+    object with the scan's: with the model's it fits the wrong physics."""
+    import warnings
+
+    other = ptycho_nb.simulate(seed=2, probe_kind="zone_plate", **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        wrong = ptycho_nb.reconstruct(other, trained, refine_probe_source="model", refine_tolerance=1e-2)
+    with pytest.warns(UserWarning, match="refinement lights the object with the scan's own"):
+        own = ptycho_nb.reconstruct(other, trained, refine_tolerance=1e-2)
+    assert wrong.run.refine_probe_source == "model" and own.run.refine_probe_source == "scan"
+    assert own.run.probe_source == "model"  # the network's pass
+    assert np.allclose(own.probe, other.probe)  # not refined: the scan's, as given
+    assert own.compare()["phase_ssim"] > wrong.compare()["phase_ssim"] + 0.3
+    assert own.compare()["phase_ssim"] > 0.8
+    # the same probe: 'auto' keeps the model's (it may have been refined in training)
+    same = ptycho_nb.reconstruct(scans[1], trained, refine_epochs=2)
+    assert same.run.refine_probe_source == "model"
+    # 'scan' asked for explicitly, with the very probe the model has: the scan's, by name
+    forced = ptycho_nb.reconstruct(scans[1], trained, refine_probe_source="scan", refine_epochs=2)
+    assert forced.run.refine_probe_source == "scan"
+
+
+def test_refine_probe_source_model_without_a_model_is_refused(scans, monkeypatch):
+    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    with pytest.raises(ValueError, match="refine_probe_source='model' needs a model"):
+        ptycho_nb.reconstruct(scans[1], refine_probe_source="model", refine_epochs=2)
+    rec = ptycho_nb.reconstruct(scans[1], refine_epochs=2)
+    assert rec.run.refine_probe_source == "scan"
+
+
+def test_match_counts_fits_the_scans_mean_counts():
+    import torch
+
+    from ptycho_nb.workflows.inference import match_counts
+
+    scan = ptycho_nb.simulate(seed=3, **TINY)
+    x, y = scan.xcoords, scan.ycoords
+    probe = torch.from_numpy(scan.probe)
+    scaled = match_counts(scan.object * 0.1, scan.diffraction, x, y, probe, 1.0)
+    # the truth predicts the data's counts; a tenth of it is scaled back to within the noise
+    assert np.allclose(np.abs(scaled), np.abs(scan.object), rtol=0.02)
+    assert scaled.dtype == scan.object.dtype

@@ -276,6 +276,14 @@ class InferenceConfig(ConfigBase):
         help="Start from the network's reconstruction, or from a flat object (the control that "
              "measures what the network contributes).",
     )
+    refine_probe_source: str = config_field(
+        "auto", category="refinement", kind="str", choices=("auto", "model", "scan"),
+        flags=("--refine-probe-source",), modes=_INFER, lands="physics refinement (probe)",
+        help="Probe the refinement lights the object with: the model's, the scan's own, or "
+             "'auto': the scan's when it is not the model's (another probe than the model was "
+             "trained with), the model's otherwise (training may have refined it). The start is "
+             "rescaled to the scan's counts under that probe.",
+    )
     output_dir: pathlib.Path = config_field(
         pathlib.Path("inference_outputs"), category="output", kind="path",
         flags=("--output-dir", "--output_dir"), modes=_INFER,

@@ -115,8 +115,11 @@ class InferenceRunInfo(_Record):
     refine_start : str
         'network' or 'flat' (the control).
     probe_source : str
-        Whose probe the physics used: 'model' (a model's own), 'scan' (a probe-conditioned
-        model, or a reconstruction without a model).
+        Whose probe the network read the scan with: 'model' (a model's own), 'scan' (a
+        probe-conditioned model, or a reconstruction without a model).
+    refine_probe_source : str
+        Whose probe the refinement started from: 'model' or 'scan'
+        (``InferenceConfig.refine_probe_source`` resolved); '' without refinement.
     precision : str
         What the network pass ran in, as Lightning ran it (``'16-mixed'`` asked on a CPU runs,
         and is reported, as ``'bf16-mixed'``); '32-true' without a network pass (a flat start).
@@ -139,6 +142,7 @@ class InferenceRunInfo(_Record):
     probe_source: str = "model"
     precision: str = "32-true"
     refine_momentum: float = 0.0
+    refine_probe_source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,7 @@ from ..metrics import compare
 from ..model.overlap import merge_own_patches
 from ..model.refine import refine
 from ..model.stitching import StitchedObject, stitch_patches
+from ..physics.forward import extract_patches
 from ..plots import plot_reconstruction
 from .model_io import load_model
 from .payload import InferencePayload, create_inference_payload
@@ -342,6 +343,47 @@ def flat_amplitude(diffraction: np.ndarray, probe: torch.Tensor, scale: Any) -> 
     return math.sqrt(counts / power)
 
 
+def refinement_probe(icfg: InferenceConfig, model_probe: torch.Tensor, model_scale: Any,
+                     scan_probe: np.ndarray, *, probe_conditioned: bool,
+                     mismatch: float | None) -> tuple[torch.Tensor, Any, str]:
+    """The probe and intensity scale the refinement starts from, and whose it is.
+
+    ``refine_probe_source='auto'`` takes the scan's probe when the model reads the scan through
+    another one (``mismatch`` above :data:`PROBE_MISMATCH_WARN`, or probes of other shapes), the
+    model's otherwise. The scan's probe comes with scale 1: the start is then rescaled to the
+    scan's counts (:func:`match_counts`), as a flat start is.
+    """
+    source = icfg.refine_probe_source
+    if probe_conditioned:
+        source = "model"  # the model's probe is the scan's already (adopt_scan)
+    elif source == "auto":
+        differs = mismatch is None or mismatch > PROBE_MISMATCH_WARN
+        source = "scan" if differs else "model"
+    if source == "model":
+        return model_probe, model_scale, "scan" if probe_conditioned else "model"
+    return torch.from_numpy(np.asarray(scan_probe, dtype=np.complex64)), 1.0, "scan"
+
+
+def match_counts(start: np.ndarray, diffraction: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 probe: torch.Tensor, scale: Any) -> np.ndarray:
+    """``start`` times the one factor that makes its predicted counts the scan's, on average.
+
+    The orthonormal FFT keeps energy, so a pattern's predicted counts are
+    ``scale · Σ|P|²·|O_patch|²`` (modes summed); ``x``, ``y`` are patch centres in ``start``'s
+    frame (px). Used when the refinement's probe is not the one the start was made with.
+    """
+    n = int(probe.shape[-1])
+    patches = extract_patches(torch.from_numpy(np.ascontiguousarray(start, dtype=np.complex64)),
+                              torch.from_numpy(np.asarray(x, dtype=np.float64)),
+                              torch.from_numpy(np.asarray(y, dtype=np.float64)), n)
+    p_int = (probe.abs() ** 2).reshape(-1, n, n).sum(dim=0)
+    predicted = float((p_int * patches.abs() ** 2).sum()) * float(scale) / max(len(x), 1)
+    counts = float(np.mean(np.sum(np.square(diffraction, dtype=np.float64), axis=(-2, -1))))
+    if not (predicted > 0 and counts > 0):
+        return start
+    return (start * math.sqrt(counts / predicted)).astype(start.dtype)
+
+
 #: ``InferenceConfig.refine_momentum=None``: the object-only momentum, and the one with
 #: ``refine_probe`` (joint least-squares steps; momentum on the coupled pair measured worse in
 #: phase SSIM on 1,000-pattern scans at 10³–10⁶ photons, README "How it compares").
@@ -399,6 +441,8 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
     if data.n_patterns == 1 and not ecfg.pad_eval:
         raise ValueError("test data: one scan position gives a 1x1 frame; pass pad_eval=True to "
                          "keep the probe-lit area around it")
+    icfg = payload.inference
+    mismatch = None
     if mcfg.probe_input:
         # A probe-conditioned model reads this scan through its own probe and input statistic.
         module.adopt_scan(data)
@@ -407,11 +451,14 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         probe_source = "model"
         mismatch = probe_mismatch(module.effective_probe.detach().cpu().numpy(), data.probe)
         if mismatch is not None and mismatch > PROBE_MISMATCH_WARN:
+            then = ("the refinement lights the object with the scan's own "
+                    "(refine_probe_source='auto'; 'model' keeps the model's)"
+                    if icfg.refine_epochs > 0 and icfg.refine_probe_source != "model" else
+                    "a probe-conditioned model (ModelConfig.probe_input) reads the scan's")
             warnings.warn(
                 f"test data: the scan's probe differs from the model's (shape mismatch "
-                f"{mismatch:.2f}, 0 = the same up to scale and phase); this model uses its own "
-                "probe. A probe-conditioned model (ModelConfig.probe_input) reads the scan's, "
-                "refine_probe=True refines the model's toward the data", UserWarning, stacklevel=3)
+                f"{mismatch:.2f}, 0 = the same up to scale and phase); the network reads the scan "
+                f"through its own probe; {then}", UserWarning, stacklevel=3)
     groups = group_scan(data, mcfg.gridsize, neighbor_count=tcfg.neighbor_count,
                         n_groups=payload.inference.n_groups, seed=tcfg.seed)
     loader_kw = dataloader_kwargs(ecfg, batch_size=tcfg.batch_size, mode="infer")
@@ -426,7 +473,6 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
     x, y = data.xcoords[own], data.ycoords[own]
     probe = module.effective_probe.detach().cpu()
     n = mcfg.N
-    icfg = payload.inference
     margin = (n // 2 - ecfg.middle_trim) if ecfg.pad_eval else 0
     refine_info: dict[str, Any] = {}
     if icfg.refine_epochs > 0:
@@ -434,12 +480,16 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         full = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=n // 2)
         t_s = time.perf_counter()
         scale = module.intensity_scale.detach().cpu()
+        xl, yl = x - full.offset[1], y - full.offset[0]  # positions in the refinement's frame
+        probe, scale, refine_source = refinement_probe(
+            icfg, probe, scale, data.probe, probe_conditioned=bool(mcfg.probe_input), mismatch=mismatch)
         start = full.object
         if icfg.refine_start == "flat":
             start = np.full_like(full.object, flat_amplitude(data.diffraction[own], probe, scale))
-        res = refine_as_configured(start, data.diffraction[own], x - full.offset[1], y - full.offset[0],
-                                   probe, scale, icfg, ecfg, seed=0 if tcfg.seed is None else tcfg.seed,
-                                   callback=refine_callback)
+        elif refine_source == "scan" and not mcfg.probe_input:
+            start = match_counts(start, data.diffraction[own], xl, yl, probe, scale)
+        res = refine_as_configured(start, data.diffraction[own], xl, yl, probe, scale, icfg, ecfg,
+                                   seed=0 if tcfg.seed is None else tcfg.seed, callback=refine_callback)
         cut = n // 2 - margin
         sl = (slice(cut, full.object.shape[0] - cut), slice(cut, full.object.shape[1] - cut))
         stitched = StitchedObject(object=res.object.numpy()[sl].astype(np.complex64),
@@ -463,7 +513,8 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         refine_stopped=res.stopped if refine_info else "",
         refine_probe=bool(icfg.refine_probe and icfg.refine_epochs > 0),
         refine_start=icfg.refine_start, probe_source=probe_source, precision=precision,
-        refine_momentum=refine_momentum(icfg) if refine_info else 0.0)
+        refine_momentum=refine_momentum(icfg) if refine_info else 0.0,
+        refine_probe_source=refine_source if refine_info else "")
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),

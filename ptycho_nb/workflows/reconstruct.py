@@ -88,6 +88,9 @@ def run_reconstruct(payload: InferencePayload, *, verbose: bool = False,
             raise ValueError(f"InferenceConfig.fine_tune_epochs={icfg.fine_tune_epochs} needs a model "
                              "to fine-tune; pass model=... (no pretrained model ships with this "
                              "version)")
+        if icfg.refine_probe_source == "model":
+            raise ValueError("InferenceConfig.refine_probe_source='model' needs a model; without one "
+                             "the refinement uses the scan's own probe ('scan' or 'auto')")
         log.info("reconstruct: no model given and none packaged; refining from a flat start")
         return _flat_reconstruction(payload, refine_callback)
     if icfg.fine_tune_epochs:
@@ -161,7 +164,7 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         pad_eval=ecfg.pad_eval, gridsize=1, n_patterns=len(x), refine_epochs=epochs,
         refine_step=icfg.refine_step, refine_loss=tuple(res.deviance), refine_epochs_run=res.epochs_run,
         refine_stopped=res.stopped, refine_probe=bool(icfg.refine_probe and epochs > 0),
-        refine_start="flat", probe_source="scan",
+        refine_start="flat", probe_source="scan", refine_probe_source="scan" if epochs > 0 else "",
         refine_momentum=refine_momentum(icfg) if epochs > 0 else 0.0)
     return Reconstruction(
         object=res.object.numpy()[sl].astype(np.complex64), offset=(row0 + cut, col0 + cut),
