@@ -452,7 +452,7 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         mismatch = probe_mismatch(module.effective_probe.detach().cpu().numpy(), data.probe)
         if mismatch is not None and mismatch > PROBE_MISMATCH_WARN:
             then = ("the refinement lights the object with the scan's own "
-                    "(refine_probe_source='auto'; 'model' keeps the model's)"
+                    f"(refine_probe_source={icfg.refine_probe_source!r}; 'model' keeps the model's)"
                     if icfg.refine_epochs > 0 and icfg.refine_probe_source != "model" else
                     "a probe-conditioned model (ModelConfig.probe_input) reads the scan's")
             warnings.warn(
