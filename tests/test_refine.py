@@ -148,3 +148,44 @@ def test_run_reports_the_momentum_it_ran_with(scan):
     assert rec.run.refine_momentum == 0.0 and rec.run.refine_probe
     rec = ptycho_nb.reconstruct(scan, refine_epochs=3, enable_progress_bar=False)
     assert rec.run.refine_momentum == 0.85
+
+
+@pytest.fixture(scope="module")
+def dim_scan():
+    """Few counts per pattern under a zone-plate probe: where the two Poisson steps part."""
+    return ptycho_nb.simulate(N=32, object_kind="siemens", object_shape=(96, 96), n_positions=60,
+                              probe_kind="zone_plate", photons_per_pattern=1e3, seed=4)
+
+
+def test_fisher_scoring_reaches_the_maximum_likelihood_and_newton_stalls_short(dim_scan):
+    """The Fisher-scoring step's fixed point is the maximum-likelihood object: it ends at (or
+    below: it fits some noise) the true object's deviance; the per-pixel Newton factor's
+    weights move its fixed point, so it stops well above it."""
+    s = dim_scan
+    flat = np.full_like(s.object, np.sqrt(np.mean(np.sum(s.diffraction.astype(np.float64) ** 2, axis=(1, 2)))
+                                          / np.sum(np.abs(s.probe) ** 2)))
+    truth = _deviance(s.object, s.probe, s)
+    kw = dict(max_epochs=150, batch_size=16, momentum=0.85)
+    fisher = refine(flat, s.diffraction, s.xcoords, s.ycoords, s.probe, poisson_step="fisher", **kw)
+    newton = refine(flat, s.diffraction, s.xcoords, s.ycoords, s.probe, poisson_step="newton", **kw)
+    assert fisher.step_rule == "fisher" and newton.step_rule == "newton"
+    d_f = _deviance(fisher.object, s.probe, s)
+    d_n = _deviance(newton.object, s.probe, s)
+    assert d_f < truth < d_n and d_n > 1.2 * d_f, (d_f, truth, d_n)
+    assert _phase_ssim(fisher.object, s) > _phase_ssim(newton.object, s)
+
+
+def test_poisson_step_auto_is_fisher_alone_and_newton_with_the_probe(scan):
+    from ptycho_nb.model.refine import poisson_step_for
+
+    assert poisson_step_for("auto", False) == "fisher" and poisson_step_for("auto", True) == "newton"
+    assert poisson_step_for("newton", False) == "newton"
+    with pytest.raises(ValueError, match="poisson_step"):
+        poisson_step_for("bogus", False)
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=2, enable_progress_bar=False)
+    assert rec.run.refine_step_rule == "fisher"
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, enable_progress_bar=False)
+    assert rec.run.refine_step_rule == "newton"
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=2, refine_poisson_step="newton",
+                                refine_noise_model="gaussian", enable_progress_bar=False)
+    assert rec.run.refine_step_rule == "gaussian"

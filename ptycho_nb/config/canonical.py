@@ -226,8 +226,8 @@ class InferenceConfig(ConfigBase):
     refine_step: float = config_field(
         1.0, category="refinement", kind="float", min=0.0, min_exclusive=True, max=2.0,
         flags=("--refine-step",), modes=_INFER, lands="physics refinement (update step)",
-        help="Relative step of each refinement update: 1 = the full Newton step of the "
-             "likelihood per pixel, divided by the illumination.",
+        help="Relative step of each refinement update: 1 = the full step of the likelihood "
+             "per pixel (refine_poisson_step), divided by the illumination.",
     )
     refine_momentum: float | None = config_field(
         None, category="refinement", kind="float", optional=True, min=0.0, max=0.99,
@@ -258,6 +258,14 @@ class InferenceConfig(ConfigBase):
         neg_flags=("--no-refine-probe",), modes=_INFER, lands="physics refinement (probe updates)",
         help="Refine the probe too (from the third epoch on), starting from the model's probe or "
              "the scan's own when the model reads it.",
+    )
+    refine_poisson_step: str = config_field(
+        "auto", category="refinement", kind="str", choices=("auto", "fisher", "newton"),
+        flags=("--refine-poisson-step",), modes=_INFER, lands="physics refinement (update rule)",
+        help="Far-field step of the Poisson likelihood: 'fisher' (Fisher scoring: converges to "
+             "the maximum-likelihood object), 'newton' (the per-pixel Newton factor 2k/(λ+k): "
+             "damped, stops short of it at low counts), 'auto' = fisher for the object alone, "
+             "newton with refine_probe (measured best for each).",
     )
     refine_noise_model: str = config_field(
         "poisson", category="refinement", kind="str", choices=("poisson", "gaussian"),

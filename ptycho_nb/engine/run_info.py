@@ -120,6 +120,9 @@ class InferenceRunInfo(_Record):
     refine_probe_source : str
         Whose probe the refinement started from: 'model' or 'scan'
         (``InferenceConfig.refine_probe_source`` resolved); '' without refinement.
+    refine_step_rule : str
+        The refinement's far-field step: 'fisher', 'newton' (``refine_poisson_step`` resolved) or
+        'gaussian'; '' without refinement.
     precision : str
         What the network pass ran in, as Lightning ran it (``'16-mixed'`` asked on a CPU runs,
         and is reported, as ``'bf16-mixed'``); '32-true' without a network pass (a flat start).
@@ -143,6 +146,7 @@ class InferenceRunInfo(_Record):
     precision: str = "32-true"
     refine_momentum: float = 0.0
     refine_probe_source: str = ""
+    refine_step_rule: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

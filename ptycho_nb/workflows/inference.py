@@ -407,7 +407,8 @@ def refine_as_configured(start: Any, diffraction: np.ndarray, x: np.ndarray, y: 
                  step=icfg.refine_step, momentum=refine_momentum(icfg),
                  batch_size=icfg.refine_batch_size, tol=icfg.refine_tolerance,
                  patience=icfg.refine_patience, refine_probe=icfg.refine_probe,
-                 noise=icfg.refine_noise_model, holdout=icfg.refine_holdout, seed=seed,
+                 noise=icfg.refine_noise_model, poisson_step=icfg.refine_poisson_step,
+                 holdout=icfg.refine_holdout, seed=seed,
                  callback=chain_callbacks(bar, callback))
     if bar is not None:
         bar.close(res.stopped)
@@ -514,7 +515,8 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         refine_probe=bool(icfg.refine_probe and icfg.refine_epochs > 0),
         refine_start=icfg.refine_start, probe_source=probe_source, precision=precision,
         refine_momentum=refine_momentum(icfg) if refine_info else 0.0,
-        refine_probe_source=refine_source if refine_info else "")
+        refine_probe_source=refine_source if refine_info else "",
+        refine_step_rule=res.step_rule if refine_info else "")
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),

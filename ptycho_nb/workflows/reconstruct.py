@@ -165,7 +165,8 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         refine_step=icfg.refine_step, refine_loss=tuple(res.deviance), refine_epochs_run=res.epochs_run,
         refine_stopped=res.stopped, refine_probe=bool(icfg.refine_probe and epochs > 0),
         refine_start="flat", probe_source="scan", refine_probe_source="scan" if epochs > 0 else "",
-        refine_momentum=refine_momentum(icfg) if epochs > 0 else 0.0)
+        refine_momentum=refine_momentum(icfg) if epochs > 0 else 0.0,
+        refine_step_rule=res.step_rule if epochs > 0 else "")
     return Reconstruction(
         object=res.object.numpy()[sl].astype(np.complex64), offset=(row0 + cut, col0 + cut),
         weight=weight[sl].astype(np.float32), patches=patches.astype(np.complex64), xcoords=x.copy(),
