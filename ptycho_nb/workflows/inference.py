@@ -373,11 +373,15 @@ def match_counts(start: np.ndarray, diffraction: np.ndarray, x: np.ndarray, y: n
     frame (px). Used when the refinement's probe is not the one the start was made with.
     """
     n = int(probe.shape[-1])
-    patches = extract_patches(torch.from_numpy(np.ascontiguousarray(start, dtype=np.complex64)),
-                              torch.from_numpy(np.asarray(x, dtype=np.float64)),
-                              torch.from_numpy(np.asarray(y, dtype=np.float64)), n)
+    obj = torch.from_numpy(np.ascontiguousarray(start, dtype=np.complex64))
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.float64))
     p_int = (probe.abs() ** 2).reshape(-1, n, n).sum(dim=0)
-    predicted = float((p_int * patches.abs() ** 2).sum()) * float(scale) / max(len(x), 1)
+    total = 0.0
+    for i in range(0, len(xt), 1024):  # chunks: a whole scan's patches need not fit in memory
+        patches = extract_patches(obj, xt[i:i + 1024], yt[i:i + 1024], n)
+        total += float((p_int * patches.abs() ** 2).sum(dtype=torch.float64))
+    predicted = total * float(scale) / max(len(x), 1)
     counts = float(np.mean(np.sum(np.square(diffraction, dtype=np.float64), axis=(-2, -1))))
     if not (predicted > 0 and counts > 0):
         return start
