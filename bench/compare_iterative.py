@@ -56,7 +56,7 @@ from ptycho_nb.atomic import write_text_atomic
 from ptycho_nb.data.container import PtychoData
 from ptycho_nb.iterative import ptychi_available, ptychi_forward_check, run_ptychi, INSTALL_HINT
 from ptycho_nb.physics.forward import forward_from_object
-from ptycho_nb.physics.probes import gaussian_probe, probe_diameter
+from ptycho_nb.physics.probes import gaussian_probe, probe_diameter, probe_from_patterns
 
 #: (algorithm, probe refined from a rough guess, noise model) of the ptychi runs.
 METHODS_ITERATIVE = [("LSQML", False, "gaussian"), ("LSQML", False, "poisson"),
@@ -133,8 +133,10 @@ def converged(ssim: list[float], epochs: list[int], seconds: list[float],
 
 
 def score(obj: np.ndarray, offset: tuple[int, int], scan: PtychoData) -> dict[str, float]:
+    # A linear phase ramp shared out between probe and object leaves every pattern unchanged
+    # (an ambiguity of probe refinement), so it is fitted and removed for every method alike.
     m = ptycho_nb.metrics.compare(obj, scan.object, offset=offset, xcoords=scan.xcoords,
-                                  ycoords=scan.ycoords, probe=scan.probe)
+                                  ycoords=scan.ycoords, probe=scan.probe, remove_ramp=True)
     keys = ("phase_ssim", "phase_psnr", "phase_frc_1_7", "amplitude_ssim", "amplitude_psnr",
             "amplitude_frc_1_7")
     return {k: float(m[k]) for k in keys}
@@ -183,6 +185,7 @@ def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, 
             ("ptycho_nb reconstruct", result, test_scan, cap),
             ("refinement from flat start (control)", result, test_scan, {**cap, "refine_start": "flat"}),
             ("ptycho_nb refinement, probe refined", None, guess, {**cap, "refine_probe": True}))
+    chosen_init = ""
     for name, model, data, kw in runs:
         trace: list[tuple[float, float]] = []
         t0 = time.perf_counter()
@@ -202,15 +205,25 @@ def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, 
         rows.append({**cond, "method": name, "seconds": seconds, "converged_seconds": conv,
                      "train_seconds": train_s if model is not None else float("nan"),
                      "phase_ssim_curve": curve, "epochs": rec.run.refine_epochs_run,
-                     "stopped": rec.run.refine_stopped, **final})
+                     "stopped": rec.run.refine_stopped, "probe_init": rec.run.refine_probe_init,
+                     **final})
+        if kw.get("refine_probe"):
+            chosen_init = rec.run.refine_probe_init
         print(f"  {name}: {seconds:.2f} s, {rec.run.refine_epochs_run} refinement epochs "
               f"({rec.run.refine_stopped or 'none'}), phase SSIM {final['phase_ssim']:.3f}", flush=True)
 
     if with_iterative:
-        for algorithm, refine_probe, noise in METHODS_ITERATIVE:
-            data = guess if refine_probe else test_scan
+        runs_it = [(a, rp, nm, guess, "") for a, rp, nm in METHODS_ITERATIVE]
+        if chosen_init.startswith("patterns"):
+            # The control for our probe start: LSQML from the same mean-pattern start, so the
+            # table separates what the start gives from what the engine gives.
+            plus, minus = probe_from_patterns(guess.diffraction, guess.probe)
+            start = dataclasses.replace(guess, probe=plus if chosen_init == "patterns+" else minus)
+            runs_it.append(("LSQML", True, "gaussian", start, ", ptycho_nb's mean-pattern start"))
+        for algorithm, refine_probe, noise, rough, tag in runs_it:
+            data = rough if refine_probe else test_scan
             name = (f"ptychi {algorithm}" + (f" {noise}" if algorithm == "LSQML" else "") + " "
-                    + ("probe refined" if refine_probe else "known probe"))
+                    + ("probe refined" if refine_probe else "known probe") + tag)
             epochs = sizes.epochs(algorithm)
             out = run_ptychi(data, algorithm=algorithm, epochs=epochs, refine_probe=refine_probe,
                              noise_model=noise, snapshot_epochs=SNAPSHOT_EPOCHS, timeout=None)
@@ -413,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
               "from a flat start; 'ptycho_nb refinement, probe refined' starts flat with the rough "
               f"probe guess LSQML gets. ptychi LSQML {sizes.lsqml_epochs} epochs (Gaussian and Poisson "
               f"noise models), ePIE {sizes.epie_epochs} epochs; 'probe refined' starts from a "
-              "Gaussian probe of the true probe's size and power; 'time to converge' is each run's "
+              "Gaussian probe of the true probe's size and power (ptycho_nb's own rows choose, by "
+              "the data, between it and two starts read from the mean pattern: "
+              "refine_probe_init='auto'; the row ', ptycho_nb's mean-pattern start' gives LSQML "
+              "the start ptycho_nb chose); phase scores after removing a linear phase ramp (an "
+              "ambiguity of probe refinement), for every method; 'time to converge' is each run's "
               "time to the first snapshot whose phase SSIM is within 0.01 of its final one (ptychi: "
               "epochs " + ", ".join(map(str, SNAPSHOT_EPOCHS)) + "; ptycho_nb: every few refinement "
               "epochs); '× faster' divides the better LSQML (known probe)'s time to converge by each "

@@ -89,6 +89,17 @@ def test_clear_errors(scans, monkeypatch):
         ptycho_nb.reconstruct(scans[1], fine_tune_epochs=2)
     with pytest.raises(ValueError, match="refine_step"):
         ptycho_nb.reconstruct(scans[1], refine_step=float("inf"))
+    with pytest.raises(ValueError, match="refine_alpha"):
+        ptycho_nb.reconstruct(scans[1], refine_alpha=0.0)
+
+
+def test_refine_alpha_reaches_the_update(scans, monkeypatch):
+    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    steady = ptycho_nb.reconstruct(scans[1], refine_epochs=2, refine_alpha=1.0)
+    default = ptycho_nb.reconstruct(scans[1], refine_epochs=2)
+    # alpha = 1 divides every update by the brightest illumination: smaller steps where the
+    # probe is dim, so the same two epochs fit the data less well.
+    assert default.run.refine_loss[-1] < steady.run.refine_loss[-1]
 
 
 @pytest.mark.parametrize("fmt,name", [("npz", "scan.npz"), ("hdf5", "scan.h5"), ("ptychodus", "product.h5")])

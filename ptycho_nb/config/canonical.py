@@ -229,6 +229,13 @@ class InferenceConfig(ConfigBase):
         help="Relative step of each refinement update: 1 = the full step of the likelihood "
              "per pixel (refine_poisson_step), divided by the illumination.",
     )
+    refine_alpha: float = config_field(
+        0.3, category="refinement", kind="float", min=0.0, min_exclusive=True, max=1.0,
+        flags=("--refine-alpha",), modes=_INFER, lands="physics refinement (update denominator)",
+        help="Weight of the brightest illumination in each update's denominator, as in "
+             "regularised PIE: (1-alpha)·|P|² + alpha·max|P|²; larger = steadier steps where "
+             "the probe is dim (0.3 measured best at 10³ photons, equal elsewhere).",
+    )
     refine_momentum: float | None = config_field(
         None, category="refinement", kind="float", optional=True, min=0.0, max=0.99,
         flags=("--refine-momentum",), modes=_INFER, lands="physics refinement (acceleration)",
@@ -258,6 +265,14 @@ class InferenceConfig(ConfigBase):
         neg_flags=("--no-refine-probe",), modes=_INFER, lands="physics refinement (probe updates)",
         help="Refine the probe too (from the third epoch on), starting from the model's probe or "
              "the scan's own when the model reads it.",
+    )
+    refine_probe_init: str = config_field(
+        "auto", category="refinement", kind="str", choices=("auto", "given", "patterns"),
+        flags=("--refine-probe-init",), modes=_INFER, lands="physics refinement (probe start)",
+        help="With refine_probe: the probe's start. 'given' = the probe as given; 'patterns' = "
+             "the far-field amplitude of the scan's mean diffraction pattern with a defocus of "
+             "either sign that gives the given probe's size; 'auto' = all three. Each runs 8 "
+             "joint epochs and the best data fit (lowest deviance) continues.",
     )
     refine_poisson_step: str = config_field(
         "auto", category="refinement", kind="str", choices=("auto", "fisher", "newton"),

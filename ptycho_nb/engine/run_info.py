@@ -123,6 +123,10 @@ class InferenceRunInfo(_Record):
     refine_step_rule : str
         The refinement's far-field step: 'fisher', 'newton' (``refine_poisson_step`` resolved) or
         'gaussian'; '' without refinement.
+    refine_probe_init : str
+        The probe start a probe refinement continued from: 'given', or the scan's mean-pattern
+        start 'patterns+' / 'patterns-' (``InferenceConfig.refine_probe_init`` resolved by the
+        data); '' without probe refinement.
     precision : str
         What the network pass ran in, as Lightning ran it (``'16-mixed'`` asked on a CPU runs,
         and is reported, as ``'bf16-mixed'``); '32-true' without a network pass (a flat start).
@@ -147,6 +151,7 @@ class InferenceRunInfo(_Record):
     refine_momentum: float = 0.0
     refine_probe_source: str = ""
     refine_step_rule: str = ""
+    refine_probe_init: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -301,7 +301,7 @@ def poisson_step_for(poisson_step: str, refine_probe: bool) -> str:
 def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoords: Any,
            probe: torch.Tensor | np.ndarray, intensity_scale: float | torch.Tensor = 1.0, *,
            max_epochs: int = 200, method: str = "pie", noise: str = "poisson",
-           step: float = 1.0, alpha: float = 0.1, batch_size: int = 64,
+           step: float = 1.0, alpha: float = 0.3, batch_size: int = 64,
            refine_probe: bool = False, probe_start: int = 2, tol: float = 1e-3,
            patience: int = 5, holdout: float = 0.0, seed: int = 0,
            momentum: float = 0.0, grow_batch: bool = True, poisson_step: str = "auto",

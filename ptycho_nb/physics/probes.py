@@ -14,6 +14,7 @@ import numpy as np
 from scipy.special import erfc
 
 __all__ = ["disc_probe", "gaussian_probe", "zone_plate_probe", "make_probe", "probe_diameter",
+           "probe_from_patterns",
            "fresnel_propagate", "PROBE_KINDS"]
 
 
@@ -188,3 +189,58 @@ def probe_diameter(probe: np.ndarray) -> float:
     cy, cx = (inten * yy).sum() / tot, (inten * xx).sum() / tot
     r2 = ((yy - cy) ** 2 + (xx - cx) ** 2)
     return float(2 * np.sqrt(2) * np.sqrt((inten * r2).sum() / tot))
+
+
+def probe_from_patterns(diffraction: Any, like: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Two probe starts read from a scan's mean diffraction pattern, for probe refinement.
+
+    Averaged over scan positions, a pattern is about ``|F{P}|²`` (blurred by the object), so
+    ``sqrt(mean pattern)`` is the probe's far-field amplitude, which a rough guess (a Gaussian
+    of about the right size) usually misses entirely (a zone plate's annulus, a pinhole's
+    rings). Its phase is not measured: each start puts a defocus on it, one of each sign, whose
+    size gives the probe ``like``'s diameter (:func:`probe_diameter`); the data then tell the two
+    apart (``ptycho_nb.model.refine.choose_probe_start``).
+
+    Parameters
+    ----------
+    diffraction : (M, N, N) measured amplitudes (sqrt counts), DC at pixel (N//2, N//2)
+    like : complex (N, N) or (K, N, N)
+        The rough guess: the starts take its diameter and its total power sum|P|² (the scan's
+        units).
+    chunk : int
+        Patterns summed at a time (memory stays O(chunk·N²)).
+
+    Returns
+    -------
+    (plus, minus) : complex64 (N, N)
+        The starts with defocus ``+lam_z`` and ``-lam_z`` (the same array twice when the
+        focused start is already as large as ``like``).
+    """
+    d = np.asarray(diffraction)
+    guess = np.asarray(like)
+    if d.ndim != 3 or d.shape[-1] != d.shape[-2] or d.shape[0] < 1:
+        raise ValueError(f"diffraction: expected (M, N, N) amplitudes, got shape {d.shape}")
+    n = d.shape[-1]
+    if guess.shape[-2:] != (n, n):
+        raise ValueError(f"like: expected a probe of {n}x{n} (the patterns' size), got shape {guess.shape}")
+    power = float(np.sum(np.abs(guess) ** 2))
+    target = probe_diameter(guess)
+    mean = np.zeros((n, n), np.float64)
+    for i in range(0, d.shape[0], chunk):
+        mean += np.square(d[i:i + chunk], dtype=np.float64).sum(axis=0)
+    if not (np.all(np.isfinite(mean)) and mean.sum() > 0):
+        raise ValueError("diffraction: the mean pattern is not finite and positive; no probe can be read from it")
+    amp = np.sqrt(mean / d.shape[0])
+    fq2 = (_radius_grid(n) / n) ** 2  # cycles² / pixel², centred like the patterns
+
+    def start(lam_z: float) -> np.ndarray:
+        p = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(amp * np.exp(-1j * np.pi * lam_z * fq2))))
+        return (p * np.sqrt(power / np.sum(np.abs(p) ** 2))).astype(np.complex64)
+
+    # Coarse then fine search of the defocus whose start is as large as the guess. A defocus
+    # beyond n²/2 pixel² wraps a beam around the n×n window.
+    grid = np.linspace(0.0, n * n / 2, 257)
+    best = grid[int(np.argmin([abs(probe_diameter(start(z)) - target) for z in grid]))]
+    fine = np.linspace(max(best - grid[1], 0.0), best + grid[1], 33)
+    lam_z = float(fine[int(np.argmin([abs(probe_diameter(start(z)) - target) for z in fine]))])
+    return start(lam_z), start(-lam_z)

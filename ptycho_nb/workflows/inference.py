@@ -43,6 +43,7 @@ from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..engine.trainer import build_trainer, quiet_lightning, resolve_accelerator
 from ..metrics import compare
 from ..model.overlap import merge_own_patches
+from ..model.probe_start import refine_from_probe_start
 from ..model.refine import refine
 from ..model.stitching import StitchedObject, stitch_patches
 from ..physics.forward import extract_patches
@@ -403,20 +404,33 @@ def refine_momentum(icfg: InferenceConfig) -> float:
 
 def refine_as_configured(start: Any, diffraction: np.ndarray, x: np.ndarray, y: np.ndarray,
                          probe: Any, scale: Any, icfg: InferenceConfig,
-                         ecfg: PyTorchExecutionConfig, *, seed: int, callback: Any = None) -> Any:
+                         ecfg: PyTorchExecutionConfig, *, seed: int,
+                         callback: Any = None) -> tuple[Any, str]:
     """:func:`~ptycho_nb.model.refine.refine` with the ``InferenceConfig.refine_*`` settings, and
-    a progress bar when ``enable_progress_bar`` (for every front end that refines)."""
+    a progress bar when ``enable_progress_bar`` (for every front end that refines).
+
+    With ``refine_probe`` the probe's start is chosen as ``refine_probe_init`` says
+    (:func:`~ptycho_nb.model.probe_start.refine_from_probe_start`). Returns the
+    :class:`~ptycho_nb.model.refine.RefineResult` and the probe start that ran ('given',
+    'patterns+', 'patterns-'; '' without probe refinement).
+    """
     bar = RefineProgressBar(icfg.refine_epochs) if ecfg.enable_progress_bar else None
-    res = refine(start, diffraction, x, y, probe, scale, max_epochs=icfg.refine_epochs,
-                 step=icfg.refine_step, momentum=refine_momentum(icfg),
-                 batch_size=icfg.refine_batch_size, tol=icfg.refine_tolerance,
-                 patience=icfg.refine_patience, refine_probe=icfg.refine_probe,
-                 noise=icfg.refine_noise_model, poisson_step=icfg.refine_poisson_step,
-                 holdout=icfg.refine_holdout, seed=seed,
-                 callback=chain_callbacks(bar, callback))
+    kw = dict(step=icfg.refine_step, alpha=icfg.refine_alpha, momentum=refine_momentum(icfg),
+              batch_size=icfg.refine_batch_size, tol=icfg.refine_tolerance,
+              patience=icfg.refine_patience, noise=icfg.refine_noise_model,
+              poisson_step=icfg.refine_poisson_step, holdout=icfg.refine_holdout, seed=seed,
+              callback=chain_callbacks(bar, callback))
+    init = ""
+    if icfg.refine_probe:
+        res, chosen = refine_from_probe_start(start, diffraction, x, y, probe, scale,
+                                              init=icfg.refine_probe_init,
+                                              max_epochs=icfg.refine_epochs, **kw)
+        init = chosen.name if chosen is not None else "given"
+    else:
+        res = refine(start, diffraction, x, y, probe, scale, max_epochs=icfg.refine_epochs, **kw)
     if bar is not None:
         bar.close(res.stopped)
-    return res
+    return res, init
 
 
 def run_inference(payload: InferencePayload, *, verbose: bool = False,
@@ -493,14 +507,15 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
             start = np.full_like(full.object, flat_amplitude(data.diffraction[own], probe, scale))
         elif refine_source == "scan" and not mcfg.probe_input:
             start = match_counts(start, data.diffraction[own], xl, yl, probe, scale)
-        res = refine_as_configured(start, data.diffraction[own], xl, yl, probe, scale, icfg, ecfg,
-                                   seed=0 if tcfg.seed is None else tcfg.seed, callback=refine_callback)
+        res, probe_init = refine_as_configured(
+            start, data.diffraction[own], xl, yl, probe, scale, icfg, ecfg,
+            seed=0 if tcfg.seed is None else tcfg.seed, callback=refine_callback)
         cut = n // 2 - margin
         sl = (slice(cut, full.object.shape[0] - cut), slice(cut, full.object.shape[1] - cut))
         stitched = StitchedObject(object=res.object.numpy()[sl].astype(np.complex64),
                                   weight=full.weight[sl], offset=(full.offset[0] + cut, full.offset[1] + cut))
         probe = res.probe
-        refine_info = {"refine_s": time.perf_counter() - t_s, "result": res}
+        refine_info = {"refine_s": time.perf_counter() - t_s, "result": res, "probe_init": probe_init}
     else:
         stitched = stitch_patches(patches, x, y, probe, middle_trim=ecfg.middle_trim, margin=margin)
     t3 = time.perf_counter()
@@ -520,7 +535,8 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         refine_start=icfg.refine_start, probe_source=probe_source, precision=precision,
         refine_momentum=refine_momentum(icfg) if refine_info else 0.0,
         refine_probe_source=refine_source if refine_info else "",
-        refine_step_rule=res.step_rule if refine_info else "")
+        refine_step_rule=res.step_rule if refine_info else "",
+        refine_probe_init=refine_info.get("probe_init", ""))
     return Reconstruction(
         object=stitched.object, offset=stitched.offset, weight=stitched.weight,
         patches=patches.numpy(), xcoords=x.copy(), ycoords=y.copy(),

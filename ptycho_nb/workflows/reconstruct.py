@@ -143,8 +143,8 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
     start = np.full((h, w), amp, dtype=np.complex64)
     epochs = icfg.refine_epochs
     t1 = time.perf_counter()
-    res = refine_as_configured(start, data.diffraction, xl, yl, probe, 1.0, icfg, ecfg, seed=0,
-                               callback=refine_callback)
+    res, probe_init = refine_as_configured(start, data.diffraction, xl, yl, probe, 1.0, icfg, ecfg,
+                                           seed=0, callback=refine_callback)
     t2 = time.perf_counter()
     with torch.no_grad():
         p_int = (res.probe.abs() ** 2).reshape(-1, n, n).sum(dim=0)
@@ -166,7 +166,7 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         refine_stopped=res.stopped, refine_probe=bool(icfg.refine_probe and epochs > 0),
         refine_start="flat", probe_source="scan", refine_probe_source="scan" if epochs > 0 else "",
         refine_momentum=refine_momentum(icfg) if epochs > 0 else 0.0,
-        refine_step_rule=res.step_rule if epochs > 0 else "")
+        refine_step_rule=res.step_rule if epochs > 0 else "", refine_probe_init=probe_init)
     return Reconstruction(
         object=res.object.numpy()[sl].astype(np.complex64), offset=(row0 + cut, col0 + cut),
         weight=weight[sl].astype(np.float32), patches=patches.astype(np.complex64), xcoords=x.copy(),

@@ -1,0 +1,100 @@
+"""Probe starts read from the scan's mean diffraction pattern (physics.probes.probe_from_patterns,
+model.probe_start) and the reconstruct option that uses them: real forward model, real data."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import ptycho_nb
+from ptycho_nb.model.probe_start import (choose_probe_start, probe_candidates,
+                                         refine_from_probe_start)
+from ptycho_nb.physics.probes import gaussian_probe, probe_diameter, probe_from_patterns
+
+reconstruct_mod = importlib.import_module("ptycho_nb.workflows.reconstruct")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(abs(np.vdot(a, b)) / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def _gaussian_guess(probe: np.ndarray) -> np.ndarray:
+    g = gaussian_probe(probe.shape[-1], sigma=probe_diameter(probe) / 4.0)
+    return (g * np.sqrt(np.sum(np.abs(probe) ** 2) / np.sum(np.abs(g) ** 2))).astype(np.complex64)
+
+
+@pytest.fixture(scope="module")
+def zp_scan():
+    """A zone-plate beam (annular pupil, defocused): a Gaussian guess shares almost nothing with it."""
+    return ptycho_nb.simulate(N=32, object_kind="siemens", object_shape=(120, 120), n_positions=150,
+                              probe_kind="zone_plate", photons_per_pattern=1e6, overlap=0.73, seed=4)
+
+
+def test_one_mean_pattern_start_is_the_beam_and_the_gaussian_guess_is_not(zp_scan):
+    guess = _gaussian_guess(zp_scan.probe)
+    plus, minus = probe_from_patterns(zp_scan.diffraction, guess)
+    # (At N = 32 the beam fills its window and wraps, so neither start matches it closely.)
+    best = max(_corr(zp_scan.probe, plus), _corr(zp_scan.probe, minus))
+    assert _corr(zp_scan.probe, guess) < 0.05 and best > 0.3
+    for p in (plus, minus):  # the guess's power and (about) its size
+        assert np.sum(np.abs(p) ** 2) == pytest.approx(np.sum(np.abs(guess) ** 2), rel=1e-4)
+        assert probe_diameter(p) == pytest.approx(probe_diameter(guess), rel=0.1)
+
+
+def test_the_data_choose_the_start_and_the_choice_fits_and_scores_better(zp_scan):
+    guess = _gaussian_guess(zp_scan.probe)
+    cands = probe_candidates("auto", guess, zp_scan.diffraction)
+    assert set(cands) == {"given", "patterns+", "patterns-"}
+    flat = np.ones_like(zp_scan.object)
+    start = choose_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords, cands,
+                               trial_epochs=6, batch_size=16)
+    assert start.name != "given"
+    assert start.deviance[start.name] == min(start.deviance.values())
+    assert start.deviance[start.name] < 0.7 * start.deviance["given"]
+    # The whole run: the chosen trial's epochs, then the continuation's, as one result.
+    res, chosen = refine_from_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords,
+                                          guess, init="auto", max_epochs=20, trial_epochs=6,
+                                          batch_size=16, tol=0.0)
+    assert chosen is not None and chosen.name == start.name
+    assert len(res.deviance) == res.epochs_run + 1 and res.epochs_run > 6
+    assert _corr(zp_scan.probe, res.probe.numpy()) > 0.9
+    given, none = refine_from_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords,
+                                          guess, init="given", max_epochs=20, batch_size=16, tol=0.0)
+    assert none is None and given.deviance[-1] > 2 * res.deviance[-1]
+
+
+def test_reconstruct_reports_the_start_and_beats_the_given_guess(zp_scan, monkeypatch):
+    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    rough = dataclasses.replace(zp_scan, probe=_gaussian_guess(zp_scan.probe))
+    kw = dict(refine_probe=True, refine_epochs=30, refine_batch_size=16)
+    auto = ptycho_nb.reconstruct(rough, **kw)
+    given = ptycho_nb.reconstruct(rough, refine_probe_init="given", **kw)
+    assert auto.run.refine_probe_init in ("patterns+", "patterns-")
+    assert given.run.refine_probe_init == "given"
+    assert auto.run.refine_loss[-1] < 0.5 * given.run.refine_loss[-1]
+    ssim = lambda r: r.compare(remove_ramp=True)["phase_ssim"]  # noqa: E731 (a ramp is a blind-ptychography ambiguity)
+    assert ssim(auto) > ssim(given) + 0.2
+    plain = ptycho_nb.reconstruct(rough, refine_epochs=2)
+    assert plain.run.refine_probe_init == ""
+
+
+def test_clear_errors():
+    p = gaussian_probe(16, sigma=3.0)
+    with pytest.raises(ValueError, match="diffraction"):
+        probe_from_patterns(np.ones((16, 16)), p)
+    with pytest.raises(ValueError, match="like"):
+        probe_from_patterns(np.ones((4, 8, 8)), p)
+    with pytest.raises(ValueError, match="diffraction.*mean pattern"):
+        probe_from_patterns(np.full((4, 16, 16), np.nan), p)
+    with pytest.raises(ValueError, match="refine_probe_init"):
+        probe_candidates("mean", p, np.ones((4, 16, 16)))
+    with pytest.raises(ValueError, match="refine_probe_init"):
+        ptycho_nb.config.InferenceConfig(refine_probe_init="mean")
+    # incoherent modes: no mean-pattern start, the given modes only
+    modes = np.stack([p, p * 0.5])
+    assert list(probe_candidates("auto", modes, np.ones((4, 16, 16)))) == ["given"]
