@@ -55,7 +55,7 @@ def test_the_data_choose_the_start_and_the_choice_fits_and_scores_better(zp_scan
                                trial_epochs=6, batch_size=16)
     assert start.name != "given"
     assert start.deviance[start.name] == min(start.deviance.values())
-    assert start.deviance[start.name] < 0.7 * start.deviance["given"]
+    assert start.deviance[start.name] < 0.85 * start.deviance["given"]
     # The whole run: the chosen trial's epochs, then the continuation's, as one result.
     res, chosen = refine_from_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords,
                                           guess, init="auto", max_epochs=20, trial_epochs=6,

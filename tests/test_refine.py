@@ -88,6 +88,7 @@ def test_gaussian_and_adam_run_and_lower_the_deviance(scan):
     (dict(method="lbfgs"), "method"), (dict(noise="gauss"), "noise"), (dict(step=0.0), "step"),
     (dict(step=float("inf")), "step"), (dict(momentum=1.0), "momentum"), (dict(holdout=0.5), "holdout"),
     (dict(batch_size=0), "batch_size"), (dict(max_epochs=-1), "max_epochs"), (dict(patience=0), "patience"),
+    (dict(noise="gaussian", poisson_step="exact"), "poisson_step"),
 ])
 def test_bad_options_name_the_option(scan, kw, match):
     with pytest.raises(ValueError, match=match):
@@ -184,8 +185,22 @@ def test_poisson_step_auto_is_fisher_alone_and_newton_with_the_probe(scan):
         poisson_step_for("bogus", False)
     rec = ptycho_nb.reconstruct(scan, refine_epochs=2, enable_progress_bar=False)
     assert rec.run.refine_step_rule == "fisher"
-    rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, enable_progress_bar=False)
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, refine_noise_model="poisson",
+                                enable_progress_bar=False)
     assert rec.run.refine_step_rule == "newton"
     rec = ptycho_nb.reconstruct(scan, refine_epochs=2, refine_poisson_step="newton",
                                 refine_noise_model="gaussian", enable_progress_bar=False)
     assert rec.run.refine_step_rule == "gaussian"
+
+
+def test_noise_model_auto_is_poisson_alone_and_gaussian_with_the_probe(scan):
+    from ptycho_nb.model.refine import noise_model_for
+
+    assert noise_model_for("auto", False) == "poisson" and noise_model_for("auto", True) == "gaussian"
+    assert noise_model_for("poisson", True) == "poisson"
+    with pytest.raises(ValueError, match="noise"):
+        noise_model_for("laplace", True)
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, enable_progress_bar=False)
+    assert rec.run.refine_step_rule == "gaussian"
+    rec = ptycho_nb.reconstruct(scan, refine_epochs=2, enable_progress_bar=False)
+    assert rec.run.refine_step_rule == "fisher"

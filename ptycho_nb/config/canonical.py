@@ -280,12 +280,15 @@ class InferenceConfig(ConfigBase):
         help="Far-field step of the Poisson likelihood: 'fisher' (Fisher scoring: converges to "
              "the maximum-likelihood object), 'newton' (the per-pixel Newton factor 2k/(λ+k): "
              "damped, stops short of it at low counts), 'auto' = fisher for the object alone, "
-             "newton with refine_probe (measured best for each).",
+             "newton with refine_probe (measured best for each). Used when the likelihood "
+             "(refine_noise_model) is Poisson.",
     )
     refine_noise_model: str = config_field(
-        "poisson", category="refinement", kind="str", choices=("poisson", "gaussian"),
+        "auto", category="refinement", kind="str", choices=("auto", "poisson", "gaussian"),
         flags=("--refine-noise-model",), modes=_INFER, lands="physics refinement (likelihood)",
-        help="Likelihood the refinement steps along: Poisson counts, or Gaussian amplitudes.",
+        help="Likelihood the refinement steps along: Poisson counts, Gaussian amplitudes (the "
+             "modulus projection), or 'auto' = Poisson for the object alone, Gaussian with "
+             "refine_probe (measured best for each: README \"One call for a new scan\").",
     )
     refine_holdout: float = config_field(
         0.0, category="refinement", kind="float", min=0.0, max=0.49,

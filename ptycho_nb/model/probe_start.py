@@ -82,11 +82,13 @@ def choose_probe_start(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords
 
     ``refine_kw`` are :func:`~ptycho_nb.model.refine.refine`'s settings (step, alpha, momentum,
     batch size, noise model, ...), the same for every candidate. The trials run without a
-    plateau stop (``tol=0``) and without a holdout or callback.
+    stopping rule (``tol=0``, patience beyond the trial) and without a callback; a ``holdout``
+    keeps the same patterns (same ``seed``) out of the trials as out of the run after them.
     """
     if not candidates:
         raise ValueError("candidates: expected at least one probe start")
-    kw = {k: v for k, v in refine_kw.items() if k not in ("holdout", "callback", "tol", "max_epochs")}
+    kw = {k: v for k, v in refine_kw.items() if k not in ("callback", "tol", "max_epochs", "patience")}
+    kw["patience"] = trial_epochs + 1
     t0 = time.perf_counter()
     trials = {name: refine(obj, diffraction, xcoords, ycoords, p, intensity_scale,
                            max_epochs=trial_epochs, refine_probe=True, tol=0.0, **kw)

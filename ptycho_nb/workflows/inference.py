@@ -425,7 +425,7 @@ def refine_as_configured(start: Any, diffraction: np.ndarray, x: np.ndarray, y: 
         res, chosen = refine_from_probe_start(start, diffraction, x, y, probe, scale,
                                               init=icfg.refine_probe_init,
                                               max_epochs=icfg.refine_epochs, **kw)
-        init = chosen.name if chosen is not None else "given"
+        init = chosen.name if chosen is not None else ("given" if icfg.refine_epochs > 0 else "")
     else:
         res = refine(start, diffraction, x, y, probe, scale, max_epochs=icfg.refine_epochs, **kw)
     if bar is not None:
