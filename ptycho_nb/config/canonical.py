@@ -264,7 +264,8 @@ class InferenceConfig(ConfigBase):
         False, category="refinement", kind="bool", flags=("--refine-probe",),
         neg_flags=("--no-refine-probe",), modes=_INFER, lands="physics refinement (probe updates)",
         help="Refine the probe too (from the third epoch on), starting from the model's probe or "
-             "the scan's own when the model reads it.",
+             "the scan's own when the model reads it, or from the mean pattern "
+             "(refine_probe_init).",
     )
     refine_probe_init: str = config_field(
         "auto", category="refinement", kind="str", choices=("auto", "given", "patterns"),

@@ -124,9 +124,10 @@ def refine_from_probe_start(obj: torch.Tensor | np.ndarray, diffraction: Any, xc
     if max_epochs == trial_epochs:
         return dataclasses.replace(first, seconds=start.seconds), start
     # The probe already moves: the continuation updates it from its first epoch.
+    kw = {k: v for k, v in refine_kw.items() if k != "probe_start"}
     rest = refine(first.object, diffraction, xcoords, ycoords, first.probe, intensity_scale,
                   max_epochs=max_epochs - trial_epochs, refine_probe=True, probe_start=0,
-                  callback=callback, **refine_kw)
+                  callback=callback, **kw)
     e0, s0 = first.epochs_run, start.seconds
     merged = dataclasses.replace(
         rest, deviance=first.deviance + rest.deviance[1:],
