@@ -276,10 +276,11 @@ def save_curves(runs: list[dict[str, Any]], path: pathlib.Path) -> None:
 
     fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.2), squeeze=False)
     for ax, run in zip(axes[0], runs):
-        for r in run["rows"]:
+        for i, r in enumerate(run["rows"]):
             curve = r.get("phase_ssim_curve") or [(r["seconds"], r["phase_ssim"])]
             t, q = zip(*curve)
-            ax.plot(t, q, marker="o", ms=3, label=r["method"])
+            # matplotlib's colour cycle has 10 colours: later methods are dashed to stay apart.
+            ax.plot(t, q, marker="o", ms=3, ls="-" if i < 10 else "--", label=r["method"])
         c = run["condition"]
         ax.set_xscale("log")
         ax.set_xlabel("wall seconds (this machine, this run)")

@@ -297,8 +297,7 @@ def noise_model_for(noise: str, refine_probe: bool) -> str:
     zone-plate probes; 10³–10⁶ photons): the Gaussian modulus step scored higher phase SSIM than
     the Poisson Newton step on 6 of them and on average (0.844 vs 0.804; dead leaves 10³ 0.56 vs
     0.33, the zone plate at 10³ 0.85 vs 0.77), lower on lines at 10⁶ (0.96 vs 0.99) and blobs at
-    10³ (0.73 vs 0.76): bounded at low counts, it lets the free probe find its basin (README "One
-    call for a new scan").
+    10³ (0.73 vs 0.76) (README "One call for a new scan").
     """
     if noise not in NOISE_MODELS:
         raise ValueError(f"noise: expected one of {NOISE_MODELS}, got {noise!r}")
