@@ -290,6 +290,10 @@ _LIVE_JS = f"""() => {{ const i = document.querySelector('{_TRAINING_VIEW} .ptyc
 _RECON_JS = """() => Array.from(document.querySelectorAll(
   '.jp-OutputArea-output .ptycho-nb-output .jp-OutputArea-output img')).map(i => i.naturalWidth)"""
 _RECONSTRUCT_BUTTON = ".jp-OutputArea-output button:text-is('Reconstruct')"
+# the refinement's view in the panel: its progress line and the natural width of its phase picture
+_REFINE_VIEW = ".jp-OutputArea-output .ptycho-nb-output .ptycho-nb-refine-view"
+_REFINE_JS = f"""() => Array.from(document.querySelectorAll('{_REFINE_VIEW} img'))
+  .map(i => i.naturalWidth)"""
 _MESSAGES_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output *'))
   .filter(e => e.offsetParent !== null && e.children.length === 0
                && /num_workers/.test(e.textContent) && e.textContent.trim() !== 'num_workers')
@@ -348,6 +352,11 @@ def _train_and_reconstruct(page, train, tmp_path: Path) -> None:
     page.wait_for_function(f"() => ({_RECON_JS})().length > 0", timeout=60_000)
     page.wait_for_function(f"() => ({_RECON_JS})().every(w => w > 0)", timeout=10_000)
     log(f"reconstruction shown ({time.monotonic() - t:.1f}s): naturalWidth {page.evaluate(_RECON_JS)}")
+    # the refinement's own view stays beside it: the last epoch's line and phase picture
+    page.wait_for_function(f"() => ({_REFINE_JS})().some(w => w > 0)", timeout=10_000)
+    line = page.locator(f"{_REFINE_VIEW} .widget-label").first.inner_text()
+    log(f"refinement view: {line!r}, picture naturalWidth {page.evaluate(_REFINE_JS)}")
+    assert re.match(r"refinement epoch \d+/\d+: deviance", line), line
     panel.screenshot(path=str(tmp_path / "5-reconstructed.png"))
     assert "Error displaying widget" not in page.inner_text("body")
 

@@ -10,7 +10,7 @@ pytest.importorskip("ipywidgets")
 
 import ptycho_nb
 from ptycho_nb import ModelConfig, PyTorchExecutionConfig
-from ptycho_nb.notebook import INVALID_CLASS, Panel, start_training
+from ptycho_nb.notebook import INVALID_CLASS, Panel, ReconstructionHandle, start_training
 
 TINY = dict(N=32, object_shape=(80, 80), n_positions=30, step=5.0)
 
@@ -118,7 +118,7 @@ def test_panel_train_stop_reconstruct(scan, tmp_path):
     p.overwrite.value = True
     assert not p.train_button.disabled
     p.reconstruct_button.click()
-    assert p.reconstruction is not None
+    assert p.join(timeout=120) is p.reconstruction is not None, p.last_error
     shown = [o["data"] for o in p.output.outputs if o["output_type"] == "display_data"]
     assert len(shown) == 1 and isinstance(shown[0]["image/png"], str)  # base64 text, not bytes
     import base64
@@ -139,6 +139,40 @@ def test_panel_shows_progress_and_live_view_in_its_own_area(scan, tmp_path):
     assert pbar.max == p.result.run.train_samples // 8 + (p.result.run.train_samples % 8 > 0)
     assert pbar.layout.width is None and ltext.value.replace("\u2007", " ").startswith("Epoch 2/2")
     assert p.view.image.layout.display is None and bytes(p.view.image.value).startswith(b"\x89PNG")
+
+
+def test_panel_reconstruct_runs_in_the_background_with_its_progress_and_stops(scan):
+    """Reconstruct: the refinement's epoch, deviance and phase show in the panel's own view while
+    it runs; Stop ends it after the current epoch and keeps the reconstruction so far."""
+    p = Panel(data=scan, model=dict(N=32, n_filters_scale=1),
+              inference=dict(refine_epochs=200, refine_tolerance=0.0, refine_batch_size=8))
+    p.reconstruct_button.click()
+    handle = p.handle
+    assert isinstance(handle, ReconstructionHandle)
+    view = p.refine_view
+    assert view is not None and p.refine_box.children == (view,)
+    assert p.view.widget.layout.display == "none"  # the training's view makes room
+    deadline = time.monotonic() + 60
+    while view.epoch < 3 and not handle.done and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not handle.done and p.train_button.disabled and not p.stop_button.disabled
+    assert p.status.value.startswith("reconstructing")
+    p.stop_button.click()
+    rec = p.join(timeout=60)
+    assert rec is p.reconstruction is not None, p.last_error
+    assert rec.run.refine_stopped == "callback" and 3 <= rec.run.refine_epochs_run < 200
+    assert view.label.value.startswith(f"refinement epoch {rec.run.refine_epochs_run}/200: deviance")
+    assert view.label.value.endswith(", callback")
+    assert bytes(view.image.value).startswith(b"\x89PNG") and view.epochs[0] == 1
+    assert "ReconstructionHandle: stopped after" in handle._label_text()
+    assert not p.reconstruct_button.disabled and p.stop_button.disabled
+    assert p.refine_view.label.layout.display is None
+    # no progress bar asked for: the picture without the progress line, in a new view
+    p.execution_builder.controls["enable_progress_bar"].value = False
+    p.inference_builder.controls["refine_epochs"].value = "2"
+    p.reconstruct()
+    assert p.join(timeout=60).run.refine_epochs_run == 2 and p.refine_view is not view
+    assert p.refine_view.label.layout.display == "none" and p.refine_box.children == (p.refine_view,)
 
 
 def test_panel_starts_from_an_interactive_preset_and_flags_sections(monkeypatch):

@@ -98,3 +98,33 @@ def test_clear_errors():
     # incoherent modes: no mean-pattern start, the given modes only
     modes = np.stack([p, p * 0.5])
     assert list(probe_candidates("auto", modes, np.ones((4, 16, 16)))) == ["given"]
+
+
+def test_the_trials_report_progress_and_a_stop_during_them_ends_the_run(zp_scan):
+    """The callback sees every trial epoch under its stage name, then the run's epochs counted on
+    from the chosen trial's; asking to stop during a trial ends the trials and the run there."""
+    guess = _gaussian_guess(zp_scan.probe)
+    flat = np.ones_like(zp_scan.object)
+    args = (flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords, guess)
+    seen = []
+    res, start = refine_from_probe_start(*args, init="auto", max_epochs=12, trial_epochs=3,
+                                         batch_size=16, tol=0.0,
+                                         callback=lambda p: seen.append((p.stage, p.epoch, p.max_epochs)))
+    stages = [s for s, _, _ in seen if s]
+    assert stages == [f"probe start {k}/3 ({n})" for k, n in
+                      enumerate(("given", "patterns+", "patterns-"), 1) for _ in range(3)]
+    assert [(e, m) for s, e, m in seen if s][:3] == [(1, 3), (2, 3), (3, 3)]
+    run = [(e, m) for s, e, m in seen if not s]
+    assert run == [(e, 12) for e in range(4, 13)] and res.epochs_run == 12
+    # Stop at the second trial's second epoch: no third trial, no continuation.
+    calls = []
+
+    def stop_soon(p):
+        calls.append(p.stage)
+        return p.stage.startswith("probe start 2/") and p.epoch == 2
+
+    res2, start2 = refine_from_probe_start(*args, init="auto", max_epochs=12, trial_epochs=3,
+                                           batch_size=16, tol=0.0, callback=stop_soon)
+    assert start2.stopped and res2.stopped == "callback"
+    assert list(start2.deviance) == ["given", "patterns+"] and len(calls) == 5
+    assert res2.epochs_run <= 3

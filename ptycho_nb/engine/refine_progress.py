@@ -4,7 +4,8 @@
 widget bar (epoch k of the cap, the deviance); on a terminal a text bar; when stdout is neither
 (a file, a pipe, CI logs) one plain line every ``every`` epochs and one at the end, so logs stay
 readable. The bar's total is the cap: the stopping rule usually ends the run before it, and the
-bar then closes at the epoch it stopped on.
+bar then closes at the epoch it stopped on. With probe refinement the probe-start trials
+(:mod:`ptycho_nb.model.probe_start`) show in the bar's description before the run's epochs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class RefineProgressBar:
         self.stream = stream if stream is not None else sys.stdout
         self.bar: Any = None
         self.last: Any = None
+        self._in_trial = False
         if kernel.in_notebook_kernel():
             try:
                 from tqdm.notebook import tqdm as bar_cls
@@ -47,8 +49,23 @@ class RefineProgressBar:
             self.bar = bar_cls(total=self.max_epochs, desc="refinement", unit="epoch", file=self.stream)
 
     def __call__(self, progress: Any) -> bool:
+        stage = getattr(progress, "stage", "")
+        if stage:  # a probe-start trial: its own epoch count, before the run's
+            self._in_trial = True
+            if self.bar is not None:
+                self.bar.set_description(f"refinement, {stage}", refresh=False)
+                self.bar.set_postfix(epoch=f"{progress.epoch}/{progress.max_epochs}",
+                                     deviance=f"{progress.deviance:.4g}")
+            elif progress.epoch == progress.max_epochs:
+                print(f"refinement, {stage}: deviance {progress.deviance:.4g} after "
+                      f"{progress.epoch} epochs ({progress.seconds:.1f} s)", file=self.stream,
+                      flush=True)
+            return False
         self.last = progress
         if self.bar is not None:
+            if self._in_trial:
+                self.bar.set_description("refinement", refresh=False)
+                self._in_trial = False
             self.bar.update(progress.epoch - self.bar.n)
             self.bar.set_postfix(deviance=f"{progress.deviance:.4g}", refresh=False)
         elif progress.epoch % self.every == 0:

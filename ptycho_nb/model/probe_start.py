@@ -48,12 +48,16 @@ class ProbeStart:
         Each candidate's mean deviance per pixel after its trial.
     seconds : float
         Wall time of all the trials.
+    stopped : bool
+        The callback asked to stop during a trial: the trials after it did not run (and the
+        run should not continue).
     """
 
     name: str
     trial: RefineResult
     deviance: dict[str, float]
     seconds: float
+    stopped: bool = False
 
 
 def probe_candidates(init: str, probe: torch.Tensor | np.ndarray, diffraction: Any) -> dict[str, torch.Tensor]:
@@ -77,26 +81,38 @@ def probe_candidates(init: str, probe: torch.Tensor | np.ndarray, diffraction: A
 
 def choose_probe_start(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoords: Any,
                        candidates: dict[str, torch.Tensor], intensity_scale: Any = 1.0, *,
-                       trial_epochs: int = PROBE_TRIAL_EPOCHS, **refine_kw: Any) -> ProbeStart:
+                       trial_epochs: int = PROBE_TRIAL_EPOCHS,
+                       callback: Callable[[RefineProgress], bool | None] | None = None,
+                       **refine_kw: Any) -> ProbeStart:
     """Run ``trial_epochs`` joint epochs from each probe candidate; keep the best data fit.
 
     ``refine_kw`` are :func:`~ptycho_nb.model.refine.refine`'s settings (step, alpha, momentum,
     batch size, noise model, ...), the same for every candidate. The trials run without a
-    stopping rule (``tol=0``, patience beyond the trial) and without a callback; a ``holdout``
-    keeps the same patterns (same ``seed``) out of the trials as out of the run after them.
+    stopping rule (``tol=0``, patience beyond the trial); a ``holdout`` keeps the same patterns
+    (same ``seed``) out of the trials as out of the run after them. ``callback`` sees each trial
+    epoch with ``stage='probe start k/n (NAME)'``; when it returns True the trials end there
+    (the best of those run is returned, ``stopped=True``).
     """
     if not candidates:
         raise ValueError("candidates: expected at least one probe start")
     kw = {k: v for k, v in refine_kw.items() if k not in ("callback", "tol", "max_epochs", "patience")}
     kw["patience"] = trial_epochs + 1
     t0 = time.perf_counter()
-    trials = {name: refine(obj, diffraction, xcoords, ycoords, p, intensity_scale,
-                           max_epochs=trial_epochs, refine_probe=True, tol=0.0, **kw)
-              for name, p in candidates.items()}
+    trials: dict[str, RefineResult] = {}
+    for k, (name, p) in enumerate(candidates.items(), start=1):
+        stage = f"probe start {k}/{len(candidates)} ({name})"
+        report = None if callback is None else (
+            lambda progress, stage=stage: callback(dataclasses.replace(progress, stage=stage)))
+        trials[name] = refine(obj, diffraction, xcoords, ycoords, p, intensity_scale,
+                              max_epochs=trial_epochs, refine_probe=True, tol=0.0, callback=report,
+                              **kw)
+        if trials[name].stopped == "callback":
+            break
     deviance = {name: float(r.deviance[-1]) for name, r in trials.items()}
     best = min(deviance, key=deviance.__getitem__)
     return ProbeStart(name=best, trial=trials[best], deviance=deviance,
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0,
+                      stopped=any(r.stopped == "callback" for r in trials.values()))
 
 
 def refine_from_probe_start(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any,
@@ -119,16 +135,22 @@ def refine_from_probe_start(obj: torch.Tensor | np.ndarray, diffraction: Any, xc
         return res, None
     trial_epochs = min(trial_epochs, max_epochs)
     start = choose_probe_start(obj, diffraction, xcoords, ycoords, candidates, intensity_scale,
-                               trial_epochs=trial_epochs, **refine_kw)
+                               trial_epochs=trial_epochs, callback=callback, **refine_kw)
     first = start.trial
+    if start.stopped:
+        return dataclasses.replace(first, seconds=start.seconds, stopped="callback"), start
     if max_epochs == trial_epochs:
         return dataclasses.replace(first, seconds=start.seconds), start
+    e0, s0 = first.epochs_run, start.seconds
+    # The continuation's epochs follow the chosen trial's in what the callback sees, as in the
+    # merged result: epoch e0 + k of the whole cap.
+    report = None if callback is None else (lambda progress: callback(dataclasses.replace(
+        progress, epoch=e0 + progress.epoch, max_epochs=max_epochs, seconds=s0 + progress.seconds)))
     # The probe already moves: the continuation updates it from its first epoch.
     kw = {k: v for k, v in refine_kw.items() if k != "probe_start"}
     rest = refine(first.object, diffraction, xcoords, ycoords, first.probe, intensity_scale,
                   max_epochs=max_epochs - trial_epochs, refine_probe=True, probe_start=0,
-                  callback=callback, **kw)
-    e0, s0 = first.epochs_run, start.seconds
+                  callback=report, **kw)
     merged = dataclasses.replace(
         rest, deviance=first.deviance + rest.deviance[1:],
         holdout_deviance=rest.holdout_deviance, epochs_run=e0 + rest.epochs_run,

@@ -133,6 +133,10 @@ class RefineProgress:
     object : complex64 tensor, (H, W)
         The current object (a live view: copy it to keep it).
     probe : complex64 tensor, (N, N) or (K, N, N)
+    stage : str
+        '' for the refinement itself; ``'probe start k/n (NAME)'`` while the probe's starts are
+        tried (:mod:`ptycho_nb.model.probe_start`): ``epoch`` and ``max_epochs`` then count the
+        trial's epochs.
     """
 
     epoch: int
@@ -142,6 +146,7 @@ class RefineProgress:
     seconds: float
     object: torch.Tensor
     probe: torch.Tensor
+    stage: str = ""
 
 
 def poisson_deviance(pred_counts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

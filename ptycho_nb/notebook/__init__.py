@@ -1,4 +1,5 @@
-"""The notebook layer: config forms with live validation, a panel, background training.
+"""The notebook layer: config forms with live validation, a panel, background training and
+reconstruction.
 
 Everything here is built on ipywidgets and the field metadata of :mod:`ptycho_nb.config.fields`
 (README "In a notebook"). The progress bar and the live view are Lightning callbacks of the
@@ -6,7 +7,7 @@ engine (:mod:`ptycho_nb.engine.callbacks`), re-exported here for convenience.
 """
 
 from ..engine.callbacks import LivePlot, PtychoProgressBar, StopCallback
-from .background import TrainingHandle, start_training
+from .background import ReconstructionHandle, TrainingHandle, start_reconstruction, start_training
 from .builders import (GENERAL, INVALID_CLASS, CheckpointLoggingBuilder, ConfigBuilder,
                        DataLoaderBuilder, ExecutionConfigBuilder, InferenceConfigBuilder,
                        InferenceExecutionBuilder, ModelConfigBuilder, OptimizerBuilder,
@@ -28,11 +29,13 @@ __all__ = [
     "ModelConfigBuilder",
     "OptimizerBuilder",
     "Panel",
+    "ReconstructionHandle",
     "RefineView",
     "StopCallback",
     "TrainerBuilder",
     "TrainingConfigBuilder",
     "TrainingHandle",
     "UXBuilder",
+    "start_reconstruction",
     "start_training",
 ]

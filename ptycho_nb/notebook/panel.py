@@ -5,7 +5,10 @@ Train runs the same :func:`ptycho_nb.train` as the API, in a background thread
 batch. The progress bar and the live figure appear in the panel's own output area (a
 :class:`~ptycho_nb.engine.callbacks.view.TrainingView`: a button's callback has no cell output to
 display into). Reconstruct runs :func:`ptycho_nb.reconstruct` on the scan (from the trained model when there is
-one, else from a flat start with the scan's probe) and shows its figure there.
+one, else from a flat start with the scan's probe), also in the background: a
+:class:`~ptycho_nb.notebook.RefineView` in the same area follows the refinement (the epoch and
+deviance, and the phase as it forms), Stop ends it after the current epoch, and the finished
+reconstruction's figure is shown there.
 The buttons are disabled while anything is invalid — including an existing model archive in the
 output folder while "overwrite" is unticked — with the reason in :attr:`Panel.status`; a collapsed
 section's title says how many invalid fields it holds. The panel follows its forms through their
@@ -14,6 +17,7 @@ section's title says how many invalid fields it holds. The panel follows its for
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import os
@@ -26,7 +30,8 @@ import ipywidgets as widgets
 from ..config import ConfigError, check_compatible, read_config_file, save_configs
 from ..engine.callbacks import LivePlot, TrainingView
 from ..plots import figure_bundle, plot_reconstruction
-from .background import TrainingHandle, start_training
+from .background import ReconstructionHandle, TrainingHandle, start_reconstruction, start_training
+from .refine_view import RefineView
 from .builders import (ExecutionConfigBuilder, InferenceConfigBuilder, ModelConfigBuilder,
                        TrainingConfigBuilder)
 
@@ -118,11 +123,13 @@ class Panel:
         self.status = widgets.Label("")
         self.output = widgets.Output()
         self.view = TrainingView()  # progress bars and live figure of the running training
-        self.output_area = widgets.VBox([self.output, self.view.widget])
+        self.refine_box = widgets.VBox([])  # the running reconstruction's RefineView
+        self.refine_view: RefineView | None = None
+        self.output_area = widgets.VBox([self.output, self.view.widget, self.refine_box])
         self.output_area.add_class("ptycho-nb-output")
         self.errors: dict[str, str] = {}
-        self.handle: TrainingHandle | None = None
-        self._last_handle: TrainingHandle | None = None
+        self.handle: TrainingHandle | ReconstructionHandle | None = None  # the running action
+        self._last_handle: TrainingHandle | ReconstructionHandle | None = None
         self.result: Any = None
         self.reconstruction: Any = None
         self.last_error: BaseException | None = None
@@ -237,8 +244,12 @@ class Panel:
         if first:
             self.status.value = reason
         elif running:
-            self.status.value = ("stopping…" if self.handle and self.handle.stop_requested
-                                 else "training… (Stop ends it at the next batch)")
+            if self.handle is not None and self.handle.stop_requested:
+                self.status.value = "stopping…"
+            elif isinstance(self.handle, ReconstructionHandle):
+                self.status.value = "reconstructing… (Stop ends the refinement after this epoch)"
+            else:
+                self.status.value = "training… (Stop ends it at the next batch)"
         elif self.last_error is not None:
             self.status.value = f"error: {type(self.last_error).__name__}: {self.last_error}"
         elif self.result is None:
@@ -295,7 +306,7 @@ class Panel:
         """Start training in the background (what the Train button does)."""
         self.refresh()
         if self.running:
-            raise RuntimeError("training is already running")
+            raise RuntimeError(f"a {self.handle.kind} run is already running: stop it or wait")
         cfg = self.configs()
         out_err = self._output_error()
         if out_err:
@@ -305,6 +316,8 @@ class Panel:
         self.output.outputs = ()  # the log of an earlier run
         self.output.append_stdout("training started…\n")
         self.view.clear()
+        self.view.widget.layout.display = None
+        self.refine_box.children = ()  # an earlier reconstruction's view
         every = cfg["execution"].plot_every_n_epochs
         # the live view belongs in the panel even outside a kernel (headless use): 'auto' for None
         live = [] if every == 0 else [LivePlot("auto" if every is None else every)]
@@ -337,47 +350,73 @@ class Panel:
         self.refresh()  # the archive now exists: Train needs "overwrite" to run again
 
     def stop(self) -> None:
-        """Ask the running training to stop at the next batch (what the Stop button does)."""
+        """Ask the running action to stop (what the Stop button does): training at the next
+        batch, a reconstruction's refinement after its current epoch."""
         if self.handle is not None:
             self.handle.stop()
         self._update_buttons()
 
     def join(self, timeout: float | None = None) -> Any:
-        """Wait for the background training; returns the result."""
+        """Wait for the running (or last) action; returns its result: the training's
+        :attr:`result` or the :attr:`reconstruction` (None if it failed: see :attr:`last_error`)."""
         handle = self.handle or self._last_handle
         if handle is not None:
             handle.wait(timeout)
-        return self.result
+        return self.reconstruction if isinstance(handle, ReconstructionHandle) else self.result
 
-    def reconstruct(self) -> Any:
-        """Run :func:`ptycho_nb.reconstruct` on the scan (what Reconstruct does): from the trained
-        result when there is one, else from a flat start with the scan's probe."""
-        from ..workflows.reconstruct import reconstruct
+    def reconstruct(self) -> ReconstructionHandle:
+        """Start :func:`ptycho_nb.reconstruct` on the scan in the background (what Reconstruct
+        does): from the trained result when there is one, else from a flat start with the scan's
+        probe. :meth:`join` waits and returns the reconstruction, also kept in
+        :attr:`reconstruction`.
 
+        Its progress shows in the panel's own view (a button's callback has no cell output
+        for a progress bar to go to): the phase as it forms, and the epoch and deviance when
+        ``enable_progress_bar``.
+        """
         self.refresh()
+        if self.running:
+            raise RuntimeError(f"a {self.handle.kind} run is already running: stop it or wait")
         cfg = self.configs()
-        self.status.value = "reconstructing…"
-        try:
-            self.reconstruction = reconstruct(self.data(), self.result, execution=cfg["execution"],
-                                              inference=cfg["inference"], front_end="widget")
-        except Exception as exc:
-            self.last_error = exc
-            self.output.append_stderr(f"reconstruction failed: {type(exc).__name__}: {exc}\n")
-            self._update_buttons()
-            raise
+        data = self.data()
+        execution = cfg["execution"]
         self.last_error = None
-        self.output.append_stdout("reconstruction done\n")
-        try:
-            # base64 PNG text: an Output widget's outputs sync as JSON, and PNG bytes would be
-            # sent as a binary buffer that the browser turns into an invalid data: URL
-            bundle = figure_bundle(plot_reconstruction(self.reconstruction, show=False),
-                                   "reconstruction")
-            self.output.outputs += ({"output_type": "display_data", "data": bundle,
-                                     "metadata": {}},)
-        except Exception:
-            log.warning("could not display the reconstruction", exc_info=True)
+        self.output.outputs = ()
+        self.output.append_stdout("reconstruction started…\n")
+        self.refine_view = RefineView()
+        if not execution.enable_progress_bar:  # the picture stays: it is what the panel is for
+            self.refine_view.label.layout.display = "none"
+        self.refine_box.children = (self.refine_view,)
+        self.view.widget.layout.display = "none"  # the last training's view would push it down
+        self.handle = start_reconstruction(
+            data, self.result, execution=dataclasses.replace(execution, enable_progress_bar=False),
+            inference=cfg["inference"], front_end="widget", view=self.refine_view,
+            on_done=self._reconstruction_done)
         self._update_buttons()
-        return self.reconstruction
+        return self.handle
+
+    def _reconstruction_done(self, handle: ReconstructionHandle) -> None:
+        if handle.error is not None:
+            self.last_error = handle.error
+            self.output.append_stderr(f"reconstruction failed: {type(handle.error).__name__}: "
+                                      f"{handle.error}\n")
+        else:
+            self.reconstruction = rec = handle.result
+            run = rec.run
+            self.output.append_stdout(
+                f"reconstruction {'stopped' if handle.stop_requested else 'done'}: "
+                f"{run.refine_epochs_run} refinement epoch(s), {rec.timings.total_s:.1f} s\n")
+            try:
+                # base64 PNG text: an Output widget's outputs sync as JSON, and PNG bytes would
+                # be sent as a binary buffer that the browser turns into an invalid data: URL
+                bundle = figure_bundle(plot_reconstruction(rec, show=False), "reconstruction")
+                self.output.outputs += ({"output_type": "display_data", "data": bundle,
+                                         "metadata": {}},)
+            except Exception:
+                log.warning("could not display the reconstruction", exc_info=True)
+        self.handle = None
+        self._last_handle = handle
+        self.refresh()
 
     # ------------------------------------------------------------------ display
     def _ipython_display_(self) -> None:

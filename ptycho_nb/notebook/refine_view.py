@@ -25,24 +25,59 @@ class RefineView(widgets.VBox):
     every : int
         Epochs between redraws (the last epoch is always drawn by :meth:`finish` or the caller's
         next display).
+    picture : bool
+        Draw the phase and the deviance curve (False: the progress line only).
     """
 
-    def __init__(self, every: int = 5) -> None:
+    def __init__(self, every: int = 5, *, picture: bool = True) -> None:
         self.every = max(1, int(every))
+        self.picture = bool(picture)
         self.label = widgets.Label("refinement: waiting for the first epoch")
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="640px"))
         self.deviance: list[float] = []
+        self.epochs: list[int] = []
         self.epoch = 0
-        super().__init__([self.label, self.image])
+        self.stage = ""
+        self._last: Any = None
+        super().__init__([self.label, self.image] if self.picture else [self.label])
+        self.add_class("ptycho-nb-refine-view")
+
+    def clear(self) -> None:
+        """Forget the last run (a new one starts)."""
+        self.deviance, self.epochs, self.epoch, self.stage, self._last = [], [], 0, "", None
+        self.label.value = "refinement: waiting for the first epoch"
+        self.image.value = b""
 
     def __call__(self, progress: Any) -> bool:
-        self.deviance.append(float(progress.deviance))
+        self._last = progress
         self.epoch = int(progress.epoch)
+        self.stage = str(getattr(progress, "stage", ""))
+        if self.stage:  # a probe-start trial: its epochs are not the run's
+            self.label.value = (f"refinement, {self.stage}: epoch {progress.epoch}/"
+                                f"{progress.max_epochs}, deviance {progress.deviance:.4g} "
+                                f"({progress.seconds:.1f} s)")
+            if progress.epoch == progress.max_epochs:
+                self._draw()
+            return False
+        self.deviance.append(float(progress.deviance))
+        self.epochs.append(self.epoch)
         self.label.value = (f"refinement epoch {progress.epoch}/{progress.max_epochs}: deviance "
                             f"{progress.deviance:.4g} ({progress.seconds:.1f} s)")
-        if progress.epoch == 1 or progress.epoch % self.every == 0:
-            self.image.value = self._png(np.angle(progress.object.numpy()))
+        if len(self.epochs) == 1 or progress.epoch % self.every == 0:
+            self._draw()
         return False
+
+    def finish(self, stopped: str = "") -> None:
+        """Draw the last epoch seen and say why the run ended (``stopped``)."""
+        if self._last is None:
+            return
+        self._draw()
+        if stopped:
+            self.label.value += f", {stopped}"
+
+    def _draw(self) -> None:
+        if self.picture and self._last is not None:
+            self.image.value = self._png(np.angle(self._last.object.numpy()))
 
     def _png(self, phase: np.ndarray) -> bytes:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -52,11 +87,13 @@ class RefineView(widgets.VBox):
         FigureCanvasAgg(fig)
         ax_img, ax_dev = fig.subplots(1, 2)
         im = ax_img.imshow(phase, cmap="twilight", vmin=-np.pi, vmax=np.pi)
-        ax_img.set_title(f"phase, epoch {self.epoch}", fontsize=9)
+        ax_img.set_title(f"phase, {self.stage + ', ' if self.stage else ''}epoch {self.epoch}",
+                         fontsize=9)
         ax_img.set_xticks([])
         ax_img.set_yticks([])
         fig.colorbar(im, ax=ax_img, fraction=0.046)
-        ax_dev.semilogy(np.arange(1, len(self.deviance) + 1), self.deviance)
+        if self.deviance:
+            ax_dev.semilogy(self.epochs, self.deviance)
         ax_dev.set_xlabel("epoch")
         ax_dev.set_ylabel("deviance per pixel")
         ax_dev.grid(alpha=0.3)
