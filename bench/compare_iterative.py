@@ -56,7 +56,7 @@ from ptycho_nb.atomic import write_text_atomic
 from ptycho_nb.data.container import PtychoData
 from ptycho_nb.iterative import ptychi_available, ptychi_forward_check, run_ptychi, INSTALL_HINT
 from ptycho_nb.physics.forward import forward_from_object
-from ptycho_nb.physics.probes import gaussian_probe, probe_diameter, probe_from_patterns
+from ptycho_nb.physics.probes import gaussian_guess, probe_from_patterns
 
 #: (algorithm, probe refined from a rough guess, noise model) of the ptychi runs.
 METHODS_ITERATIVE = [("LSQML", False, "gaussian"), ("LSQML", False, "poisson"),
@@ -105,14 +105,6 @@ def snap_to_pixels(scan: PtychoData, *, seed: int) -> PtychoData:
     meta = {**scan.metadata, "positions": "snapped to whole pixels (bench/compare_iterative.py)"}
     return dataclasses.replace(scan, diffraction=np.sqrt(counts).astype(np.float32),
                                xcoords=x, ycoords=y, metadata=meta)
-
-
-def gaussian_guess(probe: np.ndarray) -> np.ndarray:
-    """A probe guess for probe refinement: a flat-phase Gaussian of the true probe's size and power."""
-    n = probe.shape[-1]
-    g = gaussian_probe(n, sigma=probe_diameter(probe) / 4.0)
-    power = float(np.sum(np.abs(probe) ** 2))
-    return (g * np.sqrt(power / np.sum(np.abs(g) ** 2))).astype(np.complex64)
 
 
 #: Epochs at which each ptychi run's object is snapshotted to trace quality against time.

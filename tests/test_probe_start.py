@@ -13,7 +13,7 @@ import torch
 import ptycho_nb
 from ptycho_nb.model.probe_start import (choose_probe_start, probe_candidates,
                                          refine_from_probe_start)
-from ptycho_nb.physics.probes import gaussian_probe, probe_diameter, probe_from_patterns
+from ptycho_nb.physics.probes import gaussian_guess, gaussian_probe, probe_diameter, probe_from_patterns
 
 reconstruct_mod = importlib.import_module("ptycho_nb.workflows.reconstruct")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -21,11 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(abs(np.vdot(a, b)) / np.linalg.norm(a) / np.linalg.norm(b))
-
-
-def _gaussian_guess(probe: np.ndarray) -> np.ndarray:
-    g = gaussian_probe(probe.shape[-1], sigma=probe_diameter(probe) / 4.0)
-    return (g * np.sqrt(np.sum(np.abs(probe) ** 2) / np.sum(np.abs(g) ** 2))).astype(np.complex64)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +31,7 @@ def zp_scan():
 
 
 def test_one_mean_pattern_start_is_the_beam_and_the_gaussian_guess_is_not(zp_scan):
-    guess = _gaussian_guess(zp_scan.probe)
+    guess = gaussian_guess(zp_scan.probe)
     plus, minus = probe_from_patterns(zp_scan.diffraction, guess)
     # (At N = 32 the beam fills its window and wraps, so neither start matches it closely.)
     best = max(_corr(zp_scan.probe, plus), _corr(zp_scan.probe, minus))
@@ -47,7 +42,7 @@ def test_one_mean_pattern_start_is_the_beam_and_the_gaussian_guess_is_not(zp_sca
 
 
 def test_the_data_choose_the_start_and_the_choice_fits_and_scores_better(zp_scan):
-    guess = _gaussian_guess(zp_scan.probe)
+    guess = gaussian_guess(zp_scan.probe)
     cands = probe_candidates("auto", guess, zp_scan.diffraction)
     assert set(cands) == {"given", "patterns+", "patterns-"}
     flat = np.ones_like(zp_scan.object)
@@ -70,7 +65,7 @@ def test_the_data_choose_the_start_and_the_choice_fits_and_scores_better(zp_scan
 
 def test_reconstruct_reports_the_start_and_beats_the_given_guess(zp_scan, monkeypatch):
     monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
-    rough = dataclasses.replace(zp_scan, probe=_gaussian_guess(zp_scan.probe))
+    rough = dataclasses.replace(zp_scan, probe=gaussian_guess(zp_scan.probe))
     kw = dict(refine_probe=True, refine_epochs=30, refine_batch_size=16)
     auto = ptycho_nb.reconstruct(rough, **kw)
     given = ptycho_nb.reconstruct(rough, refine_probe_init="given", **kw)
@@ -103,7 +98,7 @@ def test_clear_errors():
 def test_the_trials_report_progress_and_a_stop_during_them_ends_the_run(zp_scan):
     """The callback sees every trial epoch under its stage name, then the run's epochs counted on
     from the chosen trial's; asking to stop during a trial ends the trials and the run there."""
-    guess = _gaussian_guess(zp_scan.probe)
+    guess = gaussian_guess(zp_scan.probe)
     flat = np.ones_like(zp_scan.object)
     args = (flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords, guess)
     seen = []
@@ -128,3 +123,13 @@ def test_the_trials_report_progress_and_a_stop_during_them_ends_the_run(zp_scan)
     assert start2.stopped and res2.stopped == "callback"
     assert list(start2.deviance) == ["given", "patterns+"] and len(calls) == 5
     assert res2.epochs_run <= 3
+
+
+def test_gaussian_guess_has_the_probes_power_and_about_its_size(zp_scan):
+    g = gaussian_guess(zp_scan.probe)
+    assert g.dtype == np.complex64 and g.shape == zp_scan.probe.shape
+    assert np.sum(np.abs(g) ** 2) == pytest.approx(np.sum(np.abs(zp_scan.probe) ** 2), rel=1e-5)
+    assert probe_diameter(g) == pytest.approx(probe_diameter(zp_scan.probe) / np.sqrt(2), rel=0.05)
+    assert np.allclose(np.angle(g[np.abs(g) > 1e-3 * np.abs(g).max()]), 0)  # flat phase
+    with pytest.raises(ValueError, match="probe: expected a square"):
+        gaussian_guess(np.ones((2, 16, 16), np.complex64))

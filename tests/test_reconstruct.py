@@ -63,12 +63,11 @@ def test_fine_tuning_runs_on_the_scan_and_is_refused_by_infer(scans, trained):
 
 def test_probe_refinement_from_a_rough_guess(scans, monkeypatch):
     monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
-    from ptycho_nb.physics.probes import gaussian_probe, probe_diameter
+    from ptycho_nb.physics.probes import gaussian_guess
     import dataclasses
 
     test = scans[1]
-    g = gaussian_probe(32, sigma=probe_diameter(test.probe) / 4.0)
-    guess = (g * np.sqrt(np.sum(np.abs(test.probe) ** 2) / np.sum(np.abs(g) ** 2))).astype(np.complex64)
+    guess = gaussian_guess(test.probe)
     rough = dataclasses.replace(test, probe=guess)
     # 60 patterns: with momentum a rough probe guess measured unstable at this size (1,000-pattern
     # scans are not: bench/compare_iterative.py), so this small test runs plain steps.

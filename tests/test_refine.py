@@ -10,7 +10,7 @@ import ptycho_nb
 from ptycho_nb.metrics import compare
 from ptycho_nb.model.refine import RefineProgress, poisson_deviance, refine
 from ptycho_nb.physics.forward import forward_from_object
-from ptycho_nb.physics.probes import gaussian_probe, probe_diameter
+from ptycho_nb.physics.probes import gaussian_guess
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,8 +58,7 @@ def test_momentum_and_batch_growth_beat_plain_updates_at_equal_epochs(scan):
 
 
 def test_probe_refinement_from_a_rough_guess_fits_better(scan):
-    g = gaussian_probe(32, sigma=probe_diameter(scan.probe) / 4.0)
-    guess = (g * np.sqrt(np.sum(np.abs(scan.probe) ** 2) / np.sum(np.abs(g) ** 2))).astype(np.complex64)
+    guess = gaussian_guess(scan.probe)
     flat = np.ones_like(scan.object)
     kw = dict(max_epochs=40, batch_size=16)
     fixed = refine(flat, scan.diffraction, scan.xcoords, scan.ycoords, guess, **kw)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import erfc
 
 __all__ = ["disc_probe", "gaussian_probe", "zone_plate_probe", "make_probe", "probe_diameter",
-           "probe_from_patterns",
+           "probe_from_patterns", "gaussian_guess",
            "fresnel_propagate", "PROBE_KINDS"]
 
 
@@ -189,6 +189,30 @@ def probe_diameter(probe: np.ndarray) -> float:
     cy, cx = (inten * yy).sum() / tot, (inten * xx).sum() / tot
     r2 = ((yy - cy) ** 2 + (xx - cx) ** 2)
     return float(2 * np.sqrt(2) * np.sqrt((inten * r2).sum() / tot))
+
+
+def gaussian_guess(probe: np.ndarray) -> np.ndarray:
+    """A rough probe guess: a flat-phase Gaussian of about the probe's size, at its power.
+
+    What a beamline knows of its beam without a reconstruction (its size and flux), as the start
+    of probe refinement (``refine_probe``) in simulation studies: amplitude σ = a quarter of
+    :func:`probe_diameter` (so the guess's own diameter is about 0.7 of the probe's),
+    ``sum|guess|² = sum|probe|²``.
+
+    Parameters
+    ----------
+    probe : (N, N) complex array
+
+    Returns
+    -------
+    ndarray, (N, N) complex64
+    """
+    p = np.asarray(probe)
+    if p.ndim != 2 or p.shape[0] != p.shape[1]:
+        raise ValueError(f"probe: expected a square (N, N) array, got shape {p.shape}")
+    g = gaussian_probe(p.shape[-1], sigma=probe_diameter(p) / 4.0)
+    power = float(np.sum(np.abs(p) ** 2))
+    return (g * np.sqrt(power / np.sum(np.abs(g) ** 2))).astype(np.complex64)
 
 
 def probe_from_patterns(diffraction: Any, like: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
