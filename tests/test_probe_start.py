@@ -133,3 +133,23 @@ def test_gaussian_guess_has_the_probes_power_and_about_its_size(zp_scan):
     assert np.allclose(np.angle(g[np.abs(g) > 1e-3 * np.abs(g).max()]), 0)  # flat phase
     with pytest.raises(ValueError, match="probe: expected a square"):
         gaussian_guess(np.ones((2, 16, 16), np.complex64))
+
+
+def test_a_log_shows_each_probe_start_trial_then_the_runs_epochs(zp_scan, monkeypatch, capsys):
+    """reconstruct with refine_probe writing to a log (not a terminal): one line per trial, then
+    the run's lines with epochs counted from the chosen trial's; the RefineView too."""
+    from ptycho_nb.notebook import RefineView
+
+    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    rough = dataclasses.replace(zp_scan, probe=gaussian_guess(zp_scan.probe))
+    view = RefineView(every=100)
+    rec = ptycho_nb.reconstruct(rough, refine_probe=True, refine_epochs=20, refine_tolerance=0.0,
+                                refine_batch_size=16, enable_progress_bar=True, refine_callback=view)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("refinement")]
+    assert [ln.split(":")[0] for ln in lines[:3]] == [
+        "refinement, probe start 1/3 (given)", "refinement, probe start 2/3 (patterns+)",
+        "refinement, probe start 3/3 (patterns-)"]
+    assert all("after 8 epochs" in ln for ln in lines[:3])
+    assert [ln.split(":")[0] for ln in lines[3:]] == ["refinement epoch 10/20", "refinement epoch 20/20"]
+    assert rec.run.refine_epochs_run == 20 and view.epochs == list(range(9, 21))
+    assert view.image.value[:4] == b"\x89PNG"  # drawn at the end of each trial and the run's first epoch
