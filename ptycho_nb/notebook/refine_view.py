@@ -25,13 +25,10 @@ class RefineView(widgets.VBox):
     every : int
         Epochs between redraws (the last epoch is always drawn by :meth:`finish` or the caller's
         next display).
-    picture : bool
-        Draw the phase and the deviance curve (False: the progress line only).
     """
 
-    def __init__(self, every: int = 5, *, picture: bool = True) -> None:
+    def __init__(self, every: int = 5) -> None:
         self.every = max(1, int(every))
-        self.picture = bool(picture)
         self.label = widgets.Label("refinement: waiting for the first epoch")
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="640px"))
         self.deviance: list[float] = []
@@ -39,14 +36,8 @@ class RefineView(widgets.VBox):
         self.epoch = 0
         self.stage = ""
         self._last: Any = None
-        super().__init__([self.label, self.image] if self.picture else [self.label])
+        super().__init__([self.label, self.image])
         self.add_class("ptycho-nb-refine-view")
-
-    def clear(self) -> None:
-        """Forget the last run (a new one starts)."""
-        self.deviance, self.epochs, self.epoch, self.stage, self._last = [], [], 0, "", None
-        self.label.value = "refinement: waiting for the first epoch"
-        self.image.value = b""
 
     def __call__(self, progress: Any) -> bool:
         self._last = progress
@@ -76,7 +67,7 @@ class RefineView(widgets.VBox):
             self.label.value += f", {stopped}"
 
     def _draw(self) -> None:
-        if self.picture and self._last is not None:
+        if self._last is not None:
             self.image.value = self._png(np.angle(self._last.object.numpy()))
 
     def _png(self, phase: np.ndarray) -> bytes:
