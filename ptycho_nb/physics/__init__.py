@@ -4,7 +4,8 @@ from .forward import (FFT_NORM, exit_waves, extract_patches, far_field,
                       forward_amplitude, forward_from_object, place_patches, poisson_nll, stitch)
 from .objects import OBJECT_KINDS, make_object, object_maps
 from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe, make_probe,
-                     probe_diameter, probe_from_patterns, gaussian_guess, zone_plate_probe)
+                     probe_diameter, probe_from_patterns, gaussian_guess, twin_distance,
+                     zone_plate_probe)
 from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
                    spiral_scan, step_from_overlap)
 from .simulate import simulate
@@ -17,7 +18,7 @@ __all__ = [
     "make_object", "OBJECT_KINDS",
     "make_probe", "disc_probe", "gaussian_probe", "zone_plate_probe", "probe_diameter",
     "probe_from_patterns",
-    "gaussian_guess",
+    "gaussian_guess", "twin_distance",
     "fresnel_propagate", "PROBE_KINDS",
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",

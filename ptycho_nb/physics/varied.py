@@ -47,9 +47,9 @@ AMPLITUDE_MODES = ("independent", "phase_only", "correlated")
 the phase shift grows, as for a single material)."""
 
 PROBE_FAMILIES = ("disc", "defocused_pupil", "zone_plate", "gaussian")
-"""Probe families: a flat aperture with Fresnel edge rings; the same aperture with a defocus
-(quadratic) phase; a defocused zone-plate focus (annular pupil, ring-shaped beam); a Gaussian
-beam with optional curvature. All built by :mod:`ptycho_nb.physics.probes`."""
+"""Probe families: an aperture near focus (a weak curvature phase, Fresnel edge rings); the same
+aperture with a strong defocus (quadratic) phase; a defocused zone-plate focus (annular pupil,
+ring-shaped beam); a Gaussian beam with curvature. All built by :mod:`ptycho_nb.physics.probes`."""
 
 # Child indices of a scan's SeedSequence: one independent stream per part of the draw.
 _K_OBJECT, _K_OBJECT_MAPS, _K_PROBE, _K_SCAN, _K_POSITIONS, _K_DOSE, _K_NOISE = range(7)
@@ -135,7 +135,12 @@ class VariedSpec:
         :func:`~ptycho_nb.physics.probe_diameter` is recorded and sets the scan step), in (0, 0.6].
     defocus : (min, max)
         Defocus phase at the aperture edge (rad, random sign) of 'defocused_pupil'; 'gaussian'
-        draws its curvature phase at the beam radius from [0, max].
+        draws its curvature phase at the beam radius from [focus_phase min, defocus max].
+    focus_phase : (min, max)
+        Phase at the edge of an in-focus 'disc' (rad, random sign), and the least curvature
+        phase of a 'gaussian': real beams are never flat, and a flat, centro-symmetric probe
+        leaves single patterns blind to the twin image (:func:`~ptycho_nb.physics.twin_distance`),
+        which a per-pattern network cannot learn. (0, 0) gives flat discs.
     scan_kinds : mapping or sequence
         Weights of 'raster', 'spiral', 'random'.
     overlap : (min, max)
@@ -175,6 +180,7 @@ class VariedSpec:
                                   ("gaussian", 0.25))
     probe_diameter: tuple[float, float] = (0.25, 0.5)
     defocus: tuple[float, float] = (1.0, 12.0)
+    focus_phase: tuple[float, float] = (1.0, 3.0)
     scan_kinds: _WeightsIn = (("raster", 1.0), ("spiral", 1.0), ("random", 1.0))
     overlap: tuple[float, float] = (0.4, 0.85)
     jitter: tuple[float, float] = (0.0, 0.1)
@@ -206,6 +212,7 @@ class VariedSpec:
         set_("phase_center", centre)
         set_("probe_diameter", _pair("probe_diameter", self.probe_diameter, 0.0, 0.6, lo_open=True))
         set_("defocus", _pair("defocus", self.defocus, 0.0, 100.0))
+        set_("focus_phase", _pair("focus_phase", self.focus_phase, 0.0, 100.0))
         set_("overlap", _pair("overlap", self.overlap, 0.0, 1.0, hi_open=True))
         set_("jitter", _pair("jitter", self.jitter, 0.0, 0.5))
         set_("photons", _pair("photons", self.photons, 0.0, math.inf, lo_open=True, hi_open=True))
@@ -363,7 +370,7 @@ def _draw_probe(spec: VariedSpec, ss: np.random.SeedSequence, family: str | None
     if family in ("disc", "defocused_pupil"):
         # Edge phase φ of the defocus; Fresnel number F = radius²/lam_z of the propagation to the
         # sample sets the edge rings. F >= 2φ/π bounds the spread the defocus adds to ~radius/2.
-        phi = sign * rng.uniform(*spec.defocus) if family == "defocused_pupil" else 0.0
+        phi = sign * rng.uniform(*(spec.defocus if family == "defocused_pupil" else spec.focus_phase))
         f_lo = max(2.0, 2 * abs(phi) / math.pi)
         fresnel = _loguniform(rng, f_lo, max(f_lo, 30.0))
         kw = {"radius": radius, "curvature": phi / radius ** 2, "softness": rng.uniform(0.5, 2.0),
@@ -378,7 +385,8 @@ def _draw_probe(spec: VariedSpec, ss: np.random.SeedSequence, family: str | None
     else:
         # probe_diameter of a Gaussian beam is 2√2·σ.
         sigma = target / (2 * math.sqrt(2))
-        kw = {"sigma": sigma, "curvature": sign * rng.uniform(0.0, spec.defocus[1]) / radius ** 2}
+        lo = spec.focus_phase[0]
+        kw = {"sigma": sigma, "curvature": sign * rng.uniform(lo, max(lo, spec.defocus[1])) / radius ** 2}
         p = gaussian_probe(N, **kw)
     diam = probe_diameter(p)
     info = {"probe_family": family, "probe_kind": "gaussian" if family == "gaussian" else
