@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptycho_nb.physics import (OBJECT_KINDS, PROBE_KINDS, make_object, make_probe, make_scan,
+from ptycho_nb.physics import (OBJECT_KINDS, PROBE_KINDS, disc_probe, gaussian_probe, make_object,
+                               make_probe, make_scan,
                                overlap_from_step, probe_diameter, random_scan, raster_scan,
                                spiral_scan, step_from_overlap)
 
@@ -38,6 +39,46 @@ def test_probe_diameter_of_flat_disc():
     yy, xx = np.mgrid[:64, :64] - 32
     disc = (np.hypot(yy, xx) <= 12).astype(complex)
     assert probe_diameter(disc) == pytest.approx(24, rel=0.05)
+
+
+def _twin(o: np.ndarray) -> np.ndarray:
+    """conj(O(−r)) about the centre pixel N//2."""
+    return np.conj(np.roll(o[::-1, ::-1], 1, axis=(0, 1)))
+
+
+def test_twin_distance_zero_exactly_when_a_pattern_cannot_tell_the_twin():
+    """A flat centro-symmetric probe gives O and its twin conj(O(−r)) the same far-field
+    amplitudes through the package's forward model; a curvature phase tells them apart, and
+    twin_distance says which case a probe is."""
+    import torch
+
+    from ptycho_nb.physics import forward_amplitude, twin_distance
+
+    obj = make_object("lines", (64, 64), seed=1, phase_range=(-1.0, 1.0))
+    flat = disc_probe(64, radius=15, curvature=0.0, lam_z=0.0)
+    curved = disc_probe(64, radius=15, curvature=2.0 / 15 ** 2, lam_z=0.0)  # 2 rad at the edge
+
+    def amps(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pt = torch.as_tensor(p)
+        a = forward_amplitude(pt, torch.as_tensor(obj[None].astype(np.complex64)))
+        b = forward_amplitude(pt, torch.as_tensor(_twin(obj)[None].astype(np.complex64)))
+        return a.numpy(), b.numpy()
+
+    a, b = amps(flat)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * a.max())
+    a, b = amps(curved)
+    assert np.abs(a - b).max() > 0.05 * a.max()
+    assert twin_distance(flat) < 1e-3
+    assert twin_distance(gaussian_probe(64, sigma=8.0)) < 1e-3
+    assert twin_distance(curved) > 0.5
+    # blind to the global phase, and a probe's modes weigh by their power
+    assert twin_distance(curved * np.exp(1j * 0.7)) == pytest.approx(twin_distance(curved), abs=1e-6)
+    modes = np.stack([flat * np.sqrt(0.75), curved * np.sqrt(0.25)])
+    assert twin_distance(modes) == pytest.approx(0.25 * twin_distance(curved), rel=1e-3)
+    with pytest.raises(ValueError, match="probe: expected an .N, N. or .K, N, N. array"):
+        twin_distance(np.ones((4, 6), np.complex64))
+    with pytest.raises(ValueError, match="probe: expected a finite, non-zero"):
+        twin_distance(np.zeros((8, 8), np.complex64))
 
 
 @pytest.mark.parametrize("kw,match", [({"kind": "nope"}, "kind"), ({"N": 63}, "N"),

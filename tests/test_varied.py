@@ -98,6 +98,7 @@ def test_dead_leaves_bad_args(kw, match):
     ({"phase_span": (0.0, 1.0)}, "phase_span"),
     ({"phase_center": (0.0, 3.0)}, "phase_center"),
     ({"probe_diameter": (0.3, 0.9)}, "probe_diameter"),
+    ({"focus_phase": (-1.0, 2.0)}, "focus_phase"),
     ({"overlap": (0.5, 1.0)}, "overlap"),
     ({"jitter": (0.2, 0.1)}, "jitter"),
     ({"photons": (0.0, 1e4)}, "photons"),
@@ -159,6 +160,23 @@ def test_probe_families(family):
         assert max(a[0].max(), a[-1].max(), a[:, 0].max(), a[:, -1].max()) < 0.05 * a.max()
     with pytest.raises(ValueError, match="family"):
         draw_probe(spec, 0, family="laser")
+
+
+def test_every_probe_family_tells_the_twin_apart_unless_asked_for_flat_discs():
+    """Training probes carry a phase (twin_distance well above 0): with a flat, centro-symmetric
+    probe a single pattern cannot tell O from its twin, which a per-pattern network cannot learn."""
+    from ptycho_nb.physics import twin_distance
+
+    spec = VariedSpec(N=64)
+    for family in PROBE_FAMILIES:
+        d = [twin_distance(draw_probe(spec, seed, family=family)[0]) for seed in range(40)]
+        assert min(d) > 0.3, (family, min(d))
+    flat = VariedSpec(N=64, focus_phase=(0.0, 0.0))
+    d = [twin_distance(draw_probe(flat, seed, family="disc")[0]) for seed in range(40)]
+    assert np.median(d) < 0.3
+    _, info = draw_probe(spec, 3, family="disc")
+    edge = abs(info["probe_kwargs"]["curvature"]) * info["probe_kwargs"]["radius"] ** 2
+    assert spec.focus_phase[0] <= edge <= spec.focus_phase[1]
 
 
 def test_draw_scan_reproducible_and_seed_sensitive():
