@@ -43,3 +43,20 @@ def test_refine_policies_quick_prints_every_policy():
     assert proc.returncode == 0, proc.stderr[-3000:]
     for policy in ("adam", "pie", "pie+momentum", "pie+momentum+growth"):
         assert re.search(rf"^\| 1e\+06 \| {re.escape(policy)} \| \d+ \(", proc.stdout, re.M), proc.stdout
+
+
+def test_finetune_speed_prints_both_precisions_per_epoch():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "finetune_speed.py"), "--epochs", "2",
+                           "--patterns", "60", "--threads", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    number = r"-?\d+\.\d+"
+    for epoch in (1, 2):
+        assert re.search(rf"^\| {epoch} \| {number} \| {number} \| {number} \| {number} \|$",
+                         proc.stdout, re.M), proc.stdout
+    assert re.search(rf"fp32 / bf16 = {number}x", proc.stdout), proc.stdout
+    for precision in ("32-true", "bf16-mixed"):
+        assert re.search(rf"^{precision}: best network-alone phase SSIM within 60 s of training: {number}",
+                         proc.stdout, re.M), proc.stdout
