@@ -124,6 +124,10 @@ def test_refine_view_draws_the_object_as_the_refinement_runs(scans, monkeypatch)
     rec = ptycho_nb.reconstruct(scans[1], refine_epochs=4, refine_callback=view)
     assert view.epoch == rec.run.refine_epochs_run == 4 and len(view.deviance) == 4
     assert view.image.value[:8] == b"\x89PNG\r\n\x1a\n" and "epoch 4/4" in view.label.value
+    # the picture leaves blank what the scan never lit (there the object is only its start)
+    lit = view._last.lit
+    assert lit.shape == view.phase.shape and lit.any() and not lit.all()
+    assert np.array_equal(np.isnan(view.phase), ~lit)
 
 
 def test_infer_says_what_it_cannot_use(scans, trained):

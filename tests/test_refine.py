@@ -42,6 +42,11 @@ def test_flat_start_converges_and_stops_on_a_plateau(scan):
     assert res.stopped == "plateau" and res.epochs_run < 300
     assert len(res.deviance) == res.epochs_run + 1 and res.deviance[-1] < 0.1 * res.deviance[0]
     assert [pr.epoch for pr in seen] == list(range(1, res.epochs_run + 1))
+    # the lit region rides along for live views: the scan's illuminated mask, some of the frame
+    from ptycho_nb.metrics import illuminated_mask
+    lit = illuminated_mask(flat.shape, scan.xcoords, scan.ycoords, scan.probe)
+    assert seen[0].lit is seen[-1].lit and np.array_equal(seen[0].lit, lit)
+    assert 0.2 < lit.mean() < 0.95
     assert res.batch_schedule[0] == (0, 16) and res.batch_schedule[-1][1] == 60  # grew to the scan
     q = _phase_ssim(res.object, scan)
     assert q > 0.9 and q > _phase_ssim(flat, scan) + 0.4, q

@@ -50,6 +50,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..metrics import illuminated_mask
 from ..physics.forward import (PatchTaps, forward_from_object, gather_patches, patch_taps,
                                poisson_nll, scatter_patches)
 
@@ -137,6 +138,9 @@ class RefineProgress:
         '' for the refinement itself; ``'probe start k/n (NAME)'`` while the probe's starts are
         tried (:mod:`ptycho_nb.model.probe_start`): ``epoch`` and ``max_epochs`` then count the
         trial's epochs.
+    lit : bool ndarray, (H, W), or None
+        Object pixels the scan lights (:func:`ptycho_nb.metrics.illuminated_mask` of the starting
+        probe): where the object means something; elsewhere it is only its start.
     """
 
     epoch: int
@@ -147,6 +151,7 @@ class RefineProgress:
     object: torch.Tensor
     probe: torch.Tensor
     stage: str = ""
+    lit: np.ndarray | None = None
 
 
 def poisson_deviance(pred_counts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -418,6 +423,10 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
     klogk = torch.where(counts > 0, counts.double() * torch.log(counts.double().clamp_min(_EPS)),
                         torch.zeros((), dtype=torch.float64)).sub(counts.double()).sum(dim=(-2, -1))
     taps = patch_taps(x, y, n, tuple(o.shape))
+    lit = None
+    if callback is not None:  # for a live view: computed once, from the starting probe
+        p_amp = p.abs() if p.ndim == 2 else p.abs().square().sum(dim=0).sqrt()
+        lit = illuminated_mask(tuple(o.shape), x.numpy(), y.numpy(), p_amp.numpy())
     m = int(meas.shape[0])
     rng = np.random.default_rng(seed)
     n_hold = int(round(holdout * m)) if holdout > 0 else 0
@@ -496,7 +505,7 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
         epoch_s.append(time.perf_counter() - t0)
         if callback is not None and callback(RefineProgress(
                 epoch=ep, max_epochs=max_epochs, deviance=dev, holdout_deviance=hd,
-                seconds=epoch_s[-1], object=o.detach(), probe=p.detach())):
+                seconds=epoch_s[-1], object=o.detach(), probe=p.detach(), lit=lit)):
             stopped = "callback"
             break
         if n_hold and ep - best[0] >= patience:

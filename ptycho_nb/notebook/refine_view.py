@@ -25,6 +25,12 @@ class RefineView(widgets.VBox):
     every : int
         Epochs between redraws (the last epoch is always drawn by :meth:`finish` or the caller's
         next display).
+
+    Attributes
+    ----------
+    phase : ndarray (H, W) or None
+        The phase last drawn (rad), NaN where the scan never lit the object (left blank in the
+        picture: there the object is only its start).
     """
 
     def __init__(self, every: int = 5) -> None:
@@ -35,6 +41,7 @@ class RefineView(widgets.VBox):
         self.epochs: list[int] = []
         self.epoch = 0
         self.stage = ""
+        self.phase: np.ndarray | None = None
         self._last: Any = None
         super().__init__([self.label, self.image])
         self.add_class("ptycho-nb-refine-view")
@@ -68,7 +75,12 @@ class RefineView(widgets.VBox):
 
     def _draw(self) -> None:
         if self._last is not None:
-            self.image.value = self._png(np.angle(self._last.object.numpy()))
+            phase = np.angle(self._last.object.numpy())
+            lit = getattr(self._last, "lit", None)
+            if lit is not None and lit.shape == phase.shape:
+                phase = np.where(lit, phase, np.nan)
+            self.phase = phase
+            self.image.value = self._png(phase)
 
     def _png(self, phase: np.ndarray) -> bytes:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
