@@ -161,3 +161,48 @@ def test_scan_bad_args(kw, match):
     kw = {"kind": "raster", "object_shape": (100, 100), "N": 16, "step": 5.0, **kw}
     with pytest.raises(ValueError, match=match):
         make_scan(kw.pop("kind"), kw.pop("object_shape"), kw.pop("N"), **kw)
+
+
+def test_scattering_strength_measures_the_object_not_the_noise():
+    """An empty object scores ~0 at any dose (the photon noise is removed), a strong one well
+    above, the same at 10³ and 10⁶ photons; a weak phase scores far below a strong one."""
+    from ptycho_nb.physics import scattering_strength, simulate
+
+    def median(**kw):
+        s = simulate(N=32, object_shape=(96, 96), n_positions=40, seed=3, **kw)
+        v = scattering_strength(s.diffraction, s.probe)
+        assert v.shape == (40,) and np.all(np.isfinite(v))
+        return float(np.median(v))
+
+    empty = dict(object_kind="lines", phase_range=(0.0, 0.0), amplitude_range=(1.0, 1.0))
+    assert abs(median(photons_per_pattern=1e3, **empty)) < 0.01
+    assert abs(median(photons_per_pattern=1e6, **empty)) < 1e-3
+    strong = dict(object_kind="siemens", probe_kind="zone_plate", phase_range=(-1.2, 1.2))
+    hi, lo = median(photons_per_pattern=1e6, **strong), median(photons_per_pattern=1e3, **strong)
+    assert hi > 0.2 and lo == pytest.approx(hi, rel=0.15)
+    weak = median(photons_per_pattern=1e6, object_kind="siemens", probe_kind="zone_plate",
+                  phase_range=(-0.05, 0.05), amplitude_range=(1.0, 1.0))
+    assert 0 < weak < 0.05 * hi
+    # a probe's modes count together: two modes that sum to the probe's far field
+    s = simulate(N=32, object_shape=(96, 96), n_positions=8, seed=3, **empty)
+    two = np.stack([s.probe * np.sqrt(0.5), s.probe * np.sqrt(0.5)])
+    np.testing.assert_allclose(scattering_strength(s.diffraction, two),
+                               scattering_strength(s.diffraction, s.probe), rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="probe: expected .N, N. or .K, N, N. with N = 32"):
+        scattering_strength(s.diffraction, np.ones((16, 16), np.complex64))
+    with pytest.raises(ValueError, match="diffraction: expected an .M, N, N. array"):
+        scattering_strength(s.diffraction[0], s.probe)
+
+
+def test_varied_phase_span_sets_the_scattering_strength():
+    """The generator's phase span sets how much its scans scatter (README, "Models that
+    generalise"): the same draws with a larger span move the whole distribution up."""
+    from ptycho_nb.physics import VariedSpec, iter_scans, scattering_strength
+
+    def medians(spec):
+        return np.array([np.median(scattering_strength(s.diffraction, s.probe))
+                         for s in iter_scans(spec, np.random.SeedSequence([0, 5]), 12)])
+
+    base = medians(VariedSpec(N=32, n_positions=(16, 24)))
+    strong = medians(VariedSpec(N=32, n_positions=(16, 24), phase_span=(1.0, np.pi)))
+    assert np.all(np.isfinite(base)) and np.median(strong) > 1.5 * np.median(base)

@@ -6,6 +6,7 @@ from .objects import OBJECT_KINDS, make_object, object_maps
 from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe, make_probe,
                      probe_diameter, probe_from_patterns, gaussian_guess, twin_distance,
                      zone_plate_probe)
+from .scattering import scattering_strength
 from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
                    spiral_scan, step_from_overlap)
 from .simulate import simulate
@@ -22,7 +23,7 @@ __all__ = [
     "fresnel_propagate", "PROBE_KINDS",
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",
-    "simulate",
+    "simulate", "scattering_strength",
     "object_maps", "VariedSpec", "draw_scan", "iter_scans", "scan_seed",
     "draw_object", "draw_probe", "AMPLITUDE_MODES", "PROBE_FAMILIES",
 ]
