@@ -120,6 +120,8 @@ def test_shipped_models(monkeypatch):
         assert card, f"{name}: its archive has no model card"
         module = ptycho_nb.load_model(f"pretrained:{name}")
         assert module.model_card == card
+        # a model that ignores its input (the recipe's collapse check) never ships
+        assert card.get("collapsed") is False, f"{name}: its card does not say it reads its input"
 
 
 # ----------------------------------------------------------------------------- pretrained:NAME

@@ -32,6 +32,8 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     assert {r["object"] for r in rows} == set(rec.HELD_OUT_OBJECTS)
     assert {r["probe_seen"] for r in rows} == {True, False}
     assert all(-1 <= r["phase_ssim"] <= 1 and -1 <= r["flat_phase_ssim"] <= 1 for r in rows)
+    assert all(r["output_variation"] >= 0 for r in rows)
+    assert card["collapsed"] == rec.collapsed(rows)
     # the held-out kinds and probe family really are outside the training distribution
     spec = card["trained_on"]["spec"]
     kinds = set(dict(spec["object_kinds"]))
@@ -69,3 +71,26 @@ def test_probe_input_model_follows_the_scan_probe():
                        probe=a.probe, scaling=scaling_statistics(a))
     with pytest.raises(ValueError, match="probe_input"):
         plain.adopt_scan(b)
+
+
+def test_output_variation_tells_a_collapsed_network():
+    """A network with zero-initialised output heads returns one patch whatever it reads (what a
+    collapsed generalist does): variation ~0 and the card's verdict says collapsed; with its
+    heads drawn at random the output follows the input."""
+    scan = ptycho_nb.simulate(N=32, object_shape=(96, 96), n_positions=40, seed=2)
+    torch.manual_seed(0)
+    m = PINNModule(ModelConfig(N=32, n_filters_scale=1, probe_input=True), TrainingConfig(),
+                   PyTorchExecutionConfig(), probe=scan.probe, scaling=scaling_statistics(scan))
+    flat = rec.output_variation(m, scan)
+    assert 0 <= flat < 1e-3
+    for head in (m.net.amp_head.out, m.net.phase_head.out):
+        for p in head.parameters():
+            torch.nn.init.normal_(p, std=0.3)
+    assert rec.output_variation(m, scan) > 100 * max(flat, 1e-6)
+    rows = [{"output_variation": v} for v in (0.1, 0.2, 0.9)]
+    assert rec.collapsed(rows) and not rec.collapsed([{"output_variation": 0.8}, *rows[2:]])
+    assert not rec.collapsed([{"phase_ssim": 0.5}])  # an old card without the measure
+    no_truth = ptycho_nb.PtychoData(diffraction=scan.diffraction, xcoords=scan.xcoords,
+                                    ycoords=scan.ycoords, probe=scan.probe)
+    with pytest.raises(ValueError, match="no ground-truth object"):
+        rec.output_variation(m, no_truth)

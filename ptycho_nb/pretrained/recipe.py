@@ -40,7 +40,8 @@ from ..version import __version__
 from ..workflows.inference import infer
 from ..workflows.model_io import save_model
 
-__all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "main"]
+__all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "output_variation",
+           "collapsed", "COLLAPSED_BELOW", "main"]
 
 NAME = "generalist-n64"
 #: Object kinds and the probe family the generalist never sees in training: its model card
@@ -48,6 +49,10 @@ NAME = "generalist-n64"
 HELD_OUT_OBJECTS = ("lines", "siemens")
 HELD_OUT_PROBES = ("zone_plate",)
 TRAINED_PROBE_FOR_SCORES = "disc"
+#: A model whose median :func:`output_variation` over the scored scans lies below this has
+#: collapsed to one output (measured: networks trained on one scan 0.73–1.08 on never-seen
+#: scans, the CPU-trained generalists 0.05–0.19); its card says so and it must not ship.
+COLLAPSED_BELOW = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,13 +210,51 @@ def load_trained(out_dir: str | os.PathLike, *, toy: bool = False) -> tuple[PINN
     return module, facts
 
 
+def output_variation(module: PINNModule, scan: Any, *, n: int = 256) -> float:
+    """How much the network's patches change from pattern to pattern, relative to the truth's.
+
+    The phase of each of the first ``n`` patterns' patches (the network alone, each pattern on
+    its own, no overlap merge), its standard deviation across patterns at every pixel the probe
+    lights (intensity above a tenth of its peak), averaged over those pixels; divided by the
+    same of the true object's patches at the scan's positions. About 1 for a network that reads
+    its input; near 0 for one that has collapsed to a constant output (the "predict the mean"
+    minimum of the self-supervised loss), whatever its SSIM. ``module`` adopts the scan's probe
+    when it is a ``probe_input`` model.
+    """
+    from ..physics import extract_patches
+
+    if scan.object is None:
+        raise ValueError("output_variation: the scan has no ground-truth object")
+    if module.model_config.probe_input:
+        module.adopt_scan(scan)
+    n = min(int(n), len(scan.diffraction))
+    d = torch.from_numpy(np.ascontiguousarray(scan.diffraction[:n], dtype=np.float32)).unsqueeze(1)
+    was = module.training
+    module.eval()
+    with torch.no_grad():
+        net = module.network_patches(d)[:, 0].numpy()
+    module.train(was)
+    truth = extract_patches(torch.from_numpy(np.asarray(scan.object)),
+                            torch.as_tensor(np.asarray(scan.xcoords[:n], dtype=np.float32)),
+                            torch.as_tensor(np.asarray(scan.ycoords[:n], dtype=np.float32)),
+                            net.shape[-1]).numpy()
+    lit = np.abs(np.asarray(scan.probe)) ** 2
+    lit = lit.sum(axis=0) if lit.ndim == 3 else lit
+    lit = lit > 0.1 * lit.max()
+    spread_truth = float(np.angle(truth)[:, lit].std(axis=0).mean())
+    if not spread_truth > 0:
+        raise ValueError("output_variation: the true object's phase does not vary over the scan")
+    return float(np.angle(net)[:, lit].std(axis=0).mean()) / spread_truth
+
+
 def evaluate(module: PINNModule, *, toy: bool = False, seed: int = 7) -> list[dict[str, Any]]:
     """Network-alone scores on scans of object kinds (and a probe family) training never drew.
 
     For each held-out object kind × {a trained probe family, an unseen one} × dose: a 1,000-pattern
     scan (``ptycho_nb.simulate``), reconstructed with ``refine_epochs=0``; aligned phase and
     amplitude SSIM against the ground truth, beside the same scores of a flat object in the same
-    frame (the control: what a network that learned nothing scores).
+    frame (the control: what a network that learned nothing scores), and the network's
+    :func:`output_variation` (whether it reads its input at all).
     """
     r = recipe(toy)
     rows = []
@@ -235,6 +278,7 @@ def evaluate(module: PINNModule, *, toy: bool = False, seed: int = 7) -> list[di
                              "amplitude_ssim": round(float(m["amplitude_ssim"]), 4),
                              "flat_phase_ssim": round(float(f["phase_ssim"]), 4),
                              "flat_amplitude_ssim": round(float(f["amplitude_ssim"]), 4),
+                             "output_variation": round(output_variation(module, scan), 4),
                              "seconds": round(time.perf_counter() - t0, 2)})
     return rows
 
@@ -258,7 +302,15 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
                        "learning_rate": r.execution.learning_rate},
         "held_out": {"objects": list(HELD_OUT_OBJECTS), "probes": list(HELD_OUT_PROBES)},
         "scores_network_alone": list(scores),
+        "collapsed": collapsed(scores),
     }
+
+
+def collapsed(scores: Sequence[dict[str, Any]]) -> bool:
+    """Whether the scored model has collapsed to one output: the median
+    :func:`output_variation` of its score rows below :data:`COLLAPSED_BELOW`."""
+    values = [r["output_variation"] for r in scores if "output_variation" in r]
+    return bool(values) and float(np.median(values)) < COLLAPSED_BELOW
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (pathlib.Path(args.out) / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     save_model(module, archive, overwrite=args.overwrite, card=card)
     print(f"wrote {archive}")
+    if card["collapsed"]:
+        print(f"this model has collapsed to one output (median output variation below "
+              f"{COLLAPSED_BELOW}: it ignores its input); do not ship it", file=sys.stderr)
     return 0
 
 
