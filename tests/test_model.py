@@ -261,3 +261,38 @@ def test_mae_with_zero_weight_is_logged_but_outside_the_graph(tiny):
     m.compute_loss(batch)["nll"].backward()  # the same gradient as the NLL alone
     for a, b in zip(got, [p.grad for p in m.parameters() if p.grad is not None]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_departure_feeds_the_pattern_minus_the_probe_far_field(tmp_path):
+    """A probe-conditioned network reads each pattern's departure from the first conditioning
+    channel (the probe's far field): the encoder's data channel is normalise(d) − cond[0]. New
+    probe_input modules use it and their archives say so; an archive without it keeps the
+    plain input."""
+    from ptycho_nb.workflows.model_io import load_model, save_model
+
+    torch.manual_seed(0)
+    net = PtychoNet(N=32, n_filters_scale=1, cond_channels=3, departure=True)
+    d = torch.rand(2, 4, 32, 32) * 5
+    cond = torch.rand(2, 3, 32, 32)
+    seen = {}
+    net.encoder.register_forward_hook(lambda mod, i, o: seen.__setitem__("x", i[0]))
+    net(d, cond)
+    x = seen["x"]
+    assert x.shape == (8, 4, 32, 32)
+    expected = net.normalise(d.reshape(8, 1, 32, 32)) - cond.repeat_interleave(4, dim=0)[:, :1]
+    torch.testing.assert_close(x[:, :1], expected)
+    torch.testing.assert_close(x[:, 1:], cond.repeat_interleave(4, dim=0))
+    with pytest.raises(ValueError, match="departure: needs cond_channels > 0"):
+        PtychoNet(N=32, departure=True)
+
+    scan = simulate(N=32, object_shape=(80, 80), n_positions=12, step=5.0, seed=1)
+    kw = dict(training=TrainingConfig(), execution=PyTorchExecutionConfig(), probe=scan.probe,
+              scaling=scaling_statistics(scan))
+    fresh = PINNModule(ModelConfig(N=32, n_filters_scale=1, probe_input=True), **kw)
+    assert fresh.net.departure and fresh.network_kwargs == {"departure": True}
+    assert not PINNModule(ModelConfig(N=32, n_filters_scale=1), **kw).net.departure
+    old = PINNModule(ModelConfig(N=32, n_filters_scale=1, probe_input=True), network={}, **kw)
+    assert not old.net.departure  # what loading an archive written before departure passes
+    path = save_model(fresh, tmp_path / "m.wts.h5.zip")
+    assert load_model(path).net.departure
+    assert not load_model(save_model(old, tmp_path / "old.wts.h5.zip")).net.departure

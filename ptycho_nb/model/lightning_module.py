@@ -137,7 +137,9 @@ class PINNModule(L.LightningModule):
         :func:`scaling_statistics` of the training data (``input_scale``, ``intensity_scale``).
     network : dict, optional
         Extra :class:`~ptycho_nb.model.network.PtychoNet` keywords (depth, bottleneck_fc,
-        input_bin, core), overriding what ModelConfig implies.
+        input_bin, core, departure), overriding what ModelConfig implies. None (a new model):
+        ``{'departure': True}`` for a ``probe_input`` model, else none; a loaded model passes
+        what its archive recorded.
     probe_shape : sequence of int, optional
         Shape of the probe when ``probe`` is None.
     """
@@ -167,6 +169,11 @@ class PINNModule(L.LightningModule):
                              f"got {tuple(p.shape)}")
         self.model_config, self.training_config, self.execution_config = mcfg, tcfg, ecfg
         self.scaling = scaling
+        if network is None and mcfg.probe_input:
+            # A new probe-conditioned network reads each pattern's departure from the probe's far
+            # field (PtychoNet ``departure``); archives record it, and those written before it
+            # existed (``network`` {} on load) keep reading the plain pattern.
+            network = {"departure": True}
         self.network_kwargs = dict(network or {})
         self.save_hyperparameters({
             "model": mcfg.to_dict(), "training": tcfg.to_dict(), "execution": ecfg.to_dict(),

@@ -117,12 +117,18 @@ class PtychoNet(nn.Module):
     cond_channels : int
         Extra input channels that condition the prediction (e.g. features of the probe), given
         per sample to :meth:`forward` and shared by the C patterns of a group.
+    departure : bool
+        With ``cond``: the data channel is the pattern's departure from the first conditioning
+        channel (the normalised input minus it; for a ``probe_input`` model, the log-ratio of the
+        pattern to the probe's own far field), so what varies from pattern to pattern is not
+        buried under what the whole scan shares. Without it a probe-conditioned network trained
+        on varied scans collapsed to one output (README, "Models that generalise").
     """
 
     def __init__(self, N: int = 64, n_filters_scale: int = 2, input_scale: float = 1.0,
                  amp_activation: str = "sigmoid", depth: int = 3, smoothing_sigma: float = 0.0,
                  bottleneck_fc: bool = True, input_bin: int = 1, core: bool = False,
-                 cond_channels: int = 0) -> None:
+                 cond_channels: int = 0, departure: bool = False) -> None:
         super().__init__()
         if input_bin not in (1, 2, 4) or N % input_bin:
             raise ValueError(f"input_bin: expected 1, 2 or 4 dividing N={N}, got {input_bin!r}")
@@ -138,6 +144,9 @@ class PtychoNet(nn.Module):
         self.input_bin = int(input_bin)
         self.core = bool(core)
         self.cond_channels = int(cond_channels)
+        if departure and not self.cond_channels:
+            raise ValueError("departure: needs cond_channels > 0 (the departure is from the first one)")
+        self.departure = bool(departure)
         self.amp_activation = amp_activation
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         w0 = 8 * int(n_filters_scale)
@@ -208,7 +217,10 @@ class PtychoNet(nn.Module):
             k = cond.to(dtype)
             if self.input_bin > 1:
                 k = F.avg_pool2d(k, self.input_bin)
-            x = torch.cat([x, k.repeat_interleave(c, dim=0)], dim=1)
+            k = k.repeat_interleave(c, dim=0)
+            if self.departure:
+                x = x - k[:, :1]
+            x = torch.cat([x, k], dim=1)
         z = self.encoder(x)
         if self.bottleneck_fc is not None:
             z = z + self.bottleneck_fc(z).view(-1, *self._bshape)

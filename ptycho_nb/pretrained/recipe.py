@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import platform
@@ -78,6 +79,11 @@ def recipe(toy: bool = False) -> Recipe:
         object_kinds={"dead_leaves": 0.3, "grf": 0.2, "polygons": 0.2, "blobs": 0.2, "texture": 0.1},
         probe_families={"disc": 1.0, "defocused_pupil": 1.0, "gaussian": 1.0},
         n_positions=(16, 32) if toy else (64, 256),
+        # Scans that scatter: with VariedSpec's default spans (0.1–π rad) and doses (10³–10⁷) the
+        # median scan departs from the probe's own far field by 0.019 (physics.scattering_strength;
+        # simulate's objects 0.06–0.66) and the network collapsed to one output; 1–π rad gives 0.067.
+        phase_span=(1.0, math.pi),
+        photons=(1e4, 1e7),
     )
     # gridsize 2: the overlap constraint carries PINN quality (upstream's ablation); the network
     # itself stays per-pattern, so inference passes each pattern once.
