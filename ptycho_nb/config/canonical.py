@@ -74,8 +74,9 @@ class ModelConfig(ConfigBase):
         False, category="model", kind="bool", flags=("--probe-input",), neg_flags=("--no-probe-input",),
         modes=_TRAIN, lands="network input + physics",
         help="Condition the network on the probe (its far field, amplitude and phase enter as extra "
-             "input channels) and normalise the input per scan, so one model can serve scans "
-             "made with other probes and doses; samples may carry their own probe.",
+             "input channels, and each pattern enters as its departure from that far field) and "
+             "normalise the input per scan, so one model can serve scans made with other probes "
+             "and doses; samples may carry their own probe.",
     )
     gaussian_smoothing_sigma: float = config_field(
         0.0, category="model", kind="float", min=0.0, max=100.0, flags=("--gaussian-smoothing-sigma",),
