@@ -27,6 +27,7 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     card = json.loads((toy_run / "model_card.json").read_text())
     assert card["recipe"].startswith("python -m ptycho_nb.pretrained.recipe") and "--toy" in card["recipe"]
     assert card["training"]["steps"] > 0 and card["seed"] == 0
+    assert "commit_trained" in card["training"]  # None outside a git checkout
     assert set(card["held_out"]["objects"]) == set(rec.HELD_OUT_OBJECTS)
     rows = card["scores_network_alone"]
     assert {r["object"] for r in rows} == set(rec.HELD_OUT_OBJECTS)

@@ -167,6 +167,7 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
               logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"), log_every_n_steps=50,
               enable_progress_bar=verbose)
     ckpt = out / "checkpoints" / "latest.ckpt"
+    commit = _commit()  # the code that trains (the card's "commit" is the one that scores)
     t0 = time.perf_counter()
     with quiet_lightning(verbose):
         trainer = L.Trainer(**kw)
@@ -177,7 +178,8 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     module.eval()
-    facts = {"train_seconds_this_run": round(elapsed, 1), "epochs": int(trainer.current_epoch),
+    facts = {"commit_trained": commit, "train_seconds_this_run": round(elapsed, 1),
+             "epochs": int(trainer.current_epoch),
              "steps": int(trainer.global_step),
              "samples_seen": int(trainer.global_step) * r.training.batch_size,
              "val_loss": float(trainer.callback_metrics.get("val_loss", float("nan"))),
