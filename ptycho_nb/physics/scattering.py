@@ -10,6 +10,9 @@ truth, so a self-supervised loss built mostly of them sits at "predict the mean"
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from .forward import far_field
 
 __all__ = ["scattering_strength"]
 
@@ -50,13 +53,11 @@ def scattering_strength(diffraction: np.ndarray, probe: np.ndarray) -> np.ndarra
     if not np.all(np.isfinite(k)):
         raise ValueError("diffraction: expected finite values")
     modes = (p if p.ndim == 3 else p[None]).astype(np.complex128)
-    far = np.fft.fftshift(np.fft.fft2(modes, norm="ortho"), axes=(-2, -1))
-    lam0 = np.sum(np.abs(far) ** 2, axis=0)
+    lam0 = (far_field(torch.from_numpy(modes)).abs() ** 2).sum(dim=0).numpy()
     if not (np.isfinite(lam0).all() and lam0.sum() > 0):
         raise ValueError("probe: expected a finite, non-zero array")
     total = k.sum(axis=(1, 2))
     lam0 = lam0[None] * (total / lam0.sum())[:, None, None]
     num = np.sum((k - lam0) ** 2, axis=(1, 2)) - total
     den = np.sum(k * k, axis=(1, 2)) - total
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

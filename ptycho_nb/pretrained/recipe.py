@@ -35,7 +35,7 @@ from ..engine.trainer import quiet_lightning, trainer_kwargs
 from ..engine.varied_data import VariedScanDataset
 from ..metrics import compare
 from ..model.lightning_module import PINNModule, scaling_statistics
-from ..physics import simulate
+from ..physics import extract_patches, simulate
 from ..physics.varied import VariedSpec, draw_scan
 from ..version import __version__
 from ..workflows.inference import infer
@@ -229,8 +229,6 @@ def output_variation(module: PINNModule, scan: Any, *, n: int = 256) -> float:
     minimum of the self-supervised loss), whatever its SSIM. ``module`` adopts the scan's probe
     when it is a ``probe_input`` model.
     """
-    from ..physics import extract_patches
-
     if scan.object is None:
         raise ValueError("output_variation: the scan has no ground-truth object")
     if module.model_config.probe_input:
