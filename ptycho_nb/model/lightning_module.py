@@ -25,6 +25,7 @@ import torch
 from ..config.canonical import ModelConfig, TrainingConfig
 from ..config.execution import PyTorchExecutionConfig
 from ..physics.forward import far_field, forward_amplitude, forward_amplitude_per_sample, poisson_nll
+from ..physics.single_pattern import pattern_estimate
 from .network import PtychoNet
 from .optim import configure_optimizers as _configure_optimizers
 from .overlap import merge_group_patches
@@ -232,11 +233,19 @@ class PINNModule(L.LightningModule):
             self.log_intensity_scale.fill_(math.log(stats["intensity_scale"]))
 
     def network_patches(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
-                        input_scale: torch.Tensor | None = None) -> torch.Tensor:
+                        input_scale: torch.Tensor | None = None,
+                        count_scale: torch.Tensor | None = None) -> torch.Tensor:
         """The network's patches (B, C, N, N) before any overlap merge: each pattern on its own
-        (conditioned on the probe for ``probe_input`` models; default: the module's own)."""
+        (conditioned on the probe for ``probe_input`` models; default: the module's own).
+
+        ``count_scale`` (B,) is each sample's intensity scale (default: the module's); a network
+        with ``physics_steps`` reads each pattern's :func:`pattern_estimate` made with it.
+        """
+        estimate = None
+        if self.net.physics_steps:
+            estimate = self.pattern_estimates(diffraction, probe, count_scale)
         if not self.model_config.probe_input:
-            return self.net(diffraction)
+            return self.net(diffraction, estimate=estimate)
         b = diffraction.shape[0]
         if probe is None:
             probe = self.effective_probe.expand(b, *self.effective_probe.shape)
@@ -244,17 +253,40 @@ class PINNModule(L.LightningModule):
             probe = probe * self.probe_mask
         if input_scale is None:
             input_scale = self.net.input_scale.expand(b)
-        return self.net(diffraction, probe_features(probe, input_scale), input_scale)
+        return self.net(diffraction, probe_features(probe, input_scale), input_scale, estimate=estimate)
+
+    def pattern_estimates(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
+                          count_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Each pattern's physics estimate (B, C, N, N) complex, divided by its flat start
+        (:func:`~ptycho_nb.physics.single_pattern.pattern_estimate` with ``physics_steps`` steps,
+        the module's probe and intensity scale unless per-sample ones are given)."""
+        b, c, n, _ = diffraction.shape
+        if probe is None:
+            p = self.effective_probe.detach()
+            scale = self.intensity_scale.detach()
+        else:
+            p = (probe * self.probe_mask).detach()
+            p = p[:, None] if p.ndim == 3 else p  # (B, K, N, N)
+            p = p.repeat_interleave(c, dim=0)
+            scale = (self.intensity_scale.detach().expand(b) if count_scale is None
+                     else count_scale.detach().to(torch.float32).reshape(b))
+            scale = scale.repeat_interleave(c)
+        amp = diffraction.detach().reshape(b * c, n, n).to(torch.float32)
+        with torch.no_grad():
+            est = pattern_estimate(amp, p, self.net.physics_steps, scale=scale, start=AMPLITUDE_REFERENCE)
+        return (est / AMPLITUDE_REFERENCE).reshape(b, c, n, n)
 
     def forward(self, diffraction: torch.Tensor, offset_x: torch.Tensor | None = None,
                 offset_y: torch.Tensor | None = None, probe: torch.Tensor | None = None,
-                input_scale: torch.Tensor | None = None) -> torch.Tensor:
+                input_scale: torch.Tensor | None = None,
+                count_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Complex object patches (B, C, N, N), overlap-merged for gridsize > 1 (object_big).
 
-        ``probe`` (B, N, N) and ``input_scale`` (B,) give each sample its own probe and input
-        statistic (``probe_input`` models; default: the module's own).
+        ``probe`` (B, N, N), ``input_scale`` (B,) and ``count_scale`` (B,) give each sample its
+        own probe, input statistic and intensity scale (``probe_input`` models; default: the
+        module's own).
         """
-        patches = self.network_patches(diffraction, probe, input_scale)
+        patches = self.network_patches(diffraction, probe, input_scale, count_scale)
         b, c = patches.shape[:2]
         if c > 1 and self.model_config.object_big:
             if offset_x is None or offset_y is None:
@@ -286,7 +318,7 @@ class PINNModule(L.LightningModule):
             meas = meas.float()
         probe = batch.get("probe")
         patches = self(meas, batch.get("offset_x"), batch.get("offset_y"), probe=probe,
-                       input_scale=batch.get("input_scale"))
+                       input_scale=batch.get("input_scale"), count_scale=batch.get("count_scale"))
         pred = self.predict_amplitude(patches, probe, batch.get("count_scale"))
         out: dict[str, torch.Tensor] = {}
         eps = 1e-6

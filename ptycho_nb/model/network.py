@@ -123,12 +123,20 @@ class PtychoNet(nn.Module):
         pattern to the probe's own far field), so what varies from pattern to pattern is not
         buried under what the whole scan shares. Without it a probe-conditioned network trained
         on varied scans collapsed to one output (README, "Models that generalise").
+    physics_steps : int
+        > 0: the network also reads a per-pattern real-space estimate of the patch
+        (:func:`ptycho_nb.physics.single_pattern.pattern_estimate`, that many ePIE steps with the
+        known probe, computed by the caller — see :meth:`PINNModule.network_patches
+        <ptycho_nb.model.lightning_module.PINNModule.network_patches>` — and given to
+        :meth:`forward` as ``estimate``), two more input channels (real part − 1, imaginary part
+        of the estimate divided by its flat start). The number is recorded so a loaded network
+        is fed the same estimate.
     """
 
     def __init__(self, N: int = 64, n_filters_scale: int = 2, input_scale: float = 1.0,
                  amp_activation: str = "sigmoid", depth: int = 3, smoothing_sigma: float = 0.0,
                  bottleneck_fc: bool = True, input_bin: int = 1, core: bool = False,
-                 cond_channels: int = 0, departure: bool = False) -> None:
+                 cond_channels: int = 0, departure: bool = False, physics_steps: int = 0) -> None:
         super().__init__()
         if input_bin not in (1, 2, 4) or N % input_bin:
             raise ValueError(f"input_bin: expected 1, 2 or 4 dividing N={N}, got {input_bin!r}")
@@ -147,11 +155,16 @@ class PtychoNet(nn.Module):
         if departure and not self.cond_channels:
             raise ValueError("departure: needs cond_channels > 0 (the departure is from the first one)")
         self.departure = bool(departure)
+        if isinstance(physics_steps, bool) or not isinstance(physics_steps, int) or physics_steps < 0:
+            raise ValueError(f"physics_steps: expected a non-negative int, got {physics_steps!r}")
+        self.physics_steps = int(physics_steps)
+        self._in_res = in_res
         self.amp_activation = amp_activation
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         w0 = 8 * int(n_filters_scale)
         widths = [min(w0 * 2 ** i, w0 * 4) for i in range(depth + 1)]  # e.g. 16, 32, 64, 64
-        enc = [_ConvBlock(1 + self.cond_channels, widths[0], stride=1)]
+        estimate_channels = 2 if self.physics_steps else 0
+        enc = [_ConvBlock(1 + self.cond_channels + estimate_channels, widths[0], stride=1)]
         for a, b in zip(widths[:-1], widths[1:]):
             enc += [_ConvBlock(a, b, stride=2), _ConvBlock(b, b)]
         self.encoder = nn.Sequential(*enc)
@@ -189,12 +202,29 @@ class PtychoNet(nn.Module):
         scale = self.input_scale if input_scale is None else input_scale
         return torch.log1p(torch.clamp(diffraction, min=0) / scale)
 
+    def _estimate_channels(self, estimate: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B·C, 2, in_res, in_res): real part − 1 and imaginary part of the normalised estimate,
+        on the encoder's grid (the central N/2 at full resolution when the network predicts that
+        core from a 2×-binned pattern, else binned like the pattern)."""
+        n = self.N
+        e = estimate.reshape(-1, n, n)
+        if self._in_res != n:
+            if self.core and self._in_res == n // 2:
+                q = n // 4
+                e = e[:, q:n - q, q:n - q]
+            else:
+                e = torch.complex(F.avg_pool2d(e.real[:, None], n // self._in_res)[:, 0],
+                                  F.avg_pool2d(e.imag[:, None], n // self._in_res)[:, 0])
+        return torch.stack([e.real - 1.0, e.imag], dim=1).to(dtype)
+
     def forward(self, diffraction: torch.Tensor, cond: torch.Tensor | None = None,
-                input_scale: torch.Tensor | None = None) -> torch.Tensor:
+                input_scale: torch.Tensor | None = None, estimate: torch.Tensor | None = None) -> torch.Tensor:
         """Complex patches (B, C, N, N) of diffraction amplitudes (B, C, N, N).
 
         ``cond`` (B, cond_channels, N, N) conditions every pattern of sample b; ``input_scale``
-        (B,) replaces the stored input statistic per sample (e.g. a scan's mean amplitude).
+        (B,) replaces the stored input statistic per sample (e.g. a scan's mean amplitude);
+        ``estimate`` (B, C, N, N) complex is each pattern's normalised physics estimate (needed
+        exactly when ``physics_steps`` > 0).
         """
         if diffraction.ndim != 4 or diffraction.shape[-2:] != (self.N, self.N):
             raise ValueError(f"diffraction: expected (B, C, {self.N}, {self.N}), got {tuple(diffraction.shape)}")
@@ -204,6 +234,11 @@ class PtychoNet(nn.Module):
             raise ValueError(f"cond: expected ({b}, {self.cond_channels}, {n}, {n})"
                              f"{' (this network is conditioned)' if self.cond_channels else ' or None'}, "
                              f"got {None if cond is None else tuple(cond.shape)}")
+        if (estimate is None) != (self.physics_steps == 0) or (
+                estimate is not None and tuple(estimate.shape) != (b, c, n, n)):
+            raise ValueError(f"estimate: expected complex ({b}, {c}, {n}, {n})"
+                             f"{' (this network reads a physics estimate)' if self.physics_steps else ' or None'}, "
+                             f"got {None if estimate is None else tuple(estimate.shape)}")
         # Follow the weights' dtype (float32, or float64 under precision='64-true').
         dtype = next(self.parameters()).dtype
         x = diffraction.reshape(b * c, 1, n, n).to(dtype)
@@ -221,6 +256,8 @@ class PtychoNet(nn.Module):
             if self.departure:
                 x = x - k[:, :1]
             x = torch.cat([x, k], dim=1)
+        if estimate is not None:
+            x = torch.cat([x, self._estimate_channels(estimate, dtype)], dim=1)
         z = self.encoder(x)
         if self.bottleneck_fc is not None:
             z = z + self.bottleneck_fc(z).view(-1, *self._bshape)

@@ -54,6 +54,8 @@ TRAINED_PROBE_FOR_SCORES = "disc"
 #: collapsed to one output (measured: networks trained on one scan 0.73–1.08 on never-seen
 #: scans, the CPU-trained generalists 0.05–0.19); its card says so and it must not ship.
 COLLAPSED_BELOW = 0.3
+#: ePIE steps of the per-pattern physics estimate the generalist reads (PtychoNet physics_steps).
+PHYSICS_STEPS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Recipe:
     model: ModelConfig
     training: TrainingConfig
     execution: PyTorchExecutionConfig
+    network: dict[str, Any]
     steps_per_epoch: int
     buffer_scans: int
     val_scans: int
@@ -94,7 +97,11 @@ def recipe(toy: bool = False) -> Recipe:
                               validation_fraction=0.0)
     execution = PyTorchExecutionConfig(learning_rate=1e-3, checkpoint_monitor_metric="val_loss",
                                        checkpoint_save_top_k=1, early_stop_patience=10_000)
-    return Recipe(spec=spec, model=model, training=training, execution=execution,
+    # The network reads each pattern's departure from the probe's far field and a per-pattern
+    # physics estimate (PtychoNet departure, physics_steps): fed the pattern alone it stayed at
+    # one output on varied objects, even trained against the true patches (README).
+    network = {"departure": True, "physics_steps": PHYSICS_STEPS}
+    return Recipe(spec=spec, model=model, training=training, execution=execution, network=network,
                   steps_per_epoch=4 if toy else 200, buffer_scans=2 if toy else 8,
                   val_scans=1 if toy else 6, score_positions=60 if toy else 1000,
                   score_doses=(1e6,) if toy else (1e6, 1e4, 1e3))
@@ -147,7 +154,7 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
     L.seed_everything(seed, workers=True, verbose=False)
     first = draw_scan(r.spec, np.random.SeedSequence([seed, 424_242]))
     module = PINNModule(model=r.model, training=r.training, execution=r.execution, probe=first.probe,
-                        scaling=scaling_statistics(first))
+                        scaling=scaling_statistics(first), network=r.network)
     module.has_validation = True
     stream = _FreshScans(r.spec, seed, r.buffer_scans, r.model.gridsize)
     train_dl = torch.utils.data.DataLoader(stream, batch_size=r.training.batch_size)
@@ -207,6 +214,7 @@ def load_trained(out_dir: str | os.PathLike, *, toy: bool = False) -> tuple[PINN
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     state = saved["state_dict"]
     module = PINNModule(model=r.model, training=r.training, execution=r.execution,
+                        network=saved.get("hyper_parameters", {}).get("network", r.network),
                         probe=state["probe"].numpy(),
                         scaling={"input_scale": float(state["net.input_scale"]), "intensity_scale": 1.0})
     module.load_state_dict(state)

@@ -1,0 +1,76 @@
+"""A per-pattern object estimate from one diffraction pattern and the known probe.
+
+:func:`pattern_estimate` runs a few object-only ePIE steps (the modulus constraint in the
+detector plane, the probe-weighted update in the object plane) on each pattern on its own,
+from a flat object, with no overlap between patterns. On its own the result is poor (a single
+pattern leaves the object under-determined: twin images, unresolved low frequencies), but as a
+network input it turns the network's job from inverting a far field into cleaning up a
+real-space picture: a ``PtychoNet(physics_steps=K)`` learns on varied objects where one fed the
+pattern alone stayed at one output (README, "Models that generalise").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .forward import FFT_NORM, far_field
+
+__all__ = ["pattern_estimate", "inverse_far_field"]
+
+
+def inverse_far_field(wave: torch.Tensor) -> torch.Tensor:
+    """The exit waves whose :func:`~ptycho_nb.physics.forward.far_field` is ``wave`` (..., N, N)."""
+    return torch.fft.ifft2(torch.fft.ifftshift(wave, dim=(-2, -1)), norm=FFT_NORM)
+
+
+def pattern_estimate(amplitude: torch.Tensor, probe: torch.Tensor, steps: int, *,
+                     scale: torch.Tensor | float = 1.0, start: torch.Tensor | float = 0.5) -> torch.Tensor:
+    """Object patches estimated from each pattern alone by ``steps`` ePIE object updates.
+
+    Parameters
+    ----------
+    amplitude : real tensor, (B, N, N)
+        Measured diffraction amplitudes, sqrt(counts).
+    probe : complex tensor, (N, N), (K, N, N) incoherent modes, (B, N, N) or (B, K, N, N)
+        The probe (one per pattern when batched), in the units where the expected counts are
+        ``scale · Σ_k |far_field(P_k · O)|²``.
+    steps : int
+        ePIE iterations (>= 0; 0 returns the flat start).
+    scale : float or tensor (B,)
+        Photons per unit of ``|far_field(P · O)|²`` (a model's intensity scale).
+    start : float or tensor (B,)
+        The flat object amplitude the iterations start from.
+
+    Returns
+    -------
+    complex64 tensor, (B, N, N)
+        The estimates, in the object units of ``probe`` and ``scale``.
+    """
+    if amplitude.ndim != 3 or amplitude.is_complex():
+        raise ValueError(f"amplitude: expected real (B, N, N), got {tuple(amplitude.shape)} {amplitude.dtype}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps: expected a non-negative int, got {steps!r}")
+    b, n = amplitude.shape[0], amplitude.shape[-1]
+    p = probe.to(torch.complex64)
+    if p.ndim == 2:
+        p = p[None, None]
+    elif p.ndim == 3:
+        p = p[:, None] if p.shape[0] == b and b > 1 else p[None]
+    if p.ndim != 4 or p.shape[-2:] != (n, n) or p.shape[0] not in (1, b):
+        raise ValueError(f"probe: expected (N, N), (K, N, N), ({b}, N, N) or ({b}, K, N, N) with N={n}, "
+                         f"got {tuple(probe.shape)}")
+    sqrt_s = torch.sqrt(torch.as_tensor(scale, dtype=torch.float32, device=amplitude.device))
+    p = p * sqrt_s.reshape(-1, 1, 1, 1)  # counts units: |far_field(p · O)|² = expected counts
+    amp = amplitude.to(torch.float32)
+    power = (p.abs() ** 2).sum(dim=1)  # (B or 1, N, N)
+    step_size = 1.0 / torch.clamp(power.flatten(1).amax(dim=1), min=1e-12).reshape(-1, 1, 1)
+    obj = torch.as_tensor(start, dtype=torch.float32, device=amplitude.device).reshape(-1, 1, 1)
+    obj = obj.expand(b, n, n).to(torch.complex64)
+    for _ in range(steps):
+        psi = p * obj[:, None]
+        far = far_field(psi)
+        model = torch.sqrt(torch.clamp((far.abs() ** 2).sum(dim=1, keepdim=True), min=1e-12))
+        # the modulus constraint: every mode rescaled so their incoherent sum meets the data
+        fixed = inverse_far_field(far * (amp[:, None] / model))
+        obj = obj + step_size * (p.conj() * (fixed - psi)).sum(dim=1)
+    return obj
