@@ -296,3 +296,51 @@ def test_departure_feeds_the_pattern_minus_the_probe_far_field(tmp_path):
     path = save_model(fresh, tmp_path / "m.wts.h5.zip")
     assert load_model(path).net.departure
     assert not load_model(save_model(old, tmp_path / "old.wts.h5.zip")).net.departure
+
+
+def test_physics_steps_feed_a_per_pattern_estimate(tmp_path):
+    """A ``physics_steps`` network reads each pattern's physics estimate as two more channels
+    (real part − 1, imaginary part; the central N/2 for a core network on 2×-binned patterns);
+    the module computes it with its own probe and scale, or each sample's; archives keep it and
+    a loaded model gives the same patches; infer runs it."""
+    from ptycho_nb.physics.single_pattern import pattern_estimate
+    from ptycho_nb.workflows.inference import infer
+    from ptycho_nb.workflows.model_io import load_model, save_model
+
+    torch.manual_seed(0)
+    net = PtychoNet(N=32, n_filters_scale=1, physics_steps=3, core=True, input_bin=2)
+    d = torch.rand(2, 4, 32, 32) * 5
+    est = torch.randn(2, 4, 32, 32, dtype=torch.complex64)
+    seen = {}
+    net.encoder.register_forward_hook(lambda mod, i, o: seen.__setitem__("x", i[0]))
+    net(d, estimate=est)
+    x = seen["x"]
+    assert x.shape == (8, 3, 16, 16)
+    core = est.reshape(8, 32, 32)[:, 8:24, 8:24]
+    torch.testing.assert_close(x[:, 1], core.real - 1)
+    torch.testing.assert_close(x[:, 2], core.imag)
+    with pytest.raises(ValueError, match="estimate: expected complex .2, 4, 32, 32. .this network reads"):
+        net(d)
+    with pytest.raises(ValueError, match="physics_steps: expected a non-negative int"):
+        PtychoNet(N=32, physics_steps=-2)
+
+    scan = simulate(N=32, object_shape=(80, 80), n_positions=12, step=5.0, seed=1)
+    module = PINNModule(ModelConfig(N=32, n_filters_scale=1, probe_input=True, probe_big=False),
+                        TrainingConfig(), PyTorchExecutionConfig(), probe=scan.probe,
+                        scaling=scaling_statistics(scan), network={"departure": True, "physics_steps": 4})
+    amp = torch.from_numpy(np.asarray(scan.diffraction, np.float32))
+    want = pattern_estimate(amp, torch.from_numpy(scan.probe), 4,
+                            scale=float(module.intensity_scale), start=0.5) / 0.5
+    torch.testing.assert_close(module.pattern_estimates(amp[:, None])[:, 0], want)
+    # per-sample probes and scales (the varied stream): each sample's own
+    other = torch.from_numpy(scan.probe) * 2
+    per = module.pattern_estimates(amp[:3, None], other.expand(3, 32, 32), torch.full((3,), 0.25))
+    torch.testing.assert_close(per[:, 0], pattern_estimate(amp[:3], other, 4, scale=0.25, start=0.5) / 0.5)
+    path = save_model(module, tmp_path / "m.wts.h5.zip")
+    loaded = load_model(path)
+    assert loaded.net.physics_steps == 4
+    module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network_patches(amp[:5, None]), module.network_patches(amp[:5, None]))
+    rec = infer(loaded, scan, refine_epochs=0, enable_progress_bar=False)
+    assert np.all(np.isfinite(rec.object))

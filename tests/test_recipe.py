@@ -41,11 +41,16 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     assert not kinds & set(rec.HELD_OUT_OBJECTS)
     model = ptycho_nb.load_model(archive)
     assert model.model_config.probe_input
+    # it reads each pattern's physics estimate, and the card scores that input alone beside it
+    assert model.net.physics_steps == rec.PHYSICS_STEPS == card["trained_on"]["network"]["physics_steps"]
+    assert all(-1 <= r["estimate_phase_ssim"] <= 1 and -1 <= r["estimate_amplitude_ssim"] <= 1
+               for r in rows)
 
 
 def test_score_only_reloads_the_run(toy_run):
     module, facts = rec.load_trained(toy_run, toy=True)
     assert facts["steps"] > 0 and module.model_config.probe_input
+    assert module.net.physics_steps == rec.PHYSICS_STEPS
     assert rec.main(["--out", str(toy_run), "--toy", "--score-only", "--overwrite"]) == 0
 
 

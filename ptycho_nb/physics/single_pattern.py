@@ -31,9 +31,8 @@ def pattern_estimate(amplitude: torch.Tensor, probe: torch.Tensor, steps: int, *
     ----------
     amplitude : real tensor, (B, N, N)
         Measured diffraction amplitudes, sqrt(counts).
-    probe : complex tensor, (N, N), (K, N, N) incoherent modes, (B, N, N) or (B, K, N, N)
-        The probe (one per pattern when batched), in the units where the expected counts are
-        ``scale · Σ_k |far_field(P_k · O)|²``.
+    probe : complex tensor, (N, N), (K, N, N) incoherent modes, or (B, K, N, N) one per pattern
+        The probe, in the units where the expected counts are ``scale · Σ_k |far_field(P_k · O)|²``.
     steps : int
         ePIE iterations (>= 0; 0 returns the flat start).
     scale : float or tensor (B,)
@@ -55,9 +54,9 @@ def pattern_estimate(amplitude: torch.Tensor, probe: torch.Tensor, steps: int, *
     if p.ndim == 2:
         p = p[None, None]
     elif p.ndim == 3:
-        p = p[:, None] if p.shape[0] == b and b > 1 else p[None]
+        p = p[None]
     if p.ndim != 4 or p.shape[-2:] != (n, n) or p.shape[0] not in (1, b):
-        raise ValueError(f"probe: expected (N, N), (K, N, N), ({b}, N, N) or ({b}, K, N, N) with N={n}, "
+        raise ValueError(f"probe: expected (N, N), (K, N, N) or ({b}, K, N, N) with N={n}, "
                          f"got {tuple(probe.shape)}")
     sqrt_s = torch.sqrt(torch.as_tensor(scale, dtype=torch.float32, device=amplitude.device))
     p = p * sqrt_s.reshape(-1, 1, 1, 1)  # counts units: |far_field(p · O)|² = expected counts

@@ -34,14 +34,15 @@ from ..config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from ..engine.trainer import quiet_lightning, trainer_kwargs
 from ..engine.varied_data import VariedScanDataset
 from ..metrics import compare
-from ..model.lightning_module import PINNModule, scaling_statistics
+from ..model.lightning_module import AMPLITUDE_REFERENCE, PINNModule, scaling_statistics
+from ..model.stitching import StitchedObject, stitch_patches
 from ..physics import extract_patches, simulate
 from ..physics.varied import VariedSpec, draw_scan
 from ..version import __version__
 from ..workflows.inference import infer
 from ..workflows.model_io import save_model
 
-__all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "output_variation",
+__all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "output_variation", "estimate_object",
            "collapsed", "COLLAPSED_BELOW", "main"]
 
 NAME = "generalist-n64"
@@ -267,8 +268,10 @@ def evaluate(module: PINNModule, *, toy: bool = False, seed: int = 7) -> list[di
     For each held-out object kind × {a trained probe family, an unseen one} × dose: a 1,000-pattern
     scan (``ptycho_nb.simulate``), reconstructed with ``refine_epochs=0``; aligned phase and
     amplitude SSIM against the ground truth, beside the same scores of a flat object in the same
-    frame (the control: what a network that learned nothing scores), and the network's
-    :func:`output_variation` (whether it reads its input at all).
+    frame (the control: what a network that learned nothing scores), for a ``physics_steps``
+    network the same of its input's physics estimates stitched (:func:`estimate_object`: what
+    the network adds to what it is fed), and the network's :func:`output_variation` (whether it
+    reads its input at all).
     """
     r = recipe(toy)
     rows = []
@@ -293,8 +296,28 @@ def evaluate(module: PINNModule, *, toy: bool = False, seed: int = 7) -> list[di
                              "flat_phase_ssim": round(float(f["phase_ssim"]), 4),
                              "flat_amplitude_ssim": round(float(f["amplitude_ssim"]), 4),
                              "seconds": round(time.perf_counter() - t0, 2)})
+                if module.net.physics_steps:
+                    est = estimate_object(module, scan)
+                    e = compare(est.object, scan.object, offset=est.offset,
+                                xcoords=rec.xcoords, ycoords=rec.ycoords, probe=rec.probe)
+                    rows[-1]["estimate_phase_ssim"] = round(float(e["phase_ssim"]), 4)
+                    rows[-1]["estimate_amplitude_ssim"] = round(float(e["amplitude_ssim"]), 4)
                 rows[-1]["output_variation"] = round(output_variation(module, scan), 4)
     return rows
+
+
+def estimate_object(module: PINNModule, scan: Any, *, batch: int = 256) -> StitchedObject:
+    """The control of a ``physics_steps`` network: its input's per-pattern physics estimates,
+    stitched as :func:`~ptycho_nb.infer` stitches the network's patches (probe-weighted, the
+    frame of the scan positions), so the network's contribution over what it is fed is a number."""
+    if not module.net.physics_steps:
+        raise ValueError("estimate_object: this network reads no physics estimate (physics_steps 0)")
+    if module.model_config.probe_input:
+        module.adopt_scan(scan)
+    d = torch.from_numpy(np.ascontiguousarray(scan.diffraction, dtype=np.float32)).unsqueeze(1)
+    est = torch.cat([module.pattern_estimates(d[i:i + batch])[:, 0] for i in range(0, len(d), batch)])
+    probe = module.effective_probe.detach().cpu()
+    return stitch_patches(est * AMPLITUDE_REFERENCE, scan.xcoords, scan.ycoords, probe)
 
 
 def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]], *, minutes: float,
@@ -303,7 +326,8 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
     return {
         "name": NAME + ("-toy" if toy else ""),
         "what": f"probe-conditioned PtychoPINN-style network (ModelConfig.probe_input), gridsize "
-                f"{r.model.gridsize}, "
+                f"{r.model.gridsize}, reading each pattern with its {r.network.get('physics_steps', 0)}-step "
+                "per-pattern physics estimate, "
                 "trained self-supervised (Poisson NLL through the forward model) on varied simulated scans",
         "recipe": f"python -m ptycho_nb.pretrained.recipe --minutes {minutes:g} --seed {seed}"
                   + (" --toy" if toy else ""),
@@ -311,7 +335,7 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
         "hardware": {"device": "cpu", "threads": threads, "machine": platform.machine(),
                      "processor": platform.processor() or None, "torch": torch.__version__},
         "training": {**facts, "minutes_budget": minutes},
-        "trained_on": {"spec": r.spec.to_dict(), "model": r.model.to_dict(),
+        "trained_on": {"spec": r.spec.to_dict(), "model": r.model.to_dict(), "network": dict(r.network),
                        "batch_size": r.training.batch_size,
                        "learning_rate": r.execution.learning_rate},
         "held_out": {"objects": list(HELD_OUT_OBJECTS), "probes": list(HELD_OUT_PROBES)},
