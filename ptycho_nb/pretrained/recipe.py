@@ -2,7 +2,8 @@
 
     python -m ptycho_nb.pretrained.recipe --out runs/generalist --minutes 60 [--resume] [--toy]
 
-A ``probe_input`` network (it sees each scan's probe, and its input is normalised per scan) is
+A ``probe_input`` network (it sees each scan's probe, its input is normalised per scan, and it
+reads each pattern with a 10-step per-pattern ePIE estimate, ``PtychoNet(physics_steps=...)``) is
 trained self-supervised — Poisson likelihood through the same forward model, no ground truth —
 on a stream of varied simulated scans (:class:`~ptycho_nb.physics.varied.VariedSpec`: many
 object kinds, probe families, scan geometries and doses, each scan drawn once). Lightning
