@@ -7,6 +7,7 @@ from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe,
                      probe_diameter, probe_from_patterns, gaussian_guess, twin_distance,
                      zone_plate_probe)
 from .scattering import scattering_strength
+from .single_pattern import inverse_far_field, pattern_estimate
 from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
                    spiral_scan, step_from_overlap)
 from .simulate import simulate
@@ -23,7 +24,7 @@ __all__ = [
     "fresnel_propagate", "PROBE_KINDS",
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",
-    "simulate", "scattering_strength",
+    "simulate", "scattering_strength", "pattern_estimate", "inverse_far_field",
     "object_maps", "VariedSpec", "draw_scan", "iter_scans", "scan_seed",
     "draw_object", "draw_probe", "AMPLITUDE_MODES", "PROBE_FAMILIES",
 ]

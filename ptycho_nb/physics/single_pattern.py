@@ -6,7 +6,8 @@ from a flat object, with no overlap between patterns. On its own the result is p
 pattern leaves the object under-determined: twin images, unresolved low frequencies), but as a
 network input it turns the network's job from inverting a far field into cleaning up a
 real-space picture: a ``PtychoNet(physics_steps=K)`` learns on varied objects where one fed the
-pattern alone stayed at one output (README, "Models that generalise").
+pattern alone stayed at one output — though so far without adding to the estimate it is fed
+(README, "Models that generalise").
 """
 
 from __future__ import annotations
