@@ -344,3 +344,61 @@ def test_physics_steps_feed_a_per_pattern_estimate(tmp_path):
         torch.testing.assert_close(loaded.network_patches(amp[:5, None]), module.network_patches(amp[:5, None]))
     rec = infer(loaded, scan, refine_epochs=0, enable_progress_bar=False)
     assert np.all(np.isfinite(rec.object))
+
+
+def test_unexplained_variation_is_blind_to_scale_and_tells_flat_from_right():
+    """0 for the truth times any complex number, about 1 for a flat patch, more for a wrong one;
+    the probe weight decides which pixels count."""
+    from ptycho_nb.model.supervision import probe_weight, unexplained_variation
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.polar(0.5 + 0.3 * torch.rand(2, 3, N, N, generator=g), torch.randn(2, 3, N, N, generator=g))
+    w = probe_weight(torch.from_numpy(simulate(N=N, n_positions=4, seed=0).probe))
+    assert w.shape == (N, N) and float(w.max()) == pytest.approx(1.0)
+    assert float(unexplained_variation(t * (0.3 - 2j), t, w)) < 1e-4
+    flat = torch.ones_like(t)
+    assert float(unexplained_variation(flat, t, w)) == pytest.approx(1.0, abs=0.05)
+    other = torch.polar(torch.ones_like(t.real), torch.randn(2, 3, N, N, generator=g))
+    assert float(unexplained_variation(other, t, w)) > 1.0
+    # per-sample weights (B, N, N): a sample judged only where its probe lights it
+    ws = torch.zeros(2, N, N)
+    ws[:, 4:8, 4:8] = 1.0
+    right_there = t.clone()
+    right_there[..., 10:, 10:] = 0  # wrong outside the lit square only
+    assert float(unexplained_variation(right_there, t, ws)) < 1e-4
+    assert probe_weight(torch.ones(2, 3, N, N, dtype=torch.complex64)).shape == (2, N, N)
+    with pytest.raises(ValueError, match="truth"):
+        unexplained_variation(t, t[:, :1], w)
+    with pytest.raises(ValueError, match="probe"):
+        probe_weight(torch.ones(N))
+
+
+def test_truth_weight_adds_a_supervised_term(tiny):
+    """``truth_weight`` > 0 adds the true patches' unexplained variation to the loss, needs them in
+    the batch (a clear error otherwise), and its gradient reaches the network; 0 (the default)
+    leaves the loss the Poisson deviance alone."""
+    batch = _batch(tiny, b=4, c=1)
+    truth = extract_patches(torch.from_numpy(tiny.object), torch.as_tensor(tiny.xcoords[:4]),
+                            torch.as_tensor(tiny.ycoords[:4]), N)[:, None]
+    plain = _module(tiny)
+    parts = plain.compute_loss(batch)
+    assert "truth" not in parts and torch.allclose(parts["loss"], parts["nll"])
+    torch.manual_seed(0)
+    sup = PINNModule(ModelConfig(N=N, n_filters_scale=1), TrainingConfig(nepochs=3),
+                     PyTorchExecutionConfig(learning_rate=3e-3), probe=tiny.probe,
+                     scaling=scaling_statistics(tiny), truth_weight=2.0)
+    assert sup.hparams["truth_weight"] == 2.0
+    with pytest.raises(ValueError, match="truth"):
+        sup.compute_loss(batch)
+    parts = sup.compute_loss({**batch, "truth": truth})
+    assert 0.5 < float(parts["truth"].detach()) < 1.5  # an untrained (flat-start) network explains ~nothing
+    assert torch.allclose(parts["loss"], parts["nll"] + 2.0 * parts["truth"])
+    parts["truth"].backward()
+    assert float(sup.net.phase_head.out.weight.grad.abs().sum()) > 0
+    # per-sample probes (B, N, N) weigh each sample by its own probe
+    per = sup.compute_loss({**batch, "truth": truth,
+                            "probe": torch.from_numpy(tiny.probe).expand(4, N, N).clone()})
+    assert torch.allclose(per["truth"], parts["truth"], atol=1e-5)
+    for bad in (-1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="truth_weight"):
+            PINNModule(ModelConfig(N=N), probe=tiny.probe, scaling=scaling_statistics(tiny), truth_weight=bad)

@@ -45,6 +45,9 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     assert model.net.physics_steps == rec.PHYSICS_STEPS == card["trained_on"]["network"]["physics_steps"]
     assert all(-1 <= r["estimate_phase_ssim"] <= 1 and -1 <= r["estimate_amplitude_ssim"] <= 1
                for r in rows)
+    # trained with the supervised term on the simulated truth, recorded; the archive drops it
+    assert card["trained_on"]["truth_weight"] == rec.TRUTH_WEIGHT > 0 and "supervised" in card["what"]
+    assert model.truth_weight == 0
 
 
 def test_score_only_reloads_the_run(toy_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -344,3 +345,18 @@ def test_dataset_yields_groups_of_neighbours_for_gridsize_2():
     assert np.allclose(first["offset_x"].numpy(), x - x.mean(), atol=1e-5)
     with pytest.raises(ValueError, match="gridsize"):
         VariedScanDataset(TINY, gridsize=0)
+
+
+def test_dataset_yields_true_patches_on_request():
+    """``truth=True``: each sample carries its patterns' true object patches, which the forward
+    model turns into the scan's expected counts; without it the sample has no truth."""
+    from ptycho_nb.physics.forward import forward_amplitude
+
+    spec = dataclasses.replace(TINY, photons=(1e9, 1e9))
+    sample = next(iter(VariedScanDataset(spec, seed=3, n_scans=1, gridsize=2, truth=True)))
+    assert sample["truth"].shape == sample["diffraction"].shape and sample["truth"].is_complex()
+    pred = forward_amplitude(sample["probe"], sample["truth"][None])[0]
+    assert float((pred - sample["diffraction"]).abs().mean() / sample["diffraction"].mean()) < 0.01
+    assert "truth" not in next(iter(VariedScanDataset(spec, seed=3, n_scans=1)))
+    with pytest.raises(ValueError, match="truth"):
+        VariedScanDataset(spec, truth=1)

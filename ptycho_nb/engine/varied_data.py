@@ -14,6 +14,7 @@ import torch
 from ..data.container import PtychoData
 from ..data.grouping import group_neighbors
 from ..model.lightning_module import scaling_statistics
+from ..physics.forward import extract_patches
 from ..physics.varied import VariedSpec, as_seed_sequence, iter_scans
 
 __all__ = ["VariedScanDataset"]
@@ -42,6 +43,9 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
                                              the object amplitude 0.5 maps to its mean counts
         loss_weight      () float32          N² / photons: 1 / mean counts per pixel, so every
                                              dose weighs alike in the Poisson deviance
+        truth            (C, N, N) complex64 only with ``truth=True``: the true object patches
+                                             at the patterns' positions (for a supervised term,
+                                             :class:`~ptycho_nb.model.PINNModule` ``truth_weight``)
 
     Probes differ between scans, so the probe travels **with every sample** rather than as a
     per-scan table: a batch can mix scans (and workers) freely, and default collation stacks it
@@ -83,11 +87,14 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         Random order within the buffer; False yields scan after scan, patterns in order.
     gridsize : int
         Patterns per sample are gridsize² neighbours (1: single patterns).
+    truth : bool
+        Also yield each pattern's true object patch (``truth``): the stream is simulated, so the
+        truth is known; held per buffered scan like the patterns (M·N²·8 bytes).
     """
 
     def __init__(self, spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *,
                  n_scans: int | None = None, buffer_scans: int = 8, shuffle: bool = True,
-                 gridsize: int = 1) -> None:
+                 gridsize: int = 1, truth: bool = False) -> None:
         super().__init__()
         if not isinstance(spec, VariedSpec):
             raise ValueError(f"spec: expected a VariedSpec, got {type(spec).__name__}")
@@ -99,6 +106,9 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"gridsize: expected an int from 1 to 4, got {gridsize!r}")
         self.spec = spec
         self.gridsize = int(gridsize)
+        if not isinstance(truth, bool):
+            raise ValueError(f"truth: expected a bool, got {truth!r}")
+        self.truth = truth
         # Resolved now (a None seed becomes one random entropy), so every worker agrees.
         self._root = as_seed_sequence(seed)
         self.seed = self._root.entropy
@@ -121,7 +131,13 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         stream_index = int(data.metadata["stream_index"])
         stats = scaling_statistics(data)
         groups = group_neighbors(data.xcoords, data.ycoords, self.gridsize, seed=stream_index)
-        return {
+        extra: dict[str, Any] = {}
+        if self.truth:
+            extra["truth"] = extract_patches(
+                torch.from_numpy(np.ascontiguousarray(data.object, dtype=np.complex64)),
+                torch.from_numpy(np.asarray(data.xcoords, dtype=np.float64)),
+                torch.from_numpy(np.asarray(data.ycoords, dtype=np.float64)), d.shape[-1])
+        return extra | {
             "groups": torch.from_numpy(groups.indices.astype(np.int64)),
             "group_offset_x": torch.from_numpy(groups.offset_x.astype(np.float32)),
             "group_offset_y": torch.from_numpy(groups.offset_y.astype(np.float32)),
@@ -185,6 +201,8 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
                 "input_scale": rec["input_scale"], "count_scale": rec["count_scale"],
                 "loss_weight": rec["loss_weight"],
             }
+            if self.truth:
+                sample["truth"] = rec["truth"][rec["groups"][j]].clone()
             rec["left"] -= 1
             if rec["left"] == 0:
                 del held[s], rec

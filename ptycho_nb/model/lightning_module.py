@@ -29,6 +29,7 @@ from ..physics.single_pattern import pattern_estimate
 from .network import PtychoNet
 from .optim import configure_optimizers as _configure_optimizers
 from .overlap import merge_group_patches
+from .supervision import probe_weight, unexplained_variation
 
 __all__ = ["PINNModule", "scaling_statistics", "probe_features", "AMPLITUDE_REFERENCE",
            "EPOCHS_METRIC", "PROBE_FEATURES"]
@@ -143,13 +144,24 @@ class PINNModule(L.LightningModule):
         what its archive recorded.
     probe_shape : sequence of int, optional
         Shape of the probe when ``probe`` is None.
+    truth_weight : float
+        > 0: training batches carry the true patches (``truth``, simulated scans only: e.g.
+        :class:`~ptycho_nb.engine.varied_data.VariedScanDataset` with ``truth=True``) and the loss
+        adds this times :func:`~ptycho_nb.model.supervision.unexplained_variation` of the
+        (merged) patches. The pretrained recipe uses it; a scan being reconstructed has no truth
+        (0, the default). Not written to model archives: a loaded model fine-tunes without it.
     """
 
     def __init__(self, model: Any = None, training: Any = None, execution: Any = None,
                  probe: np.ndarray | None = None, scaling: Mapping[str, float] | None = None,
                  network: Mapping[str, Any] | None = None,
-                 probe_shape: tuple[int, ...] | list[int] | None = None) -> None:
+                 probe_shape: tuple[int, ...] | list[int] | None = None,
+                 truth_weight: float = 0.0) -> None:
         super().__init__()
+        if isinstance(truth_weight, bool) or not isinstance(truth_weight, (int, float)) or not (
+                math.isfinite(truth_weight) and truth_weight >= 0):
+            raise ValueError(f"truth_weight: expected a finite float >= 0, got {truth_weight!r}")
+        self.truth_weight = float(truth_weight)
         mcfg = _as_config(ModelConfig, model)
         tcfg = _as_config(TrainingConfig, training)
         ecfg = _as_config(PyTorchExecutionConfig, execution)
@@ -179,6 +191,7 @@ class PINNModule(L.LightningModule):
         self.save_hyperparameters({
             "model": mcfg.to_dict(), "training": tcfg.to_dict(), "execution": ecfg.to_dict(),
             "scaling": scaling, "network": self.network_kwargs, "probe_shape": list(p.shape),
+            "truth_weight": self.truth_weight,
         }, ignore=["probe"])  # the probe lives in the state dict, not in the hyperparameters
         # probe_big=False: the probe lights only the central N/2, so the network predicts that
         # core (border continued) and reads the 2× oversampled pattern binned by 2 — ~3× faster.
@@ -307,11 +320,13 @@ class PINNModule(L.LightningModule):
 
     # ---------------------------------------------------------------- loss
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{'loss', 'nll', 'mae'}`` for a batch (nll is the Poisson deviance/2 per pixel, ≥ 0).
+        """``{'loss', 'nll', 'mae'}`` for a batch (nll is the Poisson deviance/2 per pixel, ≥ 0),
+        and ``'truth'`` with ``truth_weight`` > 0.
 
         Optional batch keys: ``probe`` (B, N, N) per-sample probes, ``input_scale`` (B,) per-sample
         input statistics, ``count_scale`` (B,) per-sample intensity scales (with ``probe``),
-        ``loss_weight`` (B,) per-sample weights of the deviance.
+        ``loss_weight`` (B,) per-sample weights of the deviance, ``truth`` (B, C, N, N) complex
+        true patches (needed exactly when ``truth_weight`` > 0).
         """
         meas = batch["diffraction"]
         if not meas.is_floating_point():
@@ -345,6 +360,18 @@ class PINNModule(L.LightningModule):
             mae = torch.mean(torch.abs(pred - meas))
         out["nll"], out["mae"] = nll, mae
         out["loss"] = t.nll_weight * nll + t.mae_weight * mae
+        if self.truth_weight > 0:
+            truth = batch.get("truth")
+            if truth is None:
+                raise ValueError("batch: 'truth' (B, C, N, N) true patches are needed with truth_weight "
+                                 f"{self.truth_weight} (simulated scans only; 0 trains without them)")
+            if probe is None:
+                weight = probe_weight(self.effective_probe)
+            else:  # one probe per sample: (B, N, N) → (B, 1, N, N), (B, K, N, N) as is
+                sample_probe = probe * self.probe_mask
+                weight = probe_weight(sample_probe[:, None] if sample_probe.ndim == 3 else sample_probe)
+            out["truth"] = unexplained_variation(patches, truth, weight)
+            out["loss"] = out["loss"] + self.truth_weight * out["truth"]
         return out
 
     def _log_parts(self, stage: str, parts: Mapping[str, torch.Tensor], batch_size: int) -> None:

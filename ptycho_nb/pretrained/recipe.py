@@ -4,7 +4,8 @@
 
 A ``probe_input`` network (it sees each scan's probe, its input is normalised per scan, and it
 reads each pattern with a 10-step per-pattern ePIE estimate, ``PtychoNet(physics_steps=...)``) is
-trained self-supervised — Poisson likelihood through the same forward model, no ground truth —
+trained — Poisson likelihood through the same forward model, plus a supervised term on the
+simulated truth (``TRUTH_WEIGHT``; self-supervised alone it did not add to the estimate it reads) —
 on a stream of varied simulated scans (:class:`~ptycho_nb.physics.varied.VariedSpec`: many
 object kinds, probe families, scan geometries and doses, each scan drawn once). Lightning
 checkpoints every epoch into ``OUT/checkpoints`` (``--resume`` continues from ``latest.ckpt``).
@@ -44,7 +45,7 @@ from ..workflows.inference import infer
 from ..workflows.model_io import save_model
 
 __all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "output_variation", "estimate_object",
-           "collapsed", "COLLAPSED_BELOW", "main"]
+           "collapsed", "COLLAPSED_BELOW", "TRUTH_WEIGHT", "main"]
 
 NAME = "generalist-n64"
 #: Object kinds and the probe family the generalist never sees in training: its model card
@@ -58,6 +59,9 @@ TRAINED_PROBE_FOR_SCORES = "disc"
 COLLAPSED_BELOW = 0.3
 #: ePIE steps of the per-pattern physics estimate the generalist reads (PtychoNet physics_steps).
 PHYSICS_STEPS = 10
+#: Weight of the supervised term (the true patches' unexplained variation) beside the Poisson
+#: deviance in pretraining (PINNModule truth_weight).
+TRUTH_WEIGHT = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Recipe:
     training: TrainingConfig
     execution: PyTorchExecutionConfig
     network: dict[str, Any]
+    truth_weight: float
     steps_per_epoch: int
     buffer_scans: int
     val_scans: int
@@ -103,7 +108,11 @@ def recipe(toy: bool = False) -> Recipe:
     # physics estimate (PtychoNet departure, physics_steps): fed the pattern alone it stayed at
     # one output on varied objects, even trained against the true patches (README).
     network = {"departure": True, "physics_steps": PHYSICS_STEPS}
+    # The simulated stream knows its objects: a supervised term beside the Poisson deviance
+    # (PINNModule truth_weight). Self-supervised alone a network reading one pattern and its
+    # estimate did not add to the estimate; supervised it did (README).
     return Recipe(spec=spec, model=model, training=training, execution=execution, network=network,
+                  truth_weight=TRUTH_WEIGHT,
                   steps_per_epoch=4 if toy else 200, buffer_scans=2 if toy else 8,
                   val_scans=1 if toy else 6, score_positions=60 if toy else 1000,
                   score_doses=(1e6,) if toy else (1e6, 1e4, 1e3))
@@ -113,22 +122,25 @@ class _FreshScans(torch.utils.data.IterableDataset):
     """A new stretch of the scan stream every epoch (Lightning restarts the iterator per epoch;
     without a new seed every epoch would replay the same first scans)."""
 
-    def __init__(self, spec: VariedSpec, seed: int, buffer_scans: int, gridsize: int) -> None:
+    def __init__(self, spec: VariedSpec, seed: int, buffer_scans: int, gridsize: int,
+                 truth: bool = False) -> None:
         super().__init__()
         self.spec, self.seed, self.buffer_scans = spec, int(seed), int(buffer_scans)
         self.gridsize = int(gridsize)
+        self.truth = bool(truth)
         self.epoch = 0
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         ds = VariedScanDataset(self.spec, np.random.SeedSequence([self.seed, self.epoch]),
-                               buffer_scans=self.buffer_scans, gridsize=self.gridsize)
+                               buffer_scans=self.buffer_scans, gridsize=self.gridsize, truth=self.truth)
         return iter(ds)
 
 
 def _val_samples(r: Recipe, seed: int) -> list[dict[str, torch.Tensor]]:
     """In-distribution validation: every pattern of a few scans drawn apart from the stream."""
     ds = VariedScanDataset(r.spec, np.random.SeedSequence([seed, 999_999]), n_scans=r.val_scans,
-                           buffer_scans=r.val_scans, shuffle=False, gridsize=r.model.gridsize)
+                           buffer_scans=r.val_scans, shuffle=False, gridsize=r.model.gridsize,
+                           truth=r.truth_weight > 0)
     return list(ds)
 
 
@@ -156,9 +168,9 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
     L.seed_everything(seed, workers=True, verbose=False)
     first = draw_scan(r.spec, np.random.SeedSequence([seed, 424_242]))
     module = PINNModule(model=r.model, training=r.training, execution=r.execution, probe=first.probe,
-                        scaling=scaling_statistics(first), network=r.network)
+                        scaling=scaling_statistics(first), network=r.network, truth_weight=r.truth_weight)
     module.has_validation = True
-    stream = _FreshScans(r.spec, seed, r.buffer_scans, r.model.gridsize)
+    stream = _FreshScans(r.spec, seed, r.buffer_scans, r.model.gridsize, truth=r.truth_weight > 0)
     train_dl = torch.utils.data.DataLoader(stream, batch_size=r.training.batch_size)
     val_dl = torch.utils.data.DataLoader(_val_samples(r, seed), batch_size=16)
 
@@ -329,7 +341,9 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
         "what": f"probe-conditioned PtychoPINN-style network (ModelConfig.probe_input), gridsize "
                 f"{r.model.gridsize}, reading each pattern with its {r.network.get('physics_steps', 0)}-step "
                 "per-pattern physics estimate, "
-                "trained self-supervised (Poisson NLL through the forward model) on varied simulated scans",
+                "trained on varied simulated scans with the Poisson NLL through the forward model"
+                + (f" plus {r.truth_weight:g} x the true patches' unexplained variation (supervised)"
+                   if r.truth_weight > 0 else " alone (self-supervised)"),
         "recipe": f"python -m ptycho_nb.pretrained.recipe --minutes {minutes:g} --seed {seed}"
                   + (" --toy" if toy else ""),
         "package_version": __version__, "commit": _commit(), "seed": seed,
@@ -337,7 +351,7 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
                      "processor": platform.processor() or None, "torch": torch.__version__},
         "training": {**facts, "minutes_budget": minutes},
         "trained_on": {"spec": r.spec.to_dict(), "model": r.model.to_dict(), "network": dict(r.network),
-                       "batch_size": r.training.batch_size,
+                       "truth_weight": r.truth_weight, "batch_size": r.training.batch_size,
                        "learning_rate": r.execution.learning_rate},
         "held_out": {"objects": list(HELD_OUT_OBJECTS), "probes": list(HELD_OUT_PROBES)},
         "scores_network_alone": list(scores),
