@@ -402,3 +402,84 @@ def test_truth_weight_adds_a_supervised_term(tiny):
     for bad in (-1.0, float("nan"), True):
         with pytest.raises(ValueError, match="truth_weight"):
             PINNModule(ModelConfig(N=N), probe=tiny.probe, scaling=scaling_statistics(tiny), truth_weight=bad)
+
+
+def test_context_network_reads_its_groups_estimates_on_its_frame(tmp_path):
+    """``context_patterns`` S = 4: each pattern reads its own and three neighbours' estimates,
+    moved by the position difference onto its frame (3 channels each: weighted real − 1 and
+    imaginary parts, the weight); training groups give every member its context, inference
+    serves each pattern once with the group seeded at it, and gives the same patch as the
+    grouped pass; archives keep the setting."""
+    from ptycho_nb.model.context import context_order, group_context, shift_patches
+    from ptycho_nb.workflows.inference import infer
+    from ptycho_nb.workflows.model_io import load_model, save_model
+
+    # the shift: out[y, x] = in[y - dy, x - dx]; member i's context puts member i first
+    x = torch.arange(36.0).reshape(1, 6, 6)
+    moved = shift_patches(x, torch.tensor([1]), torch.tensor([2]))
+    assert float(moved[0, 3, 4]) == float(x[0, 2, 2])
+    assert context_order(3).tolist() == [[0, 1, 2], [1, 0, 2], [2, 0, 1]]
+    # one object cut at four positions: on member i's frame every member shows i's patch
+    obj = torch.polar(torch.rand(40, 40) + 0.5, torch.randn(40, 40))
+    xs, ys = torch.tensor([[20.0, 23.0, 20.0, 24.0]]), torch.tensor([[20.0, 20.0, 22.0, 21.0]])
+    patches = extract_patches(obj, xs[0], ys[0], N)[None]
+    ctx, w = group_context(patches, xs, ys, torch.ones(N, N))
+    assert ctx.shape == w.shape == (1, 4, 4, N, N)
+    for i in range(4):
+        for k in range(4):
+            j = int(context_order(4)[i, k])
+            dx, dy = int(xs[0, j] - xs[0, i]), int(ys[0, j] - ys[0, i])
+            inner = (slice(max(dy, 0), N + min(dy, 0)), slice(max(dx, 0), N + min(dx, 0)))
+            torch.testing.assert_close(ctx[0, i, k][inner], patches[0, i][inner])
+    with pytest.raises(ValueError, match="context_patterns: expected a square"):
+        PtychoNet(N=32, physics_steps=2, context_patterns=3)
+    with pytest.raises(ValueError, match="needs physics_steps"):
+        PtychoNet(N=32, context_patterns=4)
+
+    torch.manual_seed(0)
+    net = PtychoNet(N=32, n_filters_scale=1, physics_steps=3, core=True, input_bin=2, context_patterns=4)
+    seen = {}
+    net.encoder.register_forward_hook(lambda mod, i, o: seen.__setitem__("x", i[0]))
+    est = torch.randn(2, 1, 4, 32, 32, dtype=torch.complex64)
+    wt = torch.rand(2, 1, 4, 32, 32)
+    net(torch.rand(2, 1, 32, 32), estimate=est, estimate_weight=wt)
+    assert seen["x"].shape == (2, 1 + 12, 16, 16)
+    torch.testing.assert_close(seen["x"][:, 1 + 3 * 2], ((est.real - 1) * wt)[:, 0, 2, 8:24, 8:24])
+    torch.testing.assert_close(seen["x"][:, 3 + 3 * 2], wt[:, 0, 2, 8:24, 8:24])
+    with pytest.raises(ValueError, match="estimate_weight"):
+        net(torch.rand(2, 1, 32, 32), estimate=est)
+
+    scan = simulate(N=32, object_shape=(80, 80), n_positions=16, step=5.0, seed=1)
+    module = PINNModule(ModelConfig(N=32, gridsize=2, n_filters_scale=1, probe_input=True, probe_big=False),
+                        TrainingConfig(), PyTorchExecutionConfig(), probe=scan.probe,
+                        scaling=scaling_statistics(scan),
+                        network={"departure": True, "physics_steps": 2, "context_patterns": 4})
+    with torch.no_grad():  # a non-flat network, so that a wrong context would show
+        for prm in module.net.parameters():
+            prm.add_(0.05 * torch.randn_like(prm))
+    module.eval()
+    ds = module.context_dataset(scan.diffraction, scan.xcoords, scan.ycoords, seed=0)
+    sample = ds[5]
+    assert sample["diffraction"].shape == (1, 32, 32) and sample["estimates"].shape == (4, 32, 32)
+    assert float(sample["offset_x"][0]) == pytest.approx(scan.xcoords[5])
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    with torch.no_grad():
+        own = module.network_patches(batch["diffraction"], offset_x=batch["offset_x"], offset_y=batch["offset_y"],
+                                     estimates=batch["estimates"], own_only=True)
+        members = ds.members
+        d = torch.from_numpy(scan.diffraction[members.numpy()]).float()
+        grouped = module.network_patches(d, offset_x=batch["offset_x"], offset_y=batch["offset_y"])
+    assert own.shape == (16, 1, 32, 32) and grouped.shape == (16, 4, 32, 32)
+    torch.testing.assert_close(own[:, 0], grouped[:, 0], atol=1e-4, rtol=1e-4)
+    # training: groups of four give every member its context, and the loss has a gradient
+    parts = module.compute_loss({"diffraction": d[:3], "offset_x": batch["offset_x"][:3],
+                                 "offset_y": batch["offset_y"][:3]})
+    parts["loss"].backward()
+    assert float(module.net.encoder[0][0].weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="groups of 4 patterns"):
+        module.network_patches(d[:, :1], offset_x=batch["offset_x"][:, :1], offset_y=batch["offset_y"][:, :1])
+    path = save_model(module, tmp_path / "ctx.wts.h5.zip")
+    loaded = load_model(path)
+    assert loaded.net.context_patterns == 4
+    rec = infer(loaded, scan, refine_epochs=0, enable_progress_bar=False)
+    assert np.all(np.isfinite(rec.object))

@@ -48,6 +48,7 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     # trained with the supervised term on the simulated truth, recorded; the archive drops it
     assert card["trained_on"]["truth_weight"] == rec.TRUTH_WEIGHT > 0 and "supervised" in card["what"]
     assert model.truth_weight == 0
+    assert model.net.context_patterns == rec.CONTEXT_PATTERNS == card["trained_on"]["network"]["context_patterns"]
 
 
 def test_score_only_reloads_the_run(toy_run):

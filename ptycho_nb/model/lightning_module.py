@@ -28,6 +28,8 @@ from ..physics.forward import far_field, forward_amplitude, forward_amplitude_pe
 from ..physics.single_pattern import pattern_estimate
 from .network import PtychoNet
 from .optim import configure_optimizers as _configure_optimizers
+from ..data.grouping import group_neighbors
+from .context import ContextPatterns, group_context
 from .overlap import merge_group_patches
 from .supervision import probe_weight, unexplained_variation
 
@@ -247,13 +249,24 @@ class PINNModule(L.LightningModule):
 
     def network_patches(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
                         input_scale: torch.Tensor | None = None,
-                        count_scale: torch.Tensor | None = None) -> torch.Tensor:
+                        count_scale: torch.Tensor | None = None, *,
+                        offset_x: torch.Tensor | None = None, offset_y: torch.Tensor | None = None,
+                        estimates: torch.Tensor | None = None, own_only: bool = False) -> torch.Tensor:
         """The network's patches (B, C, N, N) before any overlap merge: each pattern on its own
         (conditioned on the probe for ``probe_input`` models; default: the module's own).
 
         ``count_scale`` (B,) is each sample's intensity scale (default: the module's); a network
-        with ``physics_steps`` reads each pattern's :func:`pattern_estimate` made with it.
+        with ``physics_steps`` reads each pattern's :func:`pattern_estimate` made with it. A
+        ``context_patterns`` S > 1 network also reads the estimates of the pattern's group
+        (:func:`~ptycho_nb.model.context.group_context`): ``diffraction`` is then (B, S, N, N)
+        groups with positions ``offset_x``/``offset_y`` (B, S); ``estimates`` (B, S, N, N) may
+        give the members' estimates (made once per scan); ``own_only`` returns member 0's patch
+        alone (B, 1, N, N), and ``diffraction`` may then hold member 0's pattern alone.
         """
+        context = self.net.context_patterns
+        if context > 1:
+            return self._context_patches(diffraction, probe, input_scale, count_scale, offset_x,
+                                         offset_y, estimates, own_only)
         estimate = None
         if self.net.physics_steps:
             estimate = self.pattern_estimates(diffraction, probe, count_scale)
@@ -267,6 +280,62 @@ class PINNModule(L.LightningModule):
         if input_scale is None:
             input_scale = self.net.input_scale.expand(b)
         return self.net(diffraction, probe_features(probe, input_scale), input_scale, estimate=estimate)
+
+    def _context_patches(self, diffraction: torch.Tensor, probe: torch.Tensor | None,
+                         input_scale: torch.Tensor | None, count_scale: torch.Tensor | None,
+                         offset_x: torch.Tensor | None, offset_y: torch.Tensor | None,
+                         estimates: torch.Tensor | None, own_only: bool) -> torch.Tensor:
+        s = self.net.context_patterns
+        b, c, n, _ = diffraction.shape
+        if offset_x is None or offset_y is None:
+            raise ValueError(f"offset_x/offset_y: a network reading {s} patterns' estimates needs "
+                             "the positions of each pattern's group")
+        if estimates is None:
+            if c != s:
+                raise ValueError(f"diffraction: expected groups of {s} patterns (gridsize "
+                                 f"{math.isqrt(s)}) for a network with context_patterns={s}, got {c}")
+            estimates = self.pattern_estimates(diffraction, probe, count_scale)
+        elif tuple(estimates.shape) != (b, s, n, n):
+            raise ValueError(f"estimates: expected ({b}, {s}, {n}, {n}), got {tuple(estimates.shape)}")
+        if not own_only and c != s:
+            raise ValueError(f"diffraction: expected groups of {s} patterns, got {c} (own_only "
+                             "serves member 0 alone)")
+        if probe is None:
+            weight = probe_weight(self.effective_probe.detach())
+        else:
+            sample_probe = (probe * self.probe_mask).detach()
+            weight = probe_weight(sample_probe[:, None] if sample_probe.ndim == 3 else sample_probe)
+        ctx, ctx_w = group_context(estimates, offset_x, offset_y, weight, own_only=own_only)
+        d = diffraction[:, :1] if own_only else diffraction
+        if not self.model_config.probe_input:
+            return self.net(d, estimate=ctx, estimate_weight=ctx_w)
+        if probe is None:
+            probe = self.effective_probe.expand(b, *self.effective_probe.shape)
+        else:
+            probe = probe * self.probe_mask
+        if input_scale is None:
+            input_scale = self.net.input_scale.expand(b)
+        return self.net(d, probe_features(probe, input_scale), input_scale, estimate=ctx,
+                        estimate_weight=ctx_w)
+
+    def context_dataset(self, diffraction: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray,
+                        index: np.ndarray | None = None, *, neighbor_count: int | None = None,
+                        seed: int | None = 0, batch_size: int = 256) -> ContextPatterns:
+        """Inference samples of a ``context_patterns`` network for a scan: each pattern of
+        ``index`` (default: all) with the group seeded at it; every pattern's estimate is made
+        once, with the module's probe and intensity scale (adopt a scan's first for a
+        ``probe_input`` model), in ``batch_size`` chunks where the module is."""
+        s = self.net.context_patterns
+        if s < 2:
+            raise ValueError("context_dataset: this network reads each pattern's own estimate alone")
+        d = np.ascontiguousarray(diffraction, dtype=np.float32)
+        groups = group_neighbors(xcoords, ycoords, math.isqrt(s), neighbor_count=neighbor_count, seed=seed)
+        dev = self.probe.device
+        with torch.no_grad():
+            est = torch.cat([self.pattern_estimates(torch.from_numpy(d[i:i + batch_size]).to(dev)[:, None])[:, 0].cpu()
+                             for i in range(0, len(d), batch_size)])
+        index = np.arange(len(d)) if index is None else index
+        return ContextPatterns(d, est, groups.indices, xcoords, ycoords, index)
 
     def pattern_estimates(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
                           count_scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -299,7 +368,8 @@ class PINNModule(L.LightningModule):
         own probe, input statistic and intensity scale (``probe_input`` models; default: the
         module's own).
         """
-        patches = self.network_patches(diffraction, probe, input_scale, count_scale)
+        patches = self.network_patches(diffraction, probe, input_scale, count_scale,
+                                       offset_x=offset_x, offset_y=offset_y)
         b, c = patches.shape[:2]
         if c > 1 and self.model_config.object_big:
             if offset_x is None or offset_y is None:

@@ -131,12 +131,20 @@ class PtychoNet(nn.Module):
         :meth:`forward` as ``estimate``), two more input channels (real part − 1, imaginary part
         of the estimate divided by its flat start). The number is recorded so a loaded network
         is fed the same estimate.
+    context_patterns : int
+        With ``physics_steps``: how many patterns' estimates each pattern reads — 1 (its own, two
+        channels as above) or S > 1: its own and those of S − 1 neighbours, each shifted onto the
+        pattern's frame (:func:`ptycho_nb.model.context.group_context`), three channels per
+        pattern (real part − 1 and imaginary part, both weighted by where that pattern's probe
+        lights, and the weight): overlapping neighbours see what one pattern alone cannot pin
+        down (README, "Models that generalise"). Each pattern still goes through the network once.
     """
 
     def __init__(self, N: int = 64, n_filters_scale: int = 2, input_scale: float = 1.0,
                  amp_activation: str = "sigmoid", depth: int = 3, smoothing_sigma: float = 0.0,
                  bottleneck_fc: bool = True, input_bin: int = 1, core: bool = False,
-                 cond_channels: int = 0, departure: bool = False, physics_steps: int = 0) -> None:
+                 cond_channels: int = 0, departure: bool = False, physics_steps: int = 0,
+                 context_patterns: int = 1) -> None:
         super().__init__()
         if input_bin not in (1, 2, 4) or N % input_bin:
             raise ValueError(f"input_bin: expected 1, 2 or 4 dividing N={N}, got {input_bin!r}")
@@ -158,12 +166,21 @@ class PtychoNet(nn.Module):
         if isinstance(physics_steps, bool) or not isinstance(physics_steps, int) or physics_steps < 0:
             raise ValueError(f"physics_steps: expected a non-negative int, got {physics_steps!r}")
         self.physics_steps = int(physics_steps)
+        if isinstance(context_patterns, bool) or not isinstance(context_patterns, int) or context_patterns < 1:
+            raise ValueError(f"context_patterns: expected a positive int, got {context_patterns!r}")
+        if math.isqrt(context_patterns) ** 2 != context_patterns:
+            raise ValueError(f"context_patterns: expected a square (gridsize²: 1, 4, 9, …), got {context_patterns}")
+        if context_patterns > 1 and not self.physics_steps:
+            raise ValueError("context_patterns: reading neighbours' estimates needs physics_steps > 0")
+        self.context_patterns = int(context_patterns)
         self._in_res = in_res
         self.amp_activation = amp_activation
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         w0 = 8 * int(n_filters_scale)
         widths = [min(w0 * 2 ** i, w0 * 4) for i in range(depth + 1)]  # e.g. 16, 32, 64, 64
-        estimate_channels = 2 if self.physics_steps else 0
+        estimate_channels = 0
+        if self.physics_steps:
+            estimate_channels = 2 if self.context_patterns == 1 else 3 * self.context_patterns
         enc = [_ConvBlock(1 + self.cond_channels + estimate_channels, widths[0], stride=1)]
         for a, b in zip(widths[:-1], widths[1:]):
             enc += [_ConvBlock(a, b, stride=2), _ConvBlock(b, b)]
@@ -202,29 +219,45 @@ class PtychoNet(nn.Module):
         scale = self.input_scale if input_scale is None else input_scale
         return torch.log1p(torch.clamp(diffraction, min=0) / scale)
 
-    def _estimate_channels(self, estimate: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """(B·C, 2, in_res, in_res): real part − 1 and imaginary part of the normalised estimate,
-        on the encoder's grid (the central N/2 at full resolution when the network predicts that
-        core from a 2×-binned pattern, else binned like the pattern)."""
+    def _on_encoder_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, N, N) real or complex → (K, r, r) on the encoder's grid: the central N/2 at full
+        resolution when the network predicts that core from a 2×-binned pattern, else binned like
+        the pattern."""
         n = self.N
-        e = estimate.reshape(-1, n, n)
-        if self._in_res != n:
-            if self.core and self._in_res == n // 2:
-                q = n // 4
-                e = e[:, q:n - q, q:n - q]
-            else:
-                e = torch.complex(F.avg_pool2d(e.real[:, None], n // self._in_res)[:, 0],
-                                  F.avg_pool2d(e.imag[:, None], n // self._in_res)[:, 0])
-        return torch.stack([e.real - 1.0, e.imag], dim=1).to(dtype)
+        if self._in_res == n:
+            return x
+        if self.core and self._in_res == n // 2:
+            q = n // 4
+            return x[:, q:n - q, q:n - q]
+        k = n // self._in_res
+        if x.is_complex():
+            return torch.complex(F.avg_pool2d(x.real[:, None], k)[:, 0], F.avg_pool2d(x.imag[:, None], k)[:, 0])
+        return F.avg_pool2d(x[:, None], k)[:, 0]
+
+    def _estimate_channels(self, estimate: torch.Tensor, dtype: torch.dtype,
+                           weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The estimate's input channels on the encoder's grid: (B·C, 2, r, r) — real part − 1 and
+        imaginary part — for one pattern's estimate; (B·C, 3·S, r, r) — those two weighted, and the
+        weight, per context pattern — for S > 1."""
+        n = self.N
+        e = self._on_encoder_grid(estimate.reshape(-1, n, n))
+        if self.context_patterns == 1:
+            return torch.stack([e.real - 1.0, e.imag], dim=1).to(dtype)
+        w = self._on_encoder_grid(weight.reshape(-1, n, n).to(e.real.dtype))
+        ch = torch.stack([(e.real - 1.0) * w, e.imag * w, w], dim=1)  # (B·C·S, 3, r, r)
+        return ch.reshape(-1, 3 * self.context_patterns, *ch.shape[-2:]).to(dtype)
 
     def forward(self, diffraction: torch.Tensor, cond: torch.Tensor | None = None,
-                input_scale: torch.Tensor | None = None, estimate: torch.Tensor | None = None) -> torch.Tensor:
+                input_scale: torch.Tensor | None = None, estimate: torch.Tensor | None = None,
+                estimate_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Complex patches (B, C, N, N) of diffraction amplitudes (B, C, N, N).
 
         ``cond`` (B, cond_channels, N, N) conditions every pattern of sample b; ``input_scale``
         (B,) replaces the stored input statistic per sample (e.g. a scan's mean amplitude);
         ``estimate`` (B, C, N, N) complex is each pattern's normalised physics estimate (needed
-        exactly when ``physics_steps`` > 0).
+        exactly when ``physics_steps`` > 0); with ``context_patterns`` S > 1 it is (B, C, S, N, N),
+        the estimates of each pattern's context on its frame (its own first), and
+        ``estimate_weight`` (B, C, S, N, N) real says where each is lit.
         """
         if diffraction.ndim != 4 or diffraction.shape[-2:] != (self.N, self.N):
             raise ValueError(f"diffraction: expected (B, C, {self.N}, {self.N}), got {tuple(diffraction.shape)}")
@@ -234,11 +267,16 @@ class PtychoNet(nn.Module):
             raise ValueError(f"cond: expected ({b}, {self.cond_channels}, {n}, {n})"
                              f"{' (this network is conditioned)' if self.cond_channels else ' or None'}, "
                              f"got {None if cond is None else tuple(cond.shape)}")
+        want = (b, c, n, n) if self.context_patterns == 1 else (b, c, self.context_patterns, n, n)
         if (estimate is None) != (self.physics_steps == 0) or (
-                estimate is not None and tuple(estimate.shape) != (b, c, n, n)):
-            raise ValueError(f"estimate: expected complex ({b}, {c}, {n}, {n})"
+                estimate is not None and tuple(estimate.shape) != want):
+            raise ValueError(f"estimate: expected complex {want}"
                              f"{' (this network reads a physics estimate)' if self.physics_steps else ' or None'}, "
                              f"got {None if estimate is None else tuple(estimate.shape)}")
+        if self.context_patterns > 1 and (estimate_weight is None or tuple(estimate_weight.shape) != want):
+            raise ValueError(f"estimate_weight: expected real {want} (this network reads "
+                             f"{self.context_patterns} patterns' estimates), got "
+                             f"{None if estimate_weight is None else tuple(estimate_weight.shape)}")
         # Follow the weights' dtype (float32, or float64 under precision='64-true').
         dtype = next(self.parameters()).dtype
         x = diffraction.reshape(b * c, 1, n, n).to(dtype)
@@ -257,7 +295,7 @@ class PtychoNet(nn.Module):
                 x = x - k[:, :1]
             x = torch.cat([x, k], dim=1)
         if estimate is not None:
-            x = torch.cat([x, self._estimate_channels(estimate, dtype)], dim=1)
+            x = torch.cat([x, self._estimate_channels(estimate, dtype, estimate_weight)], dim=1)
         z = self.encoder(x)
         if self.bottleneck_fc is not None:
             z = z + self.bottleneck_fc(z).view(-1, *self._bshape)

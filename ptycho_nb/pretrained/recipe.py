@@ -3,7 +3,8 @@
     python -m ptycho_nb.pretrained.recipe --out runs/generalist --minutes 60 [--resume] [--toy]
 
 A ``probe_input`` network (it sees each scan's probe, its input is normalised per scan, and it
-reads each pattern with a 10-step per-pattern ePIE estimate, ``PtychoNet(physics_steps=...)``) is
+reads each pattern with the 10-step per-pattern ePIE estimates of its own and its group's
+patterns on its frame, ``PtychoNet(physics_steps=..., context_patterns=...)``) is
 trained — Poisson likelihood through the same forward model, plus a supervised term on the
 simulated truth (``TRUTH_WEIGHT``; self-supervised alone it did not add to the estimate it reads) —
 on a stream of varied simulated scans (:class:`~ptycho_nb.physics.varied.VariedSpec`: many
@@ -45,7 +46,7 @@ from ..workflows.inference import infer
 from ..workflows.model_io import save_model
 
 __all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "output_variation", "estimate_object",
-           "collapsed", "COLLAPSED_BELOW", "TRUTH_WEIGHT", "main"]
+           "collapsed", "COLLAPSED_BELOW", "TRUTH_WEIGHT", "CONTEXT_PATTERNS", "main"]
 
 NAME = "generalist-n64"
 #: Object kinds and the probe family the generalist never sees in training: its model card
@@ -59,6 +60,9 @@ TRAINED_PROBE_FOR_SCORES = "disc"
 COLLAPSED_BELOW = 0.3
 #: ePIE steps of the per-pattern physics estimate the generalist reads (PtychoNet physics_steps).
 PHYSICS_STEPS = 10
+#: Patterns whose estimates each pattern reads: its own and its group's (PtychoNet
+#: context_patterns; gridsize² of the recipe's groups).
+CONTEXT_PATTERNS = 4
 #: Weight of the supervised term (the true patches' unexplained variation) beside the Poisson
 #: deviance in pretraining (PINNModule truth_weight).
 TRUTH_WEIGHT = 1.0
@@ -107,7 +111,9 @@ def recipe(toy: bool = False) -> Recipe:
     # The network reads each pattern's departure from the probe's far field and a per-pattern
     # physics estimate (PtychoNet departure, physics_steps): fed the pattern alone it stayed at
     # one output on varied objects, even trained against the true patches (README).
-    network = {"departure": True, "physics_steps": PHYSICS_STEPS}
+    # It also reads its group's estimates moved onto its frame (context_patterns): supervised,
+    # that explained more of a never-seen scan's patches than its own estimate alone (README).
+    network = {"departure": True, "physics_steps": PHYSICS_STEPS, "context_patterns": CONTEXT_PATTERNS}
     # The simulated stream knows its objects: a supervised term beside the Poisson deviance
     # (PINNModule truth_weight). Self-supervised alone a network reading one pattern and its
     # estimate did not add to the estimate; supervised it did (README).
@@ -260,7 +266,15 @@ def output_variation(module: PINNModule, scan: Any, *, n: int = 256) -> float:
     was = module.training
     module.eval()
     with torch.no_grad():
-        net = module.network_patches(d)[:, 0].numpy()
+        if module.net.context_patterns > 1:  # each pattern with the group seeded at it, as infer
+            t = module.training_config
+            ds = module.context_dataset(scan.diffraction, scan.xcoords, scan.ycoords, np.arange(n),
+                                        neighbor_count=t.neighbor_count, seed=t.seed)
+            b = torch.utils.data.default_collate([ds[i] for i in range(n)])
+            net = module.network_patches(b["diffraction"], offset_x=b["offset_x"], offset_y=b["offset_y"],
+                                         estimates=b["estimates"], own_only=True)[:, 0].numpy()
+        else:
+            net = module.network_patches(d)[:, 0].numpy()
     module.train(was)
     truth = extract_patches(torch.from_numpy(np.asarray(scan.object)),
                             torch.as_tensor(np.asarray(scan.xcoords[:n], dtype=np.float32)),
@@ -339,8 +353,9 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
     return {
         "name": NAME + ("-toy" if toy else ""),
         "what": f"probe-conditioned PtychoPINN-style network (ModelConfig.probe_input), gridsize "
-                f"{r.model.gridsize}, reading each pattern with its {r.network.get('physics_steps', 0)}-step "
-                "per-pattern physics estimate, "
+                f"{r.model.gridsize}, reading each pattern with the {r.network.get('physics_steps', 0)}-step "
+                f"per-pattern physics estimates of {r.network.get('context_patterns', 1)} pattern(s) "
+                "(its own and its group's, on its frame), "
                 "trained on varied simulated scans with the Poisson NLL through the forward model"
                 + (f" plus {r.truth_weight:g} x the true patches' unexplained variation (supervised)"
                    if r.truth_weight > 0 else " alone (self-supervised)"),

@@ -238,7 +238,13 @@ class _NetworkPredictor(L.LightningModule):
         self.channels_last = channels_last
         self.progress_label = progress_label
 
-    def predict_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def predict_step(self, batch: torch.Tensor | dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, dict):  # a context network: the pattern with its group's estimates
+            d = batch["diffraction"]
+            if self.channels_last:
+                d = d.contiguous(memory_format=torch.channels_last)
+            return self.inner.network_patches(d, offset_x=batch["offset_x"], offset_y=batch["offset_y"],
+                                              estimates=batch["estimates"], own_only=True)[:, 0]
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return self.inner.network_patches(batch)[:, 0]
@@ -258,7 +264,7 @@ def _channels_last(net: torch.nn.Module, enabled: bool) -> Iterator[None]:
         net.to(memory_format=torch.contiguous_format)
 
 
-def _predict_patterns(module: Any, dataset: _Patterns, loader_kw: dict[str, Any],
+def _predict_patterns(module: Any, dataset: Dataset, loader_kw: dict[str, Any],
                       execution: PyTorchExecutionConfig, verbose: bool,
                       label: str = "Network pass") -> tuple[torch.Tensor, torch.device, str]:
     """Each pattern of ``dataset`` through the network once: (U, N, N) complex64 patches on the
@@ -298,8 +304,16 @@ def _own_patches(module: Any, data: PtychoData, groups: Groups, loader_kw: dict[
     patterns, members = np.unique(used, return_inverse=True)
     members = torch.from_numpy(members.reshape(used.shape).astype(np.int64))
     t0 = time.perf_counter()
-    per_pattern, device, precision = _predict_patterns(
-        module, _Patterns(data.diffraction, patterns), loader_kw, execution, verbose, label)
+    if module.net.context_patterns > 1:
+        # each pattern with the group seeded at it; every pattern's estimate made once (counted
+        # in the network's time)
+        tcfg = module.training_config
+        dataset: Dataset = module.context_dataset(
+            data.diffraction, data.xcoords, data.ycoords, patterns, neighbor_count=tcfg.neighbor_count,
+            seed=tcfg.seed, batch_size=int(loader_kw["batch_size"]))
+    else:
+        dataset = _Patterns(data.diffraction, patterns)
+    per_pattern, device, precision = _predict_patterns(module, dataset, loader_kw, execution, verbose, label)
     forward_s = time.perf_counter() - t0
     if not merge:
         return per_pattern[members[:, 0]], forward_s, precision

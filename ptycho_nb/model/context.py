@@ -1,0 +1,126 @@
+"""The estimates a pattern's neighbours contribute, shifted onto the pattern's frame.
+
+A network with ``context_patterns`` S > 1 (:class:`~ptycho_nb.model.network.PtychoNet`) reads, for
+each pattern, the per-pattern physics estimates of S patterns — its own and S − 1 neighbours' —
+each moved by the scan-position difference so that all show the same piece of object, with the
+probe weight that says where each is lit. In training the context of a pattern is the rest of its
+group (gridsize² = S neighbours, as the overlap constraint uses); in inference it is the group
+seeded at the pattern (:func:`ptycho_nb.data.grouping.group_neighbors`), so every pattern still
+passes through the network once.
+
+Shifts are whole pixels (positions rounded; the context is an input, not the physics), circular:
+the probe lights the central part of a patch and neighbours lie closer than that, so what wraps
+round carries ~zero weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["context_order", "group_context", "shift_patches", "ContextPatterns"]
+
+
+def context_order(c: int, own_only: bool = False) -> torch.Tensor:
+    """(C', C) member indices: row i is member i first, then the others in group order
+    (C' = 1, member 0 only, with ``own_only``)."""
+    rows = [[i] + [j for j in range(c) if j != i] for i in range(1 if own_only else c)]
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def shift_patches(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Each (…, N, N) patch moved by whole pixels (rows ``dy``, columns ``dx``, shapes ``x.shape[:-2]``),
+    circularly: ``out[..., y, x] = x[..., y − dy, x − dx]``."""
+    lead = x.shape[:-2]
+    n_r, n_c = x.shape[-2:]
+    flat = x.reshape(-1, n_r, n_c)
+    k = flat.shape[0]
+    dy = dy.reshape(k).to(torch.int64)
+    dx = dx.reshape(k).to(torch.int64)
+    rows = (torch.arange(n_r, device=x.device)[None, :] - dy[:, None]) % n_r
+    cols = (torch.arange(n_c, device=x.device)[None, :] - dx[:, None]) % n_c
+    out = flat[torch.arange(k, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(*lead, n_r, n_c)
+
+
+def group_context(estimates: torch.Tensor, offset_x: torch.Tensor, offset_y: torch.Tensor,
+                  weight: torch.Tensor, own_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every member's context: the group's estimates on its frame, and where each is lit.
+
+    Parameters
+    ----------
+    estimates : complex tensor, (B, S, N, N)
+        The per-pattern estimates of each group's S members.
+    offset_x, offset_y : tensor, (B, S)
+        Member positions (column, row; any common origin), object pixels.
+    weight : real tensor, (N, N) or (B, N, N)
+        Where a group's probe lights a patch (:func:`ptycho_nb.model.supervision.probe_weight`).
+    own_only : bool
+        Only member 0's context (inference: one pattern and the group seeded at it).
+
+    Returns
+    -------
+    context : complex tensor, (B, C', S, N, N)
+        ``context[b, i, k]`` is member ``context_order(S)[i, k]``'s estimate moved by its position
+        minus member i's (slot 0: member i itself, unmoved); C' = S, or 1 with ``own_only``.
+    context_weight : real tensor, (B, C', S, N, N)
+        The probe weight moved alike.
+    """
+    if estimates.ndim != 4:
+        raise ValueError(f"estimates: expected (B, S, N, N), got {tuple(estimates.shape)}")
+    b, s, n, _ = estimates.shape
+    if offset_x.shape != (b, s) or offset_y.shape != (b, s):
+        raise ValueError(f"offset_x/offset_y: expected ({b}, {s}), got {tuple(offset_x.shape)} "
+                         f"and {tuple(offset_y.shape)}")
+    order = context_order(s, own_only).to(estimates.device)  # (C', S)
+    ox = torch.round(offset_x.to(torch.float64)).to(torch.int64)
+    oy = torch.round(offset_y.to(torch.float64)).to(torch.int64)
+    # source member order[i, k] moved by its position minus member i's
+    dx = ox[:, order] - ox[:, order[:, :1]]  # (B, C', S)
+    dy = oy[:, order] - oy[:, order[:, :1]]
+    src = estimates[:, order]  # (B, C', S, N, N)
+    context = shift_patches(src, dy, dx)
+    w = weight.to(estimates.real.dtype)
+    w = (w[None] if w.ndim == 2 else w)[:, None, None].expand(b, *order.shape, n, n)
+    return context, shift_patches(w, dy, dx)
+
+
+class ContextPatterns(torch.utils.data.Dataset):
+    """Inference samples of a context network: one pattern with its group's estimates.
+
+    Sample ``i`` (pattern ``index[i]``) is ``{'diffraction': (1, N, N) float32, 'estimates':
+    (S, N, N) complex64, 'offset_x', 'offset_y': (S,) float32}``: the pattern, the estimates of
+    the group seeded at it (``members[index[i]]``, itself first) and those members' positions.
+
+    Parameters
+    ----------
+    diffraction : (M, N, N) amplitudes
+    estimates : complex tensor, (M, N, N)
+        Every pattern's per-pattern estimate (computed once per scan).
+    members : (M, S) int
+        Row j: the group seeded at pattern j (column 0 is j).
+    xcoords, ycoords : (M,) float
+        Scan positions, object pixels.
+    index : (U,) int
+        The patterns to serve, in order.
+    """
+
+    def __init__(self, diffraction: np.ndarray, estimates: torch.Tensor, members: np.ndarray,
+                 xcoords: np.ndarray, ycoords: np.ndarray, index: np.ndarray) -> None:
+        self.diffraction = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32))
+        self.estimates = estimates.to(torch.complex64)
+        self.members = torch.from_numpy(np.asarray(members, dtype=np.int64))
+        if self.members.ndim != 2 or not torch.equal(self.members[:, 0], torch.arange(len(self.members))):
+            raise ValueError("members: expected (M, S) groups seeded at every pattern (column 0 = the row)")
+        self.x = torch.from_numpy(np.asarray(xcoords, dtype=np.float32))
+        self.y = torch.from_numpy(np.asarray(ycoords, dtype=np.float32))
+        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = self.index[i]
+        m = self.members[j]
+        return {"diffraction": self.diffraction[j][None], "estimates": self.estimates[m],
+                "offset_x": self.x[m], "offset_y": self.y[m]}
