@@ -24,12 +24,12 @@ import torch
 
 from ..config.canonical import ModelConfig, TrainingConfig
 from ..config.execution import PyTorchExecutionConfig
+from ..data.grouping import group_neighbors
 from ..physics.forward import far_field, forward_amplitude, forward_amplitude_per_sample, poisson_nll
 from ..physics.single_pattern import pattern_estimate
+from .context import ContextPatterns, group_context
 from .network import PtychoNet
 from .optim import configure_optimizers as _configure_optimizers
-from ..data.grouping import group_neighbors
-from .context import ContextPatterns, group_context
 from .overlap import merge_group_patches
 from .supervision import probe_weight, unexplained_variation
 
@@ -263,15 +263,15 @@ class PINNModule(L.LightningModule):
         give the members' estimates (made once per scan); ``own_only`` returns member 0's patch
         alone (B, 1, N, N), and ``diffraction`` may then hold member 0's pattern alone.
         """
-        context = self.net.context_patterns
-        if context > 1:
-            return self._context_patches(diffraction, probe, input_scale, count_scale, offset_x,
-                                         offset_y, estimates, own_only)
-        estimate = None
-        if self.net.physics_steps:
+        estimate = weight = None
+        d = diffraction
+        if self.net.context_patterns > 1:
+            d, estimate, weight = self._context_inputs(diffraction, probe, count_scale, offset_x,
+                                                       offset_y, estimates, own_only)
+        elif self.net.physics_steps:
             estimate = self.pattern_estimates(diffraction, probe, count_scale)
         if not self.model_config.probe_input:
-            return self.net(diffraction, estimate=estimate)
+            return self.net(d, estimate=estimate, estimate_weight=weight)
         b = diffraction.shape[0]
         if probe is None:
             probe = self.effective_probe.expand(b, *self.effective_probe.shape)
@@ -279,44 +279,37 @@ class PINNModule(L.LightningModule):
             probe = probe * self.probe_mask
         if input_scale is None:
             input_scale = self.net.input_scale.expand(b)
-        return self.net(diffraction, probe_features(probe, input_scale), input_scale, estimate=estimate)
+        return self.net(d, probe_features(probe, input_scale), input_scale, estimate=estimate,
+                        estimate_weight=weight)
 
-    def _context_patches(self, diffraction: torch.Tensor, probe: torch.Tensor | None,
-                         input_scale: torch.Tensor | None, count_scale: torch.Tensor | None,
-                         offset_x: torch.Tensor | None, offset_y: torch.Tensor | None,
-                         estimates: torch.Tensor | None, own_only: bool) -> torch.Tensor:
+    def _lit(self, probe: torch.Tensor | None) -> torch.Tensor:
+        """Where the probe lights a patch (:func:`probe_weight`): the module's (N, N), or each
+        sample's (B, N, N) for per-sample probes (B, N, N) or (B, K, N, N)."""
+        if probe is None:
+            return probe_weight(self.effective_probe.detach())
+        p = (probe * self.probe_mask).detach()
+        return probe_weight(p[:, None] if p.ndim == 3 else p)
+
+    def _context_inputs(self, diffraction: torch.Tensor, probe: torch.Tensor | None,
+                        count_scale: torch.Tensor | None, offset_x: torch.Tensor | None,
+                        offset_y: torch.Tensor | None, estimates: torch.Tensor | None,
+                        own_only: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The patterns a context network maps and their contexts (see :meth:`network_patches`)."""
         s = self.net.context_patterns
         b, c, n, _ = diffraction.shape
         if offset_x is None or offset_y is None:
             raise ValueError(f"offset_x/offset_y: a network reading {s} patterns' estimates needs "
                              "the positions of each pattern's group")
+        if c != s and (not own_only or estimates is None):
+            raise ValueError(f"diffraction: expected groups of {s} patterns (gridsize {math.isqrt(s)}) "
+                             f"for a network with context_patterns={s}, got {c} (own_only with the "
+                             "members' estimates serves member 0 alone)")
         if estimates is None:
-            if c != s:
-                raise ValueError(f"diffraction: expected groups of {s} patterns (gridsize "
-                                 f"{math.isqrt(s)}) for a network with context_patterns={s}, got {c}")
             estimates = self.pattern_estimates(diffraction, probe, count_scale)
         elif tuple(estimates.shape) != (b, s, n, n):
             raise ValueError(f"estimates: expected ({b}, {s}, {n}, {n}), got {tuple(estimates.shape)}")
-        if not own_only and c != s:
-            raise ValueError(f"diffraction: expected groups of {s} patterns, got {c} (own_only "
-                             "serves member 0 alone)")
-        if probe is None:
-            weight = probe_weight(self.effective_probe.detach())
-        else:
-            sample_probe = (probe * self.probe_mask).detach()
-            weight = probe_weight(sample_probe[:, None] if sample_probe.ndim == 3 else sample_probe)
-        ctx, ctx_w = group_context(estimates, offset_x, offset_y, weight, own_only=own_only)
-        d = diffraction[:, :1] if own_only else diffraction
-        if not self.model_config.probe_input:
-            return self.net(d, estimate=ctx, estimate_weight=ctx_w)
-        if probe is None:
-            probe = self.effective_probe.expand(b, *self.effective_probe.shape)
-        else:
-            probe = probe * self.probe_mask
-        if input_scale is None:
-            input_scale = self.net.input_scale.expand(b)
-        return self.net(d, probe_features(probe, input_scale), input_scale, estimate=ctx,
-                        estimate_weight=ctx_w)
+        ctx, ctx_w = group_context(estimates, offset_x, offset_y, self._lit(probe), own_only=own_only)
+        return (diffraction[:, :1] if own_only else diffraction), ctx, ctx_w
 
     def context_dataset(self, diffraction: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray,
                         index: np.ndarray | None = None, *, neighbor_count: int | None = None,
@@ -435,12 +428,7 @@ class PINNModule(L.LightningModule):
             if truth is None:
                 raise ValueError("batch: 'truth' (B, C, N, N) true patches are needed with truth_weight "
                                  f"{self.truth_weight} (simulated scans only; 0 trains without them)")
-            if probe is None:
-                weight = probe_weight(self.effective_probe)
-            else:  # one probe per sample: (B, N, N) → (B, 1, N, N), (B, K, N, N) as is
-                sample_probe = probe * self.probe_mask
-                weight = probe_weight(sample_probe[:, None] if sample_probe.ndim == 3 else sample_probe)
-            out["truth"] = unexplained_variation(patches, truth, weight)
+            out["truth"] = unexplained_variation(patches, truth, self._lit(probe))
             out["loss"] = out["loss"] + self.truth_weight * out["truth"]
         return out
 
