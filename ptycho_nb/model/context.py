@@ -8,9 +8,10 @@ group (gridsize² = S neighbours, as the overlap constraint uses); in inference 
 seeded at the pattern (:func:`ptycho_nb.data.grouping.group_neighbors`), so every pattern still
 passes through the network once.
 
-Shifts are whole pixels (positions rounded; the context is an input, not the physics), circular:
-the probe lights the central part of a patch and neighbours lie closer than that, so what wraps
-round carries ~zero weight.
+Shifts are whole pixels (positions rounded; the context is an input, not the physics) and
+circular: a neighbour moved by more than the probe's margin to the patch edge wraps part of its
+lit area round to the other side, where its weight still says it is that neighbour's; groups
+are drawn among the nearest patterns, so such moves are rare and small.
 """
 
 from __future__ import annotations
