@@ -131,13 +131,7 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
         stream_index = int(data.metadata["stream_index"])
         stats = scaling_statistics(data)
         groups = group_neighbors(data.xcoords, data.ycoords, self.gridsize, seed=stream_index)
-        extra: dict[str, Any] = {}
-        if self.truth:
-            extra["truth"] = extract_patches(
-                torch.from_numpy(np.ascontiguousarray(data.object, dtype=np.complex64)),
-                torch.from_numpy(np.asarray(data.xcoords, dtype=np.float64)),
-                torch.from_numpy(np.asarray(data.ycoords, dtype=np.float64)), d.shape[-1])
-        return extra | {
+        rec = {
             "groups": torch.from_numpy(groups.indices.astype(np.int64)),
             "group_offset_x": torch.from_numpy(groups.offset_x.astype(np.float32)),
             "group_offset_y": torch.from_numpy(groups.offset_y.astype(np.float32)),
@@ -155,6 +149,12 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
                                         dtype=torch.float32),
             "left": int(d.shape[0]),
         }
+        if self.truth:
+            rec["truth"] = extract_patches(
+                torch.from_numpy(np.ascontiguousarray(data.object, dtype=np.complex64)),
+                torch.from_numpy(np.asarray(data.xcoords, dtype=np.float64)),
+                torch.from_numpy(np.asarray(data.ycoords, dtype=np.float64)), d.shape[-1])
+        return rec
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()

@@ -19,8 +19,8 @@ __all__ = ["unexplained_variation", "probe_weight"]
 def probe_weight(probe: torch.Tensor) -> torch.Tensor:
     """Where a probe lights the object: ``Σ_modes |P|²`` divided by its maximum.
 
-    ``probe`` (N, N), (K, N, N) modes, or (B, N, N) / (B, K, N, N) one per sample (``batched``
-    decided by the caller's shapes: 4-D is always per sample). Returns (N, N) or (B, N, N).
+    ``probe`` (N, N), (K, N, N) incoherent modes, or (B, K, N, N) one per sample (4-D is always
+    per sample: pass per-sample (B, N, N) probes as (B, 1, N, N)). Returns (N, N) or (B, N, N).
     """
     if probe.ndim == 4:
         w = (probe.abs() ** 2).sum(dim=1)
