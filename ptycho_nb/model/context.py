@@ -40,7 +40,14 @@ def shift_patches(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.
     dx = dx.reshape(k).to(torch.int64)
     rows = (torch.arange(n_r, device=x.device)[None, :] - dy[:, None]) % n_r
     cols = (torch.arange(n_c, device=x.device)[None, :] - dx[:, None]) % n_c
-    out = flat[torch.arange(k, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    idx = (rows[:, :, None] * n_c + cols[:, None, :]).reshape(k, n_r * n_c)
+    # one gather along the flattened patch (faster than three-tensor advanced indexing on CPU);
+    # complex values move as (re, im) pairs
+    if flat.is_complex():
+        pairs = torch.view_as_real(flat.reshape(k, n_r * n_c))
+        out = torch.view_as_complex(pairs.gather(1, idx[..., None].expand(k, n_r * n_c, 2)).contiguous())
+    else:
+        out = flat.reshape(k, n_r * n_c).gather(1, idx)
     return out.reshape(*lead, n_r, n_c)
 
 

@@ -16,13 +16,14 @@ import math
 
 import torch
 
-from ..physics.forward import gather_patches, merge_patches, patch_taps
+from ..physics.forward import PatchTaps, gather_patches, merge_patches, patch_taps
 
 __all__ = ["merge_group_patches", "merge_own_patches"]
 
 
 def merge_group_patches(patches: torch.Tensor, offset_x: torch.Tensor, offset_y: torch.Tensor,
-                        weight_map: torch.Tensor | None = None, eps: float = 1e-3) -> torch.Tensor:
+                        weight_map: torch.Tensor | None = None, eps: float = 1e-3, *,
+                        own_only: bool = False) -> torch.Tensor:
     """Overlap-consistent patches: members merged in a shared canvas, then re-extracted.
 
     Parameters
@@ -34,6 +35,8 @@ def merge_group_patches(patches: torch.Tensor, offset_x: torch.Tensor, offset_y:
         Per-pixel merge weight of each patch (uniform when None).
     eps : float
         Relative floor of the normalisation (see :func:`~ptycho_nb.physics.forward.stitch`).
+    own_only : bool
+        Re-extract member 0 only (inference keeps nothing else): (B, 1, N, N), the same values.
 
     Returns
     -------
@@ -63,6 +66,11 @@ def merge_group_patches(patches: torch.Tensor, offset_x: torch.Tensor, offset_y:
     # One set of bilinear taps serves the merge (numerator and weights) and the re-extraction.
     taps = patch_taps(x, y, n, (side, side * b), rdt, patches.device)
     canvas, _ = merge_patches(flat, taps, weight_map=weight_map, eps=eps)
+    if own_only:
+        # member 0's taps alone: each patch's blend is independent, so its values do not change
+        taps = PatchTaps(index=taps.index.reshape(b * c, -1)[::c].reshape(-1), weights=taps.weights[::c],
+                         n=taps.n, shape=taps.shape)
+        c = 1
     return gather_patches(canvas, taps).reshape(b, c, n, n)
 
 
@@ -114,7 +122,7 @@ def merge_own_patches(patches: torch.Tensor, members: torch.Tensor, offset_x: to
             idx = members[s:s + chunk_size]
             group = patches[idx].to(device=dev, dtype=torch.complex64)  # (b, C, N, N)
             merged = merge_group_patches(group, offset_x[s:s + chunk_size].to(dev, torch.float32),
-                                         offset_y[s:s + chunk_size].to(dev, torch.float32))
+                                         offset_y[s:s + chunk_size].to(dev, torch.float32), own_only=True)
             out.append(merged[:, 0].to(patches.device))
     if not out:  # no groups
         return patches.new_zeros((0, *patches.shape[1:]), dtype=torch.complex64)
