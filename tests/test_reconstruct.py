@@ -43,6 +43,35 @@ def test_without_a_model_it_refines_a_flat_start_with_the_scans_probe(scans, mon
     assert rec.weight.shape == rec.object.shape and rec.weight.max() > 0
 
 
+def test_the_packaged_default_serves_only_its_own_pattern_size(scans, tmp_path, monkeypatch):
+    """The default start is the packaged model for scans of its N; other sizes refine from flat."""
+    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "mine")
+    # a packaged model for N=32 (a one-epoch network saved where the package looks)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    net = ptycho_nb.train(scans[0], output_dir=tmp_path / "t", nepochs=1, batch_size=8,
+                          n_filters_scale=1, enable_progress_bar=False)
+    ptycho_nb.save_model(net, folder / "mine.wts.h5.zip")
+    monkeypatch.setattr(reconstruct_mod, "pretrained_names", lambda: ["mine"])
+    monkeypatch.setattr(reconstruct_mod, "resolve_archive_path",
+                        lambda path: folder / (str(path).split(":", 1)[1] + ".wts.h5.zip"))
+    assert reconstruct_mod.default_model() == "pretrained:mine"
+    assert reconstruct_mod.default_model(32) == "pretrained:mine"
+    assert reconstruct_mod.default_model(64) is None
+    big = ptycho_nb.simulate(seed=3, N=64, object_kind="lines", object_shape=(128, 128), n_positions=20)
+    rec = ptycho_nb.reconstruct(big, refine_epochs=2)
+    assert rec.run.refine_start == "flat" and rec.timings.forward_s == 0
+
+
+def test_the_shipped_default_starts_a_scan_of_its_size():
+    if reconstruct_mod.default_model() is None:
+        pytest.skip("no default pretrained model ships with this checkout")
+    big = ptycho_nb.simulate(seed=3, N=64, object_kind="lines", object_shape=(128, 128), n_positions=20)
+    rec = ptycho_nb.reconstruct(big, refine_epochs=2)
+    assert rec.run.refine_start == "network" and rec.timings.forward_s > 0
+    assert np.isfinite(rec.object).all() and rec.run.refine_epochs_run == 2
+
+
 def test_with_a_model_it_starts_from_the_network_and_beats_the_network_alone(scans, trained):
     test = scans[1]
     alone = ptycho_nb.infer(trained, test, refine_epochs=0)

@@ -27,20 +27,35 @@ from ..data.container import PtychoData
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..physics.forward import place_patches, extract_patches
 from .inference import Reconstruction, flat_amplitude, refine_as_configured, refine_momentum, run_inference
-from .model_io import pretrained_names, save_model
+from .archive import read_archive
+from .model_io import pretrained_names, resolve_archive_path, save_model
 from .payload import InferencePayload, create_inference_payload
 
 __all__ = ["reconstruct", "run_reconstruct", "DEFAULT_PRETRAINED", "default_model"]
 
 log = logging.getLogger(__name__)
 
-#: The packaged model :func:`reconstruct` starts from when none is given (once it ships).
+#: The packaged model :func:`reconstruct` starts from when none is given (for scans of its N).
 DEFAULT_PRETRAINED = "generalist-n64"
 
 
-def default_model() -> str | None:
-    """``"pretrained:<DEFAULT_PRETRAINED>"`` when that model ships with this install, else None."""
-    return f"pretrained:{DEFAULT_PRETRAINED}" if DEFAULT_PRETRAINED in pretrained_names() else None
+def default_model(n: int | None = None) -> str | None:
+    """``"pretrained:<DEFAULT_PRETRAINED>"`` when that model ships with this install (and, given
+    ``n``, was trained for N×N patterns), else None."""
+    if DEFAULT_PRETRAINED not in pretrained_names():
+        return None
+    name = f"pretrained:{DEFAULT_PRETRAINED}"
+    if n is not None and _model_n(name) != n:
+        return None
+    return name
+
+
+def _model_n(path: str) -> int | None:
+    """The pattern side N an archive's model was trained for (its configs.json; no weights built)."""
+    try:
+        return int(read_archive(resolve_archive_path(path)).configs["model"]["N"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def reconstruct(data: Any = None, model: Any = None, *, execution: PyTorchExecutionConfig | None = None,
@@ -53,8 +68,9 @@ def reconstruct(data: Any = None, model: Any = None, *, execution: PyTorchExecut
     data : PtychoData or path
         The scan (any format :func:`ptycho_nb.data.load` reads).
     model : TrainResult, module, path or ``"pretrained:NAME"``, optional
-        Default: ``InferenceConfig.model_path`` if set, else the default pretrained model when
-        it ships, else none (a flat start with the scan's own probe).
+        Default: ``InferenceConfig.model_path`` if set, else the packaged pretrained model
+        (``DEFAULT_PRETRAINED``) when the scan's patterns have its size N, else none (a flat
+        start with the scan's own probe).
     execution, inference : configs, optional
     front_end : {None, 'cli', 'widget'}
     verbose : bool
@@ -80,18 +96,23 @@ def run_reconstruct(payload: InferencePayload, *, verbose: bool = False,
     icfg = payload.inference
     source = payload.model if payload.model is not None else icfg.model_path
     if source is None:
-        source = default_model()
+        # The packaged model serves scans of its own pattern size; others refine from a flat start.
+        n = int(payload.test_data.diffraction.shape[-1])
+        source = default_model(n)
         if source is not None:
             log.info("reconstruct: starting from the packaged model %s", source)
+        elif default_model() is not None:
+            log.info("reconstruct: the packaged model %s is for another pattern size than this "
+                     "scan's %dx%d; refining from a flat start", default_model(), n, n)
     if source is None:
         if icfg.fine_tune_epochs:
             raise ValueError(f"InferenceConfig.fine_tune_epochs={icfg.fine_tune_epochs} needs a model "
-                             "to fine-tune; pass model=... (no pretrained model ships with this "
-                             "version)")
+                             "to fine-tune; pass model=... (no packaged model serves this scan's "
+                             "pattern size)")
         if icfg.refine_probe_source == "model":
             raise ValueError("InferenceConfig.refine_probe_source='model' needs a model; without one "
                              "the refinement uses the scan's own probe ('scan' or 'auto')")
-        log.info("reconstruct: no model given and none packaged; refining from a flat start")
+        log.info("reconstruct: no model given or packaged for this scan; refining from a flat start")
         return _flat_reconstruction(payload, refine_callback)
     if icfg.fine_tune_epochs:
         return _fine_tuned(payload, source, verbose, refine_callback)
