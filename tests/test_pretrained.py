@@ -256,3 +256,25 @@ def test_cli_train_init_then_infer(models, other_scan, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pretrained model 'no-such-model' not found" in err and "available:" in err
     assert not (tmp_path / "inf2").exists()
+
+
+def test_shipped_models_cards_are_repeated_in_the_docs():
+    """Each shipped model has docs/models/NAME.md, whose score table is the card's."""
+    docs = pathlib.Path(__file__).resolve().parents[1] / "docs" / "models"
+    names = pretrained.available()
+    if not names:
+        pytest.skip("no pretrained model is shipped yet")
+    for name in names:
+        page = docs / f"{name}.md"
+        assert page.is_file(), f"{name}: no model card page {page}"
+        text = page.read_text()
+        card = pretrained.card(name)
+        assert card["commit"][:7] in text and card["training"]["commit_trained"][:7] in text
+        rows = [line for line in text.splitlines() if line.startswith(("| lines", "| siemens"))]
+        assert len(rows) == len(card["scores_network_alone"])
+        for line, r in zip(rows, card["scores_network_alone"]):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[0] == r["object"] and cells[2] == f"{r['photons']:.0e}", line
+            assert [float(c) for c in cells[3:8]] == [round(r[k], 3) for k in (
+                "phase_ssim", "estimate_phase_ssim", "flat_phase_ssim", "amplitude_ssim",
+                "estimate_amplitude_ssim")], line
