@@ -60,3 +60,25 @@ def test_finetune_speed_prints_both_precisions_per_epoch():
     for precision in ("32-true", "bf16-mixed"):
         assert re.search(rf"^{precision}: best network-alone phase SSIM within 60 s of training: {number}",
                          proc.stdout, re.M), proc.stdout
+
+
+def test_generalist_targets_prints_every_target_row():
+    """Issue 12's targets bench runs end to end at tiny sizes and prints one row per target."""
+    import ptycho_nb
+
+    if not ptycho_nb.pretrained.available():
+        import pytest
+
+        pytest.skip("no pretrained model is shipped")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "generalist_targets.py"), "--quick",
+                           "--threads", "1", "--skip-iterative"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    number = r"-?\d+(\.\d+)?"
+    for target in (r"network alone, lines \+ disc, 1e6: phase SSIM ≥ 0\.85",
+                   r"never-seen probe \(siemens \+ zone plate, 1e6\), fine-tuned ≤ 60 s: ≥ 0\.80",
+                   r"inference, network \+ stitching, N = 64: ≥ 1,000 patterns/s"):
+        assert re.search(rf"^\| {target} \| [^|]*{number}[^|]* \| [^|]+ \| (\*\*met\*\*|missed) \|$",
+                         proc.stdout, re.M), (target, proc.stdout)

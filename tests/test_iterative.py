@@ -99,6 +99,9 @@ def test_compare_iterative_bench_smoke(tmp_path) -> None:
                    "ptychi LSQML gaussian probe refined", "ptychi LSQML poisson probe refined",
                    "ptychi EPIE known probe", "ptychi EPIE probe refined"):
         assert method in table
+    if ptycho_nb.pretrained.available():  # the packaged generalist's rows beside the trained model's
+        assert "generalist-n64 network alone" in table
+        assert "ptycho_nb reconstruct, generalist-n64 start" in table
     assert list(tmp_path.glob("recon_*.png")) and (tmp_path / "ssim_vs_seconds.png").exists()
     # the export check inside the bench: ptychi's forward model agrees with ours
     err = float(table.split("relative error): ")[1].split(": ")[1].split()[0].rstrip(","))

@@ -50,18 +50,6 @@ def test_network_shapes_dtypes_and_bounds():
         net(torch.rand(2, N, N))
 
 
-def test_decoder_upsampling_equals_nearest_interpolation():
-    """The decoder's ×2 upsampling is nearest interpolation, in both memory formats and for grads."""
-    import torch.nn.functional as F
-    from ptycho_nb.model.network import _upsample2
-
-    x = torch.randn(3, 5, 7, 9, requires_grad=True)
-    for t in (x, x.contiguous(memory_format=torch.channels_last)):
-        assert torch.equal(_upsample2(t), F.interpolate(t, scale_factor=2, mode="nearest"))
-    (g,) = torch.autograd.grad(_upsample2(x).sum(), x)
-    torch.testing.assert_close(g, torch.full_like(x, 4.0))
-
-
 def test_physics_layer_is_forward_amplitude(tiny):
     m = _module(tiny)
     batch = _batch(tiny)

@@ -69,19 +69,7 @@ class _Up(nn.Module):
         self.block = _ConvBlock(cin, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(_upsample2(x))
-
-
-def _upsample2(x: torch.Tensor) -> torch.Tensor:
-    """×2 nearest upsampling, (B, C, H, W) -> (B, C, 2H, 2W): each pixel repeated 2×2.
-
-    The same values as ``F.interpolate(x, scale_factor=2, mode="nearest")``, which on CPU torch
-    2.13 runs several times slower on contiguous NCHW tensors (bench/inference_speed.py).
-    """
-    b, c, h, w = x.shape
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return F.interpolate(x, scale_factor=2, mode="nearest")  # already fast there
-    return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+        return self.block(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class _Decoder(nn.Module):
