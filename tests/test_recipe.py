@@ -27,6 +27,9 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     card = json.loads((toy_run / "model_card.json").read_text())
     assert card["recipe"].startswith("python -m ptycho_nb.pretrained.recipe") and "--toy" in card["recipe"]
     assert card["training"]["steps"] > 0 and card["seed"] == 0
+    # the device that trained it (Lightning's 'auto': this machine's CPU unless a GPU is found)
+    want = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert card["hardware"]["device"].split()[0] == card["training"]["device"].split()[0] == want
     assert "commit_trained" in card["training"]  # None outside a git checkout
     assert set(card["held_out"]["objects"]) == set(rec.HELD_OUT_OBJECTS)
     rows = card["scores_network_alone"]

@@ -8,7 +8,8 @@ patterns on its frame, ``PtychoNet(physics_steps=..., context_patterns=...)``) i
 trained — Poisson likelihood through the same forward model, plus a supervised term on the
 simulated truth (``TRUTH_WEIGHT``; self-supervised alone it did not add to the estimate it reads) —
 on a stream of varied simulated scans (:class:`~ptycho_nb.physics.varied.VariedSpec`: many
-object kinds, probe families, scan geometries and doses, each scan drawn once). Lightning
+object kinds, probe families, scan geometries and doses, each scan drawn once), on a GPU
+when Lightning finds one (``accelerator='auto'``; the card records the device). Lightning
 checkpoints every epoch into ``OUT/checkpoints`` (``--resume`` continues from ``latest.ckpt``).
 At the end the model is scored on a fixed suite of object kinds and a probe family it never saw
 (network alone, no refinement) and written as ``OUT/<name>.wts.h5.zip`` with its model card.
@@ -106,8 +107,10 @@ def recipe(toy: bool = False) -> Recipe:
     training = TrainingConfig(batch_size=4 if toy else 8, nepochs=2 if toy else 10_000,
                               intensity_scale_trainable=False, probe_trainable=False, seed=0,
                               validation_fraction=0.0)
-    execution = PyTorchExecutionConfig(learning_rate=1e-3, checkpoint_monitor_metric="val_loss",
-                                       checkpoint_save_top_k=1, early_stop_patience=10_000)
+    # 'auto': a GPU when Lightning finds one (the card records which device trained the model)
+    execution = PyTorchExecutionConfig(accelerator="auto", learning_rate=1e-3,
+                                       checkpoint_monitor_metric="val_loss", checkpoint_save_top_k=1,
+                                       early_stop_patience=10_000)
     # The network reads each pattern's departure from the probe's far field and a per-pattern
     # physics estimate (PtychoNet departure, physics_steps): fed the pattern alone it stayed at
     # one output on varied objects, even trained against the true patches (README).
@@ -204,8 +207,11 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    module.eval()
+    device = trainer.strategy.root_device
+    module.cpu().eval()  # scored and saved on the CPU, wherever it trained
     facts = {"commit_trained": commit, "train_seconds_this_run": round(elapsed, 1),
+             "device": device.type + (f" ({torch.cuda.get_device_name(device)})"
+                                      if device.type == "cuda" else ""),
              "epochs": int(trainer.current_epoch),
              "steps": int(trainer.global_step),
              "samples_seen": int(trainer.global_step) * r.training.batch_size,
@@ -360,9 +366,9 @@ def model_card(r: Recipe, facts: dict[str, Any], scores: Sequence[dict[str, Any]
                 + (f" plus {r.truth_weight:g} x the true patches' unexplained variation (supervised)"
                    if r.truth_weight > 0 else " alone (self-supervised)"),
         "recipe": f"python -m ptycho_nb.pretrained.recipe --minutes {minutes:g} --seed {seed}"
-                  + (" --toy" if toy else ""),
+                  + (f" --threads {threads}" if threads else "") + (" --toy" if toy else ""),
         "package_version": __version__, "commit": _commit(), "seed": seed,
-        "hardware": {"device": "cpu", "threads": threads, "machine": platform.machine(),
+        "hardware": {"device": facts.get("device", "cpu"), "threads": threads, "machine": platform.machine(),
                      "processor": platform.processor() or None, "torch": torch.__version__},
         "training": {**facts, "minutes_budget": minutes},
         "trained_on": {"spec": r.spec.to_dict(), "model": r.model.to_dict(), "network": dict(r.network),
