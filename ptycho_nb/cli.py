@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reconstruct", help="One call: the best reconstruction of a scan.",
                        description="Reconstruct a scan: the model's single pass (--model-path, else "
-                                   "the packaged pretrained model for the scan's pattern size, else a flat start "
-                                   "with the scan's probe), then physics refinement to convergence "
+                                   "the packaged pretrained model for the scan's pattern size, else a "
+                                   "flat start with the scan's probe), then physics refinement to convergence "
                                    "(--refine-* flags). Without --test-data: the embedded default "
                                    "scan (simulated, the demo's unseen scan).")
     add_common_arguments(p, "infer")

@@ -52,9 +52,10 @@ def default_model(n: int | None = None) -> str | None:
 
 def _model_n(path: str) -> int | None:
     """The pattern side N an archive's model was trained for (its configs.json; no weights built)."""
+    # a corrupt archive raises here (read_archive names what is wrong); one without N serves none
     try:
         return int(read_archive(resolve_archive_path(path)).configs["model"]["N"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError):
         return None
 
 
