@@ -99,12 +99,13 @@ def run_reconstruct(payload: InferencePayload, *, verbose: bool = False,
     if source is None:
         # The packaged model serves scans of its own pattern size; others refine from a flat start.
         n = int(payload.test_data.diffraction.shape[-1])
-        source = default_model(n)
+        packaged = default_model()
+        source = default_model(n) if packaged is not None else None
         if source is not None:
             log.info("reconstruct: starting from the packaged model %s", source)
-        elif default_model() is not None:
+        elif packaged is not None:
             log.info("reconstruct: the packaged model %s is for another pattern size than this "
-                     "scan's %dx%d; refining from a flat start", default_model(), n, n)
+                     "scan's %dx%d; refining from a flat start", packaged, n, n)
     if source is None:
         if icfg.fine_tune_epochs:
             raise ValueError(f"InferenceConfig.fine_tune_epochs={icfg.fine_tune_epochs} needs a model "
