@@ -22,6 +22,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from ..config.execution import KERNEL_SAFE_STRATEGIES, PyTorchExecutionConfig, resolve_monitor
 from .. import kernel
+from ..devices import concrete_accelerator
 from .callbacks.progress import PtychoProgressBar
 
 __all__ = [
@@ -46,16 +47,7 @@ _CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning",
 
 def resolve_accelerator(cfg: PyTorchExecutionConfig) -> str:
     """The concrete accelerator 'auto' resolves to (cuda, then mps, then cpu); others unchanged."""
-    if cfg.accelerator != "auto":
-        return cfg.accelerator
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    return concrete_accelerator(cfg.accelerator)
 
 
 def resolve_precision(cfg: PyTorchExecutionConfig, accelerator: str) -> str:

@@ -107,7 +107,7 @@ class PatchTaps:
 
 
 def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
-               name: str) -> tuple[torch.Tensor, torch.Tensor]:
+               name: str, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Window start rows (M, N+1) long, clamped, and the fractional shift (M,) along one axis.
 
     Sample positions are ``coords - n/2 + arange(n)``; ``value = (1-f)·O[i] + f·O[i+1]``.
@@ -122,7 +122,9 @@ def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
     lo = torch.floor(start.detach() + tol)
     frac = (start - lo).to(real_dtype)  # differentiable w.r.t. coords (floor has zero gradient)
     lo = lo.long()
-    if torch.any(lo < 0) or torch.any(lo + (n - 1) + (frac > tol).long() > size - 1):
+    # The bounds check reads a value back from the device: callers that checked every position
+    # once (the refinement, batch after batch) skip it.
+    if check and (torch.any(lo < 0) or torch.any(lo + (n - 1) + (frac > tol).long() > size - 1)):
         raise ValueError(f"{name}: positions put the {n}-pixel patch outside the object axis of "
                          f"length {size}; centres must lie within [{n / 2}, {size - n / 2}]")
     # The window's last tap may be one past the end when frac is 0 (an integer position at the far
@@ -132,7 +134,8 @@ def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
 
 
 def patch_taps(xcoords: torch.Tensor, ycoords: torch.Tensor, N: int, shape: tuple[int, int],
-               real_dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> PatchTaps:
+               real_dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+               *, check: bool = True) -> PatchTaps:
     """Bilinear taps of N×N patches centred at (x, y) on an (H, W) grid.
 
     Parameters
@@ -146,6 +149,9 @@ def patch_taps(xcoords: torch.Tensor, ycoords: torch.Tensor, N: int, shape: tupl
         Dtype of the weights (the real dtype of the data they will weight).
     device : optional
         Where the taps live (default: the positions' device).
+    check : bool
+        Refuse positions that put a patch outside the grid (a ``ValueError``). ``False`` skips
+        the check, which reads a value back from the device, for positions already checked.
 
     Returns
     -------
@@ -159,8 +165,8 @@ def patch_taps(xcoords: torch.Tensor, ycoords: torch.Tensor, N: int, shape: tupl
     if device is not None:
         x, y = x.to(device), y.to(device)
     h, w = int(shape[0]), int(shape[1])
-    rows, fy = _axis_taps(y, N, h, real_dtype, "ycoords")
-    cols, fx = _axis_taps(x, N, w, real_dtype, "xcoords")
+    rows, fy = _axis_taps(y, N, h, real_dtype, "ycoords", check)
+    cols, fx = _axis_taps(x, N, w, real_dtype, "xcoords", check)
     index = (rows[:, :, None] * w + cols[:, None, :]).reshape(-1)
     wy = torch.stack([1 - fy, fy], dim=1)  # (M, 2): weight of row shift 0, 1
     wx = torch.stack([1 - fx, fx], dim=1)
