@@ -23,7 +23,8 @@ from ptycho_nb.config.canonical import ModelConfig, TrainingConfig
 from ptycho_nb.config.execution import PyTorchExecutionConfig
 from ptycho_nb.data.grouping import group_neighbors
 from ptycho_nb.metrics import compare
-from ptycho_nb.model import PINNModule, refine_object, scaling_statistics
+from ptycho_nb.model import PINNModule, scaling_statistics
+from ptycho_nb.refine import refine_object
 from ptycho_nb.physics.forward import stitch
 from ptycho_nb.physics.simulate import simulate
 

@@ -1,7 +1,7 @@
 """Refinement step policies side by side: quality against epochs and seconds, from a flat start.
 
 Every policy refines the same simulated scans (a random-line object, 1,000 patterns of 64×64,
-known probe) from the same flat object with :func:`ptycho_nb.model.refine.refine`, and the
+known probe) from the same flat object with :func:`ptycho_nb.refine.refine`, and the
 script prints, per dose, the phase SSIM after a few checkpoints (epochs) with the wall seconds,
 and where each run stopped. The policies:
 
@@ -31,7 +31,7 @@ import numpy as np
 import ptycho_nb  # before anything imports lightning (torchvision shim)
 import torch
 from ptycho_nb.metrics import compare
-from ptycho_nb.model.refine import refine
+from ptycho_nb.refine import refine
 
 POLICIES = {
     "adam": dict(method="adam", step=0.02, batch_size=100, grow_batch=False, tol=0.0),

@@ -2,11 +2,13 @@
 
 Layers, top to bottom (README "Layout"): front ends (``cli``, ``spec``, ``notebook/``, the package
 ``__init__``) → orchestration (``workflows/``) → engine (``engine/``: Lightning assembly) → model
-(``model/``, and the ptychi runner beside it) → physics and plots → data formats and config
-vocabulary → the ground floor (atomic writes, metrics, the kernel probe, the version, the legacy
-params dict). A module may import from its own package and from lower layers only; ``config/``
-and ``data/`` share a layer and may not import each other. Imports inside functions count too:
-a lazy import up the stack is still an arrow the wrong way.
+(``model/``), the physics refinement (``refine/``) and the ptychi runner beside them → physics
+and plots → data formats and config vocabulary → the ground floor (atomic writes, metrics, the
+kernel probe, the device names, the version, the legacy params dict). A module may import from
+its own package and from lower layers only; ``config/`` and ``data/`` share a layer and may not
+import each other. Imports inside functions count too: a lazy import up the stack is still an
+arrow the wrong way. The one exception: a deprecated module left at an old path may import its
+new home (:data:`FORWARDERS`), so code written against the old path keeps working.
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ PKG = pathlib.Path(__file__).resolve().parents[1] / "ptycho_nb"
 LAYERS: dict[str, tuple[int, str]] = {
     "version": (0, "ground"), "atomic": (0, "ground"), "metrics": (0, "ground"),
     "kernel": (0, "ground"), "params": (0, "ground"), "_torchvision_compat": (0, "ground"),
-    "_ptychi_worker": (0, "ground"),
+    "_ptychi_worker": (0, "ground"), "devices": (0, "ground"),
     "config": (1, "config"), "data": (1, "data"),
     "physics": (2, "physics"), "plots": (2, "plots"),
-    "model": (3, "model"), "iterative": (3, "iterative"),
+    "model": (3, "model"), "refine": (3, "refine"), "iterative": (3, "iterative"),
     "engine": (4, "engine"),
     "workflows": (5, "workflows"), "pretrained": (5, "workflows"),
     "cli": (6, "front"), "spec": (6, "front"), "notebook": (6, "front"), "__init__": (6, "front"),
+}
+
+
+#: Deprecated modules at old paths → the package they forward to (and may import, whatever its layer).
+FORWARDERS: dict[str, str] = {
+    "ptycho_nb.model.refine": "ptycho_nb.refine",
 }
 
 
@@ -106,6 +114,9 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     for src, targets in graph.items():
         rank, group = _layer(src)
         for dst in targets:
+            home = FORWARDERS.get(src)
+            if home is not None and (dst == home or dst.startswith(home + ".")):
+                continue
             r2, g2 = _layer(dst)
             if g2 == group:
                 continue
@@ -180,6 +191,15 @@ def test_only_front_ends_import_the_notebook_layer():
     for src, targets in graph.items():
         if any(t.startswith("ptycho_nb.notebook") for t in targets):
             assert _layer(src)[1] == "front", src
+
+
+def test_forwarders_only_forward():
+    """A forwarder is a deprecated module: it warns and re-exports its new home, nothing else."""
+    graph = import_graph()
+    for src, home in FORWARDERS.items():
+        text = (PKG.parent / (src.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        assert "DeprecationWarning" in text, src
+        assert graph[src] and all(t == home or t.startswith(home + ".") for t in graph[src]), graph[src]
 
 
 @pytest.mark.parametrize("graph,expected", [

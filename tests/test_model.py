@@ -185,7 +185,7 @@ def test_probe_big_false_predicts_core_with_replicated_border(tiny):
 
 
 def test_refine_object_lowers_nll(tiny):
-    from ptycho_nb.model import refine_object
+    from ptycho_nb.refine import refine_object
     from ptycho_nb.physics.forward import forward_from_object, poisson_nll
 
     x, y = tiny.xcoords, tiny.ycoords
@@ -458,7 +458,9 @@ def test_context_network_reads_its_groups_estimates_on_its_frame(tmp_path):
         for prm in module.net.parameters():
             prm.add_(0.05 * torch.randn_like(prm))
     module.eval()
-    ds = module.context_dataset(scan.diffraction, scan.xcoords, scan.ycoords, seed=0)
+    from ptycho_nb.engine.predict import context_dataset
+
+    ds = context_dataset(module, scan.diffraction, scan.xcoords, scan.ycoords, seed=0)
     sample = ds[5]
     assert sample["diffraction"].shape == (1, 32, 32) and sample["estimates"].shape == (4, 32, 32)
     assert float(sample["offset_x"][0]) == pytest.approx(scan.xcoords[5])

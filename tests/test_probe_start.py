@@ -1,5 +1,5 @@
 """Probe starts read from the scan's mean diffraction pattern (physics.probes.probe_from_patterns,
-model.probe_start) and the reconstruct option that uses them: real forward model, real data."""
+refine.probe_start) and the reconstruct option that uses them: real forward model, real data."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import ptycho_nb
-from ptycho_nb.model.probe_start import (choose_probe_start, probe_candidates,
-                                         refine_from_probe_start)
+from ptycho_nb.refine import PreparedScan, RefineSettings
+from ptycho_nb.refine.probe_start import choose_probe_start, probe_candidates, refine_from_probe_start
 from ptycho_nb.physics.probes import gaussian_guess, gaussian_probe, probe_diameter, probe_from_patterns
 
 reconstruct_mod = importlib.import_module("ptycho_nb.workflows.reconstruct")
@@ -30,6 +30,10 @@ def zp_scan():
                               probe_kind="zone_plate", photons_per_pattern=1e6, overlap=0.73, seed=4)
 
 
+def _prepared(scan) -> PreparedScan:
+    return PreparedScan.build(scan.diffraction, scan.xcoords, scan.ycoords, scan.N, scan.object.shape)
+
+
 def test_one_mean_pattern_start_is_the_beam_and_the_gaussian_guess_is_not(zp_scan):
     guess = gaussian_guess(zp_scan.probe)
     plus, minus = probe_from_patterns(zp_scan.diffraction, guess)
@@ -43,23 +47,23 @@ def test_one_mean_pattern_start_is_the_beam_and_the_gaussian_guess_is_not(zp_sca
 
 def test_the_data_choose_the_start_and_the_choice_fits_and_scores_better(zp_scan):
     guess = gaussian_guess(zp_scan.probe)
-    cands = probe_candidates("auto", guess, zp_scan.diffraction)
+    scan = _prepared(zp_scan)
+    cands = probe_candidates("auto", guess, scan)
     assert set(cands) == {"given", "patterns+", "patterns-"}
     flat = np.ones_like(zp_scan.object)
-    start = choose_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords, cands,
-                               trial_epochs=6, batch_size=16)
+    start = choose_probe_start(scan, flat, cands, 1.0, RefineSettings.of(batch_size=16, refine_probe=True),
+                               trial_epochs=6)
     assert start.name != "given"
     assert start.deviance[start.name] == min(start.deviance.values())
     assert start.deviance[start.name] < 0.85 * start.deviance["given"]
     # The whole run: the chosen trial's epochs, then the continuation's, as one result.
-    res, chosen = refine_from_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords,
-                                          guess, init="auto", max_epochs=20, trial_epochs=6,
-                                          batch_size=16, tol=0.0)
+    kw = dict(max_epochs=20, batch_size=16, tol=0.0, refine_probe=True)
+    res, chosen = refine_from_probe_start(scan, flat, guess, 1.0, RefineSettings.of(probe_init="auto", **kw),
+                                          trial_epochs=6)
     assert chosen is not None and chosen.name == start.name
     assert len(res.deviance) == res.epochs_run + 1 and res.epochs_run > 6
     assert _corr(zp_scan.probe, res.probe.numpy()) > 0.9
-    given, none = refine_from_probe_start(flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords,
-                                          guess, init="given", max_epochs=20, batch_size=16, tol=0.0)
+    given, none = refine_from_probe_start(scan, flat, guess, 1.0, RefineSettings.of(probe_init="given", **kw))
     assert none is None and given.deviance[-1] > 2 * res.deviance[-1]
 
 
@@ -69,13 +73,13 @@ def test_reconstruct_reports_the_start_and_beats_the_given_guess(zp_scan, monkey
     kw = dict(refine_probe=True, refine_epochs=30, refine_batch_size=16)
     auto = ptycho_nb.reconstruct(rough, **kw)
     given = ptycho_nb.reconstruct(rough, refine_probe_init="given", **kw)
-    assert auto.run.refine_probe_init in ("patterns+", "patterns-")
-    assert given.run.refine_probe_init == "given"
-    assert auto.run.refine_loss[-1] < 0.5 * given.run.refine_loss[-1]
+    assert auto.run.refinement.probe_init in ("patterns+", "patterns-")
+    assert given.run.refinement.probe_init == "given"
+    assert auto.run.refinement.loss[-1] < 0.5 * given.run.refinement.loss[-1]
     ssim = lambda r: r.compare(remove_ramp=True)["phase_ssim"]  # noqa: E731 (a ramp is a blind-ptychography ambiguity)
     assert ssim(auto) > ssim(given) + 0.2
     plain = ptycho_nb.reconstruct(rough, refine_epochs=2)
-    assert plain.run.refine_probe_init == ""
+    assert plain.run.refinement.probe_init == ""
 
 
 def test_clear_errors():
@@ -86,13 +90,14 @@ def test_clear_errors():
         probe_from_patterns(np.ones((4, 8, 8)), p)
     with pytest.raises(ValueError, match="diffraction.*mean pattern"):
         probe_from_patterns(np.full((4, 16, 16), np.nan), p)
+    ones = PreparedScan.build(np.ones((4, 16, 16)), np.full(4, 8.0), np.full(4, 8.0), 16, (16, 16))
     with pytest.raises(ValueError, match="refine_probe_init"):
-        probe_candidates("mean", p, np.ones((4, 16, 16)))
+        probe_candidates("mean", p, ones)
     with pytest.raises(ValueError, match="refine_probe_init"):
         ptycho_nb.config.InferenceConfig(refine_probe_init="mean")
     # incoherent modes: no mean-pattern start, the given modes only
     modes = np.stack([p, p * 0.5])
-    assert list(probe_candidates("auto", modes, np.ones((4, 16, 16)))) == ["given"]
+    assert list(probe_candidates("auto", modes, ones)) == ["given"]
 
 
 def test_the_trials_report_progress_and_a_stop_during_them_ends_the_run(zp_scan):
@@ -100,10 +105,10 @@ def test_the_trials_report_progress_and_a_stop_during_them_ends_the_run(zp_scan)
     from the chosen trial's; asking to stop during a trial ends the trials and the run there."""
     guess = gaussian_guess(zp_scan.probe)
     flat = np.ones_like(zp_scan.object)
-    args = (flat, zp_scan.diffraction, zp_scan.xcoords, zp_scan.ycoords, guess)
+    args = (_prepared(zp_scan), flat, guess, 1.0, RefineSettings.of(max_epochs=12, batch_size=16, tol=0.0,
+                                                                        refine_probe=True))
     seen = []
-    res, start = refine_from_probe_start(*args, init="auto", max_epochs=12, trial_epochs=3,
-                                         batch_size=16, tol=0.0,
+    res, start = refine_from_probe_start(*args, trial_epochs=3,
                                          callback=lambda p: seen.append((p.stage, p.epoch, p.max_epochs)))
     stages = [s for s, _, _ in seen if s]
     assert stages == [f"probe start {k}/3 ({n})" for k, n in
@@ -118,8 +123,7 @@ def test_the_trials_report_progress_and_a_stop_during_them_ends_the_run(zp_scan)
         calls.append(p.stage)
         return p.stage.startswith("probe start 2/") and p.epoch == 2
 
-    res2, start2 = refine_from_probe_start(*args, init="auto", max_epochs=12, trial_epochs=3,
-                                           batch_size=16, tol=0.0, callback=stop_soon)
+    res2, start2 = refine_from_probe_start(*args, trial_epochs=3, callback=stop_soon)
     assert start2.stopped and res2.stopped == "callback"
     assert list(start2.deviance) == ["given", "patterns+"] and len(calls) == 5
     assert res2.epochs_run <= 3
@@ -151,5 +155,5 @@ def test_a_log_shows_each_probe_start_trial_then_the_runs_epochs(zp_scan, monkey
         "refinement, probe start 3/3 (patterns-)"]
     assert all("after 8 epochs" in ln for ln in lines[:3])
     assert [ln.split(":")[0] for ln in lines[3:]] == ["refinement epoch 10/20", "refinement epoch 20/20"]
-    assert rec.run.refine_epochs_run == 20 and view.epochs == list(range(9, 21))
+    assert rec.run.refinement.epochs_run == 20 and view.epochs == list(range(9, 21))
     assert view.image.value[:4] == b"\x89PNG"  # drawn at the end of each trial and the run's first epoch

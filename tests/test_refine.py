@@ -1,4 +1,4 @@
-"""The physics refinement engine (ptycho_nb.model.refine): real forward model, real data."""
+"""The physics refinement (ptycho_nb.refine): real forward model, real data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 import ptycho_nb
 from ptycho_nb.metrics import compare
-from ptycho_nb.model.refine import RefineProgress, poisson_deviance, refine
+from ptycho_nb.refine import RefineProgress, poisson_deviance, refine
 from ptycho_nb.physics.forward import forward_from_object
 from ptycho_nb.physics.probes import gaussian_guess
 
@@ -116,7 +116,7 @@ def test_bad_inputs_name_the_input(scan):
 
 def test_joint_steps_recover_the_steps_that_made_the_change():
     # A wanted exit-wave change built from known steps along ΔO and ΔP is explained by them.
-    from ptycho_nb.model.refine import MAX_JOINT_STEP, joint_steps
+    from ptycho_nb.refine import MAX_JOINT_STEP, joint_steps
 
     g = torch.Generator().manual_seed(0)
 
@@ -125,34 +125,38 @@ def test_joint_steps_recover_the_steps_that_made_the_change():
 
     probe, patches, d_patches, d_probe = c(8, 8), c(5, 8, 8), c(5, 8, 8), c(8, 8)
     d_psi = 0.7 * probe * d_patches + 1.3 * d_probe * patches
-    a_o, a_p = joint_steps(probe, patches, d_patches, d_probe, d_psi)
+    steps = lambda *a: tuple(float(s) for s in joint_steps(*a))  # noqa: E731 (0-d tensors on the device)
+    a_o, a_p = steps(probe, patches, d_patches, d_probe, d_psi)
     assert a_o == pytest.approx(0.7, rel=1e-5) and a_p == pytest.approx(1.3, rel=1e-5)
     # bounded, and a degenerate system falls back to full steps
-    a_o, a_p = joint_steps(probe, patches, d_patches, d_probe, 50 * d_psi)
+    a_o, a_p = steps(probe, patches, d_patches, d_probe, 50 * d_psi)
     assert (a_o, a_p) == (MAX_JOINT_STEP, MAX_JOINT_STEP)
-    assert joint_steps(probe, patches, torch.zeros_like(d_patches), d_probe, d_psi) == (1.0, 1.0)
+    assert steps(probe, patches, torch.zeros_like(d_patches), d_probe, d_psi) == (1.0, 1.0)
     # incoherent modes (K, N, N): the same pair
     modes, d_modes = c(2, 8, 8), c(2, 8, 8)
     d_psi = 0.4 * modes[None] * d_patches[:, None] + 0.9 * d_modes[None] * patches[:, None]
-    a_o, a_p = joint_steps(modes, patches, d_patches, d_modes, d_psi)
+    a_o, a_p = steps(modes, patches, d_patches, d_modes, d_psi)
     assert a_o == pytest.approx(0.4, rel=1e-5) and a_p == pytest.approx(0.9, rel=1e-5)
 
 
 def test_momentum_defaults_by_mode_and_an_explicit_value_is_kept():
-    from ptycho_nb.config.canonical import InferenceConfig
-    from ptycho_nb.workflows.inference import refine_momentum
+    from ptycho_nb.config import InferenceConfig, PyTorchExecutionConfig
+    from ptycho_nb.refine import RefineSettings
 
-    assert refine_momentum(InferenceConfig()) == 0.85
-    assert refine_momentum(InferenceConfig(refine_probe=True)) == 0.0
-    assert refine_momentum(InferenceConfig(refine_probe=True, refine_momentum=0.5)) == 0.5
-    assert refine_momentum(InferenceConfig(refine_momentum=0.0)) == 0.0
+    def momentum(**kw):
+        return RefineSettings.from_configs(InferenceConfig(**kw), PyTorchExecutionConfig()).momentum
+
+    assert momentum() == 0.85
+    assert momentum(refine_probe=True) == 0.0
+    assert momentum(refine_probe=True, refine_momentum=0.5) == 0.5
+    assert momentum(refine_momentum=0.0) == 0.0
 
 
 def test_run_reports_the_momentum_it_ran_with(scan):
     rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, enable_progress_bar=False)
-    assert rec.run.refine_momentum == 0.0 and rec.run.refine_probe
+    assert rec.run.refinement.momentum == 0.0 and rec.run.refinement.probe
     rec = ptycho_nb.reconstruct(scan, refine_epochs=3, enable_progress_bar=False)
-    assert rec.run.refine_momentum == 0.85
+    assert rec.run.refinement.momentum == 0.85
 
 
 @pytest.fixture(scope="module")
@@ -181,30 +185,30 @@ def test_fisher_scoring_reaches_the_maximum_likelihood_and_newton_stalls_short(d
 
 
 def test_poisson_step_auto_is_fisher_alone_and_newton_with_the_probe(scan):
-    from ptycho_nb.model.refine import poisson_step_for
+    from ptycho_nb.refine import poisson_step_for
 
     assert poisson_step_for("auto", False) == "fisher" and poisson_step_for("auto", True) == "newton"
     assert poisson_step_for("newton", False) == "newton"
     with pytest.raises(ValueError, match="poisson_step"):
         poisson_step_for("bogus", False)
     rec = ptycho_nb.reconstruct(scan, refine_epochs=2, enable_progress_bar=False)
-    assert rec.run.refine_step_rule == "fisher"
+    assert rec.run.refinement.step_rule == "fisher"
     rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, refine_noise_model="poisson",
                                 enable_progress_bar=False)
-    assert rec.run.refine_step_rule == "newton"
+    assert rec.run.refinement.step_rule == "newton"
     rec = ptycho_nb.reconstruct(scan, refine_epochs=2, refine_poisson_step="newton",
                                 refine_noise_model="gaussian", enable_progress_bar=False)
-    assert rec.run.refine_step_rule == "gaussian"
+    assert rec.run.refinement.step_rule == "gaussian"
 
 
 def test_noise_model_auto_is_poisson_alone_and_gaussian_with_the_probe(scan):
-    from ptycho_nb.model.refine import noise_model_for
+    from ptycho_nb.refine import noise_model_for
 
     assert noise_model_for("auto", False) == "poisson" and noise_model_for("auto", True) == "gaussian"
     assert noise_model_for("poisson", True) == "poisson"
     with pytest.raises(ValueError, match="noise"):
         noise_model_for("laplace", True)
     rec = ptycho_nb.reconstruct(scan, refine_epochs=3, refine_probe=True, enable_progress_bar=False)
-    assert rec.run.refine_step_rule == "gaussian"
+    assert rec.run.refinement.step_rule == "gaussian"
     rec = ptycho_nb.reconstruct(scan, refine_epochs=2, enable_progress_bar=False)
-    assert rec.run.refine_step_rule == "fisher"
+    assert rec.run.refinement.step_rule == "fisher"

@@ -254,7 +254,7 @@ def probe_from_patterns(diffraction: Any, like: np.ndarray, chunk: int = 1024) -
     of about the right size) usually misses entirely (a zone plate's annulus, a pinhole's
     rings). Its phase is not measured: each start puts a defocus on it, one of each sign, whose
     size gives the probe ``like``'s diameter (:func:`probe_diameter`); the data then tell the two
-    apart (``ptycho_nb.model.probe_start.choose_probe_start``).
+    apart (``ptycho_nb.refine.probe_start.choose_probe_start``).
 
     Parameters
     ----------

@@ -1,0 +1,85 @@
+"""The typed record of what a refinement did, for run records and the files written beside them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .result import RefineResult
+from .settings import RefineSettings
+
+__all__ = ["RefineRecord"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RefineRecord:
+    """How a refinement was resolved and how it ended (``InferenceRunInfo.refinement``).
+
+    Attributes
+    ----------
+    device : str
+        Where it ran ('cpu', 'cuda:0', ...).
+    max_epochs : int
+        The cap (``InferenceConfig.refine_epochs``).
+    epochs_run : int
+        Epochs run before the stopping rule (or the cap) ended it.
+    stopped : str
+        'plateau', 'holdout', 'max_epochs' or 'callback'.
+    loss : tuple of float
+        Mean Poisson deviance per pixel: the start, then one per epoch.
+    holdout_loss : tuple of float
+        The held-out patterns' deviance (empty without a holdout).
+    start : str
+        'network' or 'flat' (the control).
+    method : str
+        The update rule ('pie', 'adam').
+    step_rule : str
+        The far-field step: 'fisher', 'newton' or 'gaussian' ('' for 'adam').
+    step, alpha, momentum : float
+        As run (``refine_momentum`` resolved).
+    batch_schedule : tuple of (int, int)
+        (epoch after which it took effect, batch size).
+    probe : bool
+        Whether the probe was refined.
+    probe_source : str
+        Whose probe lit the object at the start: 'model' or 'scan'.
+    probe_init : str
+        The probe start a probe refinement continued from: 'given', 'patterns+' or 'patterns-'
+        ('' without probe refinement).
+    seconds : float
+        Wall time of the refinement, probe-start trials included.
+    """
+
+    device: str
+    max_epochs: int
+    epochs_run: int
+    stopped: str
+    loss: tuple[float, ...]
+    holdout_loss: tuple[float, ...]
+    start: str
+    method: str
+    step_rule: str
+    step: float
+    alpha: float
+    momentum: float
+    batch_schedule: tuple[tuple[int, int], ...]
+    probe: bool
+    probe_source: str
+    probe_init: str
+    seconds: float
+
+    @classmethod
+    def of(cls, result: RefineResult, settings: RefineSettings, probe_init: str = "") -> RefineRecord:
+        """The record of ``result``, run with ``settings``."""
+        return cls(device=result.device, max_epochs=settings.max_epochs, epochs_run=result.epochs_run,
+                   stopped=result.stopped, loss=tuple(result.deviance),
+                   holdout_loss=tuple(result.holdout_deviance), start=settings.start,
+                   method=settings.method, step_rule=result.step_rule, step=settings.step,
+                   alpha=settings.alpha, momentum=settings.momentum,
+                   batch_schedule=tuple(result.batch_schedule), probe=settings.refine_probe,
+                   probe_source=settings.probe_source, probe_init=probe_init,
+                   seconds=result.seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field name → value (JSON-ready: tuples become lists when dumped)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
