@@ -202,13 +202,13 @@ def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, 
         conv = next((t for t, q in curve if q >= final["phase_ssim"] - 0.01), seconds)
         rows.append({**cond, "method": name, "seconds": seconds, "converged_seconds": conv,
                      "train_seconds": train_s if model is result else float("nan"),
-                     "phase_ssim_curve": curve, "epochs": rec.run.refine_epochs_run,
-                     "stopped": rec.run.refine_stopped, "probe_init": rec.run.refine_probe_init,
+                     "phase_ssim_curve": curve, "epochs": rec.run.refinement.epochs_run,
+                     "stopped": rec.run.refinement.stopped, "probe_init": rec.run.refinement.probe_init,
                      **final})
         if kw.get("refine_probe"):
-            chosen_init = rec.run.refine_probe_init
-        print(f"  {name}: {seconds:.2f} s, {rec.run.refine_epochs_run} refinement epochs "
-              f"({rec.run.refine_stopped or 'none'}), phase SSIM {final['phase_ssim']:.3f}", flush=True)
+            chosen_init = rec.run.refinement.probe_init
+        print(f"  {name}: {seconds:.2f} s, {rec.run.refinement.epochs_run} refinement epochs "
+              f"({rec.run.refinement.stopped or 'none'}), phase SSIM {final['phase_ssim']:.3f}", flush=True)
 
     if with_iterative:
         runs_it = [(a, rp, nm, guess, "") for a, rp, nm in METHODS_ITERATIVE]

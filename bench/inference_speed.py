@@ -7,7 +7,7 @@ compared (absolute numbers are for context; the ratios are the result):
 - *old*: each neighbour group (C = gridsize² patterns) through the model (network, then the
   overlap merge), member 0 kept — what ``run_inference`` did before (reproduced here);
 - *new*: ``run_inference``'s single pass — each distinct pattern through the network once,
-  then the groups' merge from those patches (``ptycho_nb.workflows.inference._own_patches``);
+  then the groups' merge from those patches (``ptycho_nb.engine.predict.own_patches``);
 - *new, other layout*: the single pass with the other memory format (channels-last on ↔ off),
   which is how ``CHANNELS_LAST_PRECISIONS`` was chosen;
 - ``ptycho_nb.infer(..., refine_epochs=0)`` as a whole: ``timings.network_patterns_per_s``
@@ -47,7 +47,7 @@ from ptycho_nb.data.grouping import Groups
 from ptycho_nb.engine.datamodule import GroupedDiffraction, dataloader_kwargs, group_scan
 from ptycho_nb.engine.trainer import build_trainer, quiet_lightning
 from ptycho_nb.model.lightning_module import PINNModule, scaling_statistics
-from ptycho_nb.workflows import inference as infer_mod
+from ptycho_nb.engine import predict as infer_mod
 
 
 class _OldGroupedPredictor(L.LightningModule):
@@ -77,7 +77,7 @@ def new_single_pass(module: PINNModule, data: Any, groups: Any, loader_kw: dict[
     saved = infer_mod.CHANNELS_LAST_PRECISIONS
     infer_mod.CHANNELS_LAST_PRECISIONS = (ecfg.precision,) if channels_last else ()
     try:
-        return infer_mod._own_patches(module, data, groups, loader_kw, ecfg, verbose=False)[0]
+        return infer_mod.own_patches(module, data, groups, loader_kw, ecfg, verbose=False)[0]
     finally:
         infer_mod.CHANNELS_LAST_PRECISIONS = saved
 

@@ -70,7 +70,7 @@ def stage_labels() -> Iterator[None]:
         (lm_mod, "poisson_nll", "Poisson loss"),
         (fwd_mod, "far_field", "FFT"),
         (inf_mod, "stitch_patches", "stitching"),
-        (inf_mod, "refine_object", "refinement"),
+        (inf_mod, "run_refinement", "refinement"),
     ]
     saved = []
     for mod, name, label in targets:

@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         out = run_demo(d, quick=args.quick, front_end=None)
     t = out.timings
-    n_ref = out.reconstruction.run.refine_epochs
+    n_ref = out.reconstruction.run.refinement.max_epochs
     rows = [("network only", out.metrics_network_only, t.network_reconstruct_s),
             (f"network + {n_ref} refinement epochs", out.metrics, t.network_reconstruct_s + t.refine_s)]
     print("\n| unseen scan | phase SSIM | phase PSNR (dB) | phase FRC 1/7 | amplitude SSIM | "

@@ -192,10 +192,10 @@ def bench_inference(module: PINNModule, data: Any, batch_sizes: tuple[int, ...],
     rec = ptycho_nb.infer(module, data, inference_batch_size=batch_sizes[1], **kw)
     t = rec.timings
     ratio = t.refine_s / max(t.total_s - t.refine_s, 1e-9)
-    print(f"\nphysics refinement ({rec.run.refine_epochs} epochs"
+    print(f"\nphysics refinement ({rec.run.refinement.max_epochs} epochs"
           f"{', the default' if refine_epochs is None else ''}): {t.refine_s:.2f} s for "
           f"{rec.patches.shape[0]} patterns, {ratio:.1f}× the network's forward + stitching")
-    summary.append((f"refinement ({rec.run.refine_epochs} epochs) / network pass, time",
+    summary.append((f"refinement ({rec.run.refinement.max_epochs} epochs) / network pass, time",
                     f"{ratio:.1f}", ""))
 
 

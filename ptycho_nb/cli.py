@@ -204,9 +204,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     print(f"reconstructed {recon.patches.shape[0]} patterns in {t.total_s:.2f} s "
           f"({t.patterns_per_s:.0f} patterns/s, accelerator {recon.run.accelerator!r}); "
           f"object {recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
-    if recon.run.refine_epochs:
-        print(f"refinement: {recon.run.refine_epochs_run} epochs in {t.refine_s:.1f} s from the "
-              f"{recon.run.refine_start} start (stopped: {recon.run.refine_stopped})")
+    ref = recon.run.refinement
+    if ref is not None:
+        print(f"refinement: {ref.epochs_run} epochs in {t.refine_s:.1f} s on {ref.device} from the "
+              f"{ref.start} start (stopped: {ref.stopped})")
     return _report(recon, paths)
 
 
@@ -231,10 +232,11 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         check_writable_target(payload.inference.output_dir / name, args._overwrite)
     recon = run_reconstruct(payload, verbose=args.verbose)
     paths = recon.save(payload.inference.output_dir, overwrite=args._overwrite)
-    t, run = recon.timings, recon.run
+    t, run, ref = recon.timings, recon.run, recon.run.refinement
+    refined = ("no refinement" if ref is None else f"{ref.epochs_run} epochs on {ref.device} from the "
+               f"{ref.start} start, stopped: {ref.stopped}")
     print(f"reconstructed {run.n_patterns} patterns in {t.total_s:.2f} s: single pass "
-          f"{t.forward_s + t.stitch_s:.2f} s, refinement {t.refine_s:.2f} s ({run.refine_epochs_run} "
-          f"epochs from the {run.refine_start} start, stopped: {run.refine_stopped or 'none'}); object "
+          f"{t.forward_s + t.stitch_s:.2f} s, refinement {t.refine_s:.2f} s ({refined}); object "
           f"{recon.object.shape[0]}x{recon.object.shape[1]} at offset {recon.offset}")
     return _report(recon, paths)
 
@@ -265,11 +267,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = run_demo(args.output_dir, quick=args.quick or None, overwrite=args._overwrite,
                    verbose=args.verbose, **overrides)
     t = out.timings
-    n_ref = out.reconstruction.run.refine_epochs_run
+    ref = out.reconstruction.run.refinement
+    n_ref = 0 if ref is None else ref.epochs_run
     print(f"simulated in {t.simulate_s:.1f} s, trained in {t.train_s:.1f} s; the network "
           f"reconstructed the unseen scan in {t.network_reconstruct_s:.2f} s "
           f"({t.network_patterns_per_s:.0f} patterns/s), {n_ref} refinement epochs "
-          f"(stopped: {out.reconstruction.run.refine_stopped or 'none'}) took "
+          f"(stopped: {'none' if ref is None else ref.stopped}) took "
           f"{t.refine_s:.1f} s; total {t.total_s:.1f} s")
     _print_metrics(out.metrics_network_only, "unseen scan, network only (single pass)")
     _print_metrics(out.metrics, f"unseen scan, network + {n_ref} physics-refinement epochs")

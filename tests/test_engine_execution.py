@@ -27,7 +27,7 @@ from ptycho_nb.engine import trainer as trainer_mod
 from ptycho_nb.model import optim as optim_mod
 from ptycho_nb.model.stitching import patch_weights
 
-from ptycho_nb.workflows import inference as infer_mod
+from ptycho_nb.engine import predict as infer_mod
 
 N = 32
 N_PATTERNS = 24

@@ -18,7 +18,7 @@ from ptycho_nb.config.execution import PyTorchExecutionConfig
 from ptycho_nb.engine.datamodule import GroupedDiffraction, group_scan
 from ptycho_nb.model import PINNModule, scaling_statistics
 from ptycho_nb.model.overlap import merge_own_patches
-from ptycho_nb.workflows import inference as infer_mod
+from ptycho_nb.engine import predict as infer_mod
 
 N = 32
 N_PATTERNS = 30

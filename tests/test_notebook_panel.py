@@ -160,8 +160,8 @@ def test_panel_reconstruct_runs_in_the_background_with_its_progress_and_stops(sc
     p.stop_button.click()
     rec = p.join(timeout=60)
     assert rec is p.reconstruction is not None, p.last_error
-    assert rec.run.refine_stopped == "callback" and 3 <= rec.run.refine_epochs_run < 200
-    assert view.label.value.startswith(f"refinement epoch {rec.run.refine_epochs_run}/200: deviance")
+    assert rec.run.refinement.stopped == "callback" and 3 <= rec.run.refinement.epochs_run < 200
+    assert view.label.value.startswith(f"refinement epoch {rec.run.refinement.epochs_run}/200: deviance")
     assert view.label.value.endswith(", callback")
     assert bytes(view.image.value).startswith(b"\x89PNG") and view.epochs[0] == 1
     assert "ReconstructionHandle: stopped after" in handle._label_text()
@@ -171,7 +171,7 @@ def test_panel_reconstruct_runs_in_the_background_with_its_progress_and_stops(sc
     p.execution_builder.controls["enable_progress_bar"].value = False
     p.inference_builder.controls["refine_epochs"].value = "2"
     p.reconstruct()
-    assert p.join(timeout=60).run.refine_epochs_run == 2 and p.refine_view is not view
+    assert p.join(timeout=60).run.refinement.epochs_run == 2 and p.refine_view is not view
     assert p.refine_view.label.layout.display == "none" and p.refine_box.children == (p.refine_view,)
 
 

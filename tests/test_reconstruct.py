@@ -33,8 +33,8 @@ def test_without_a_model_it_refines_a_flat_start_with_the_scans_probe(scans, mon
     monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
     test = scans[1]
     rec = ptycho_nb.reconstruct(test, refine_tolerance=1e-2)
-    assert rec.run.refine_start == "flat" and rec.run.refine_stopped == "plateau"
-    assert 0 < rec.run.refine_epochs_run < rec.run.refine_epochs
+    assert rec.run.refinement.start == "flat" and rec.run.refinement.stopped == "plateau"
+    assert 0 < rec.run.refinement.epochs_run < rec.run.refinement.max_epochs
     assert rec.compare()["phase_ssim"] > 0.9
     assert rec.timings.refine_s > 0 and rec.timings.forward_s == 0
     # the frame is the positions' bounding box, as infer() returns it
@@ -60,7 +60,7 @@ def test_the_packaged_default_serves_only_its_own_pattern_size(scans, tmp_path, 
     assert reconstruct_mod.default_model(64) is None
     big = ptycho_nb.simulate(seed=3, N=64, object_kind="lines", object_shape=(128, 128), n_positions=20)
     rec = ptycho_nb.reconstruct(big, refine_epochs=2)
-    assert rec.run.refine_start == "flat" and rec.timings.forward_s == 0
+    assert rec.run.refinement.start == "flat" and rec.timings.forward_s == 0
 
 
 def test_the_shipped_default_starts_a_scan_of_its_size():
@@ -68,24 +68,24 @@ def test_the_shipped_default_starts_a_scan_of_its_size():
         pytest.skip("no default pretrained model ships with this checkout")
     big = ptycho_nb.simulate(seed=3, N=64, object_kind="lines", object_shape=(128, 128), n_positions=20)
     rec = ptycho_nb.reconstruct(big, refine_epochs=2)
-    assert rec.run.refine_start == "network" and rec.timings.forward_s > 0
-    assert np.isfinite(rec.object).all() and rec.run.refine_epochs_run == 2
+    assert rec.run.refinement.start == "network" and rec.timings.forward_s > 0
+    assert np.isfinite(rec.object).all() and rec.run.refinement.epochs_run == 2
 
 
 def test_with_a_model_it_starts_from_the_network_and_beats_the_network_alone(scans, trained):
     test = scans[1]
     alone = ptycho_nb.infer(trained, test, refine_epochs=0)
     rec = ptycho_nb.reconstruct(test, trained, refine_tolerance=1e-2)
-    assert rec.run.refine_start == "network" and rec.run.refine_epochs_run > 0
+    assert rec.run.refinement.start == "network" and rec.run.refinement.epochs_run > 0
     assert rec.object.shape == alone.object.shape and rec.offset == alone.offset
     assert rec.compare()["phase_ssim"] > alone.compare()["phase_ssim"] + 0.2
     flat = ptycho_nb.reconstruct(test, trained, refine_start="flat", refine_epochs=3)
-    assert flat.run.refine_start == "flat" and flat.run.refine_epochs_run == 3
+    assert flat.run.refinement.start == "flat" and flat.run.refinement.epochs_run == 3
 
 
 def test_fine_tuning_runs_on_the_scan_and_is_refused_by_infer(scans, trained):
     rec = ptycho_nb.reconstruct(scans[1], trained.archive_path, fine_tune_epochs=1, refine_epochs=2)
-    assert rec.run.refine_epochs_run == 2
+    assert rec.run.refinement.epochs_run == 2
     with pytest.raises(ValueError, match="fine_tune_epochs"):
         ptycho_nb.infer(trained, scans[1], fine_tune_epochs=1)
 
@@ -103,8 +103,8 @@ def test_probe_refinement_from_a_rough_guess(scans, monkeypatch):
     kw = dict(refine_epochs=40, refine_momentum=0.0)
     fixed = ptycho_nb.reconstruct(rough, **kw)
     moved = ptycho_nb.reconstruct(rough, refine_probe=True, **kw)
-    assert moved.run.refine_probe and not np.array_equal(moved.probe, guess)
-    assert moved.run.refine_loss[-1] < fixed.run.refine_loss[-1]
+    assert moved.run.refinement.probe and not np.array_equal(moved.probe, guess)
+    assert moved.run.refinement.loss[-1] < fixed.run.refinement.loss[-1]
 
 
 def test_clear_errors(scans, monkeypatch):
@@ -127,7 +127,7 @@ def test_refine_alpha_reaches_the_update(scans, monkeypatch):
     default = ptycho_nb.reconstruct(scans[1], refine_epochs=2)
     # alpha = 1 divides every update by the brightest illumination: smaller steps where the
     # probe is dim, so the same two epochs fit the data less well.
-    assert default.run.refine_loss[-1] < steady.run.refine_loss[-1]
+    assert default.run.refinement.loss[-1] < steady.run.refinement.loss[-1]
 
 
 @pytest.mark.parametrize("fmt,name", [("npz", "scan.npz"), ("hdf5", "scan.h5"), ("ptychodus", "product.h5")])
@@ -151,7 +151,7 @@ def test_refine_view_draws_the_object_as_the_refinement_runs(scans, monkeypatch)
 
     view = RefineView(every=2)
     rec = ptycho_nb.reconstruct(scans[1], refine_epochs=4, refine_callback=view)
-    assert view.epoch == rec.run.refine_epochs_run == 4 and len(view.deviance) == 4
+    assert view.epoch == rec.run.refinement.epochs_run == 4 and len(view.deviance) == 4
     assert view.image.value[:8] == b"\x89PNG\r\n\x1a\n" and "epoch 4/4" in view.label.value
     # the picture leaves blank what the scan never lit (there the object is only its start)
     lit = view._last.lit
@@ -188,17 +188,17 @@ def test_a_scan_with_another_probe_is_refined_with_its_own(scans, trained):
         wrong = ptycho_nb.reconstruct(other, trained, refine_probe_source="model", refine_tolerance=1e-2)
     with pytest.warns(UserWarning, match="refinement lights the object with the scan's own"):
         own = ptycho_nb.reconstruct(other, trained, refine_tolerance=1e-2)
-    assert wrong.run.refine_probe_source == "model" and own.run.refine_probe_source == "scan"
+    assert wrong.run.refinement.probe_source == "model" and own.run.refinement.probe_source == "scan"
     assert own.run.probe_source == "model"  # the network's pass
     assert np.allclose(own.probe, other.probe)  # not refined: the scan's, as given
     assert own.compare()["phase_ssim"] > wrong.compare()["phase_ssim"] + 0.3
     assert own.compare()["phase_ssim"] > 0.8
     # the same probe: 'auto' keeps the model's (it may have been refined in training)
     same = ptycho_nb.reconstruct(scans[1], trained, refine_epochs=2)
-    assert same.run.refine_probe_source == "model"
+    assert same.run.refinement.probe_source == "model"
     # 'scan' asked for explicitly, with the very probe the model has: the scan's, by name
     forced = ptycho_nb.reconstruct(scans[1], trained, refine_probe_source="scan", refine_epochs=2)
-    assert forced.run.refine_probe_source == "scan"
+    assert forced.run.refinement.probe_source == "scan"
 
 
 def test_refine_probe_source_model_without_a_model_is_refused(scans, monkeypatch):
@@ -206,18 +206,38 @@ def test_refine_probe_source_model_without_a_model_is_refused(scans, monkeypatch
     with pytest.raises(ValueError, match="refine_probe_source='model' needs a model"):
         ptycho_nb.reconstruct(scans[1], refine_probe_source="model", refine_epochs=2)
     rec = ptycho_nb.reconstruct(scans[1], refine_epochs=2)
-    assert rec.run.refine_probe_source == "scan"
+    assert rec.run.refinement.probe_source == "scan"
+
+
+def test_fine_tune_honours_the_execution_config_and_records_it(trained, scans):
+    """The fine-tune trains under the run's execution config: a learning rate of ~0 leaves the
+    network as it was (the single pass is the untuned model's), a real one moves it; precision
+    and accelerator reach it too, and the audit says what it ran with."""
+    scan = scans[1]
+    before = ptycho_nb.infer(trained, scan, refine_epochs=0)
+    kw = dict(fine_tune_epochs=1, refine_epochs=0, accelerator="cpu")
+    frozen = ptycho_nb.reconstruct(scan, trained, learning_rate=1e-12, **kw)
+    np.testing.assert_allclose(frozen.patches, before.patches, rtol=1e-4, atol=1e-5)
+    moved = ptycho_nb.reconstruct(scan, trained, learning_rate=3e-2, precision="bf16-mixed", **kw)
+    assert not np.allclose(moved.patches, before.patches, rtol=1e-3, atol=1e-4)
+    audit = {e.field: (e.value, e.source) for e in moved.audit}
+    assert audit["fine_tune.execution.learning_rate"] == (3e-2, "override")
+    assert audit["fine_tune.execution.precision"] == ("bf16-mixed", "override")
+    assert audit["fine_tune.execution.accelerator"] == ("cpu", "override")
+    assert audit["fine_tune.training.nepochs"][0] == 1
+    assert audit["fine_tune.execution.enable_checkpointing"][0] is False
+    assert {e.field: e.value for e in frozen.audit}["fine_tune.execution.learning_rate"] == 1e-12
 
 
 def test_match_counts_fits_the_scans_mean_counts():
     import torch
 
-    from ptycho_nb.workflows.inference import match_counts
+    from ptycho_nb.refine import PreparedScan, match_counts
 
     scan = ptycho_nb.simulate(seed=3, **TINY)
-    x, y = scan.xcoords, scan.ycoords
+    prepared = PreparedScan.build(scan.diffraction, scan.xcoords, scan.ycoords, scan.N, scan.object.shape)
     probe = torch.from_numpy(scan.probe)
-    scaled = match_counts(scan.object * 0.1, scan.diffraction, x, y, probe, 1.0)
+    scaled = match_counts(scan.object * 0.1, prepared, probe, 1.0)
     # the truth predicts the data's counts; a tenth of it is scaled back to within the noise
-    assert np.allclose(np.abs(scaled), np.abs(scan.object), rtol=0.02)
-    assert scaled.dtype == scan.object.dtype
+    assert np.allclose(np.abs(scaled.numpy()), np.abs(scan.object), rtol=0.02)
+    assert scaled.dtype == torch.complex64

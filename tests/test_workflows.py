@@ -112,10 +112,10 @@ def test_refinement_fits_the_scan_better_than_the_network_alone(trained, scans):
     test = scans[1]
     net = ptycho_nb.infer(trained, test, refine_epochs=0, pad_eval=True)
     ref = ptycho_nb.infer(trained, test, refine_epochs=5, pad_eval=True)
-    assert net.run.refine_epochs == 0 and net.timings.refine_s == 0
-    assert ref.timings.refine_s > 0 and 1 <= ref.run.refine_epochs_run <= 5
-    assert len(ref.run.refine_loss) == ref.run.refine_epochs_run + 1  # the start, then each epoch
-    assert ref.run.refine_stopped in ("plateau", "max_epochs")
+    assert net.run.refinement is None and net.timings.refine_s == 0
+    assert ref.timings.refine_s > 0 and 1 <= ref.run.refinement.epochs_run <= 5
+    assert len(ref.run.refinement.loss) == ref.run.refinement.epochs_run + 1  # the start, then each epoch
+    assert ref.run.refinement.stopped in ("plateau", "max_epochs")
     assert net.offset == ref.offset and net.object.shape == ref.object.shape
     probe = trained.module.effective_probe.detach()
     scale = trained.module.intensity_scale.detach()

@@ -11,6 +11,8 @@ import dataclasses
 import warnings
 from typing import Any
 
+from ..refine.record import RefineRecord
+
 __all__ = ["TrainRunInfo", "InferenceRunInfo", "InferenceTimings"]
 
 
@@ -83,6 +85,18 @@ class TrainRunInfo(_Record):
     history_scope: str = "epochs"
 
 
+#: The flat ``refine_*`` names ``InferenceRunInfo`` had before the refinement's record was one
+#: nested value: old name → (``RefineRecord`` attribute, value without a refinement).
+_FLAT_REFINE_NAMES: dict[str, tuple[str, Any]] = {
+    "refine_epochs": ("max_epochs", 0), "refine_step": ("step", 0.0),
+    "refine_momentum": ("momentum", 0.0), "refine_loss": ("loss", ()),
+    "refine_epochs_run": ("epochs_run", 0), "refine_stopped": ("stopped", ""),
+    "refine_probe": ("probe", False), "refine_start": ("start", "network"),
+    "refine_probe_source": ("probe_source", ""), "refine_step_rule": ("step_rule", ""),
+    "refine_probe_init": ("probe_init", ""),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class InferenceRunInfo(_Record):
     """How an inference run was resolved.
@@ -90,47 +104,30 @@ class InferenceRunInfo(_Record):
     Attributes
     ----------
     accelerator : str
+        Where the network's pass ran (the concrete accelerator: 'auto' resolved); without a
+        network pass (a flat start), where the refinement ran.
     batch_size : int
-        Patterns per forward batch.
+        Patterns per forward batch (per refinement update at the start, without a network).
     middle_trim : int
         Pixels trimmed from each patch edge before stitching.
     pad_eval : bool
     gridsize : int
     n_patterns : int
         Patterns reconstructed.
-    refine_epochs : int
-        Cap on physics-refinement epochs (0 = the network alone).
-    refine_step : float
-    refine_momentum : float
-        The object momentum the refinement ran with (``InferenceConfig.refine_momentum``, its
-        automatic value resolved); 0 without refinement.
-    refine_loss : tuple of float
-        The refinement's mean Poisson deviance per pixel: the start, then one per epoch.
-    refine_epochs_run : int
-        Epochs the refinement ran before its stopping rule (or the cap) ended it.
-    refine_stopped : str
-        Why it ended: 'plateau', 'holdout', 'max_epochs', 'callback'; '' without refinement.
-    refine_probe : bool
-        Whether the probe was refined (``Reconstruction.probe`` is then the refined one).
-    refine_start : str
-        'network' or 'flat' (the control).
     probe_source : str
         Whose probe the network read the scan with: 'model' (a model's own), 'scan' (a
         probe-conditioned model, or a reconstruction without a model).
-    refine_probe_source : str
-        Whose probe the refinement started from: 'model' or 'scan'
-        (``InferenceConfig.refine_probe_source`` resolved); '' without refinement.
-    refine_step_rule : str
-        The refinement's far-field step: 'fisher', 'newton' (``refine_poisson_step`` resolved) or
-        'gaussian'; '' without refinement.
-    refine_probe_init : str
-        The probe start a probe refinement continued from: 'given', or the scan's mean-pattern
-        start 'patterns+' / 'patterns-' (``InferenceConfig.refine_probe_init`` resolved by the
-        data); '' without probe refinement.
     precision : str
         What the network pass ran in, as Lightning ran it (``'16-mixed'`` asked on a CPU runs,
         and is reported, as ``'bf16-mixed'``); '32-true' without a network pass (a flat start).
         The refinement always runs in complex64.
+    refinement : RefineRecord or None
+        What the physics refinement did (:class:`ptycho_nb.refine.RefineRecord`: where it ran,
+        its settings as resolved, its epochs and losses, why it stopped); None when the network's
+        single pass was all (``refine_epochs=0``).
+
+    The flat names of earlier releases (``refine_loss``, ``refine_epochs_run``, ...) still read,
+    with a ``DeprecationWarning``, from :attr:`refinement`.
     """
 
     accelerator: str
@@ -139,19 +136,25 @@ class InferenceRunInfo(_Record):
     pad_eval: bool
     gridsize: int
     n_patterns: int
-    refine_epochs: int
-    refine_step: float
-    refine_loss: tuple[float, ...] = ()
-    refine_epochs_run: int = 0
-    refine_stopped: str = ""
-    refine_probe: bool = False
-    refine_start: str = "network"
     probe_source: str = "model"
     precision: str = "32-true"
-    refine_momentum: float = 0.0
-    refine_probe_source: str = ""
-    refine_step_rule: str = ""
-    refine_probe_init: str = ""
+    refinement: RefineRecord | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names that are not fields: the flat refine_* names of old
+        if name in _FLAT_REFINE_NAMES:
+            attr, absent = _FLAT_REFINE_NAMES[name]
+            warnings.warn(f"InferenceRunInfo.{name} is deprecated: use "
+                          f"InferenceRunInfo.refinement.{attr}", DeprecationWarning, stacklevel=2)
+            rec = self.refinement
+            return absent if rec is None else getattr(rec, attr)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field name → value, the refinement's record as a nested dict (None without one)."""
+        out = super().as_dict()
+        out["refinement"] = None if self.refinement is None else self.refinement.as_dict()
+        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,8 @@ each moved by the scan-position difference so that all show the same piece of ob
 probe weight that says where each is lit. In training the context of a pattern is the rest of its
 group (gridsize² = S neighbours, as the overlap constraint uses); in inference it is the group
 seeded at the pattern (:func:`ptycho_nb.data.grouping.group_neighbors`), so every pattern still
-passes through the network once.
+passes through the network once (the inference samples are
+:class:`ptycho_nb.engine.predict.ContextPatterns`).
 
 Shifts are whole pixels (positions rounded; the context is an input, not the physics) and
 circular: a neighbour moved by more than the probe's margin to the patch edge wraps part of its
@@ -16,10 +17,9 @@ are drawn among the nearest patterns, so such moves are rare and small.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-__all__ = ["context_order", "group_context", "shift_patches", "ContextPatterns"]
+__all__ = ["context_order", "group_context", "shift_patches"]
 
 
 def context_order(c: int, own_only: bool = False) -> torch.Tensor:
@@ -91,44 +91,3 @@ def group_context(estimates: torch.Tensor, offset_x: torch.Tensor, offset_y: tor
     w = weight.to(estimates.real.dtype)
     w = (w[None] if w.ndim == 2 else w)[:, None, None].expand(b, *order.shape, n, n)
     return context, shift_patches(w, dy, dx)
-
-
-class ContextPatterns(torch.utils.data.Dataset):
-    """Inference samples of a context network: one pattern with its group's estimates.
-
-    Sample ``i`` (pattern ``index[i]``) is ``{'diffraction': (1, N, N) float32, 'estimates':
-    (S, N, N) complex64, 'offset_x', 'offset_y': (S,) float32}``: the pattern, the estimates of
-    the group seeded at it (``members[index[i]]``, itself first) and those members' positions.
-
-    Parameters
-    ----------
-    diffraction : (M, N, N) amplitudes
-    estimates : complex tensor, (M, N, N)
-        Every pattern's per-pattern estimate (computed once per scan).
-    members : (M, S) int
-        Row j: the group seeded at pattern j (column 0 is j).
-    xcoords, ycoords : (M,) float
-        Scan positions, object pixels.
-    index : (U,) int
-        The patterns to serve, in order.
-    """
-
-    def __init__(self, diffraction: np.ndarray, estimates: torch.Tensor, members: np.ndarray,
-                 xcoords: np.ndarray, ycoords: np.ndarray, index: np.ndarray) -> None:
-        self.diffraction = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32))
-        self.estimates = estimates.to(torch.complex64)
-        self.members = torch.from_numpy(np.asarray(members, dtype=np.int64))
-        if self.members.ndim != 2 or not torch.equal(self.members[:, 0], torch.arange(len(self.members))):
-            raise ValueError("members: expected (M, S) groups seeded at every pattern (column 0 = the row)")
-        self.x = torch.from_numpy(np.asarray(xcoords, dtype=np.float32))
-        self.y = torch.from_numpy(np.asarray(ycoords, dtype=np.float32))
-        self.index = torch.from_numpy(np.asarray(index, dtype=np.int64))
-
-    def __len__(self) -> int:
-        return int(self.index.shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        j = self.index[i]
-        m = self.members[j]
-        return {"diffraction": self.diffraction[j][None], "estimates": self.estimates[m],
-                "offset_x": self.x[m], "offset_y": self.y[m]}

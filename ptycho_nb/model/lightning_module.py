@@ -24,10 +24,9 @@ import torch
 
 from ..config.canonical import ModelConfig, TrainingConfig
 from ..config.execution import PyTorchExecutionConfig
-from ..data.grouping import group_neighbors
 from ..physics.forward import far_field, forward_amplitude, forward_amplitude_per_sample, poisson_nll
 from ..physics.single_pattern import pattern_estimate
-from .context import ContextPatterns, group_context
+from .context import group_context
 from .network import PtychoNet
 from .optim import configure_optimizers as _configure_optimizers
 from .overlap import merge_group_patches
@@ -310,25 +309,6 @@ class PINNModule(L.LightningModule):
             raise ValueError(f"estimates: expected ({b}, {s}, {n}, {n}), got {tuple(estimates.shape)}")
         ctx, ctx_w = group_context(estimates, offset_x, offset_y, self._lit(probe), own_only=own_only)
         return (diffraction[:, :1] if own_only else diffraction), ctx, ctx_w
-
-    def context_dataset(self, diffraction: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray,
-                        index: np.ndarray | None = None, *, neighbor_count: int | None = None,
-                        seed: int | None = 0, batch_size: int = 256) -> ContextPatterns:
-        """Inference samples of a ``context_patterns`` network for a scan: each pattern of
-        ``index`` (default: all) with the group seeded at it; every pattern's estimate is made
-        once, with the module's probe and intensity scale (adopt a scan's first for a
-        ``probe_input`` model), in ``batch_size`` chunks where the module is."""
-        s = self.net.context_patterns
-        if s < 2:
-            raise ValueError("context_dataset: this network reads each pattern's own estimate alone")
-        d = np.ascontiguousarray(diffraction, dtype=np.float32)
-        groups = group_neighbors(xcoords, ycoords, math.isqrt(s), neighbor_count=neighbor_count, seed=seed)
-        dev = self.probe.device
-        with torch.no_grad():
-            est = torch.cat([self.pattern_estimates(torch.from_numpy(d[i:i + batch_size]).to(dev)[:, None])[:, 0].cpu()
-                             for i in range(0, len(d), batch_size)])
-        index = np.arange(len(d)) if index is None else index
-        return ContextPatterns(d, est, groups.indices, xcoords, ycoords, index)
 
     def pattern_estimates(self, diffraction: torch.Tensor, probe: torch.Tensor | None = None,
                           count_scale: torch.Tensor | None = None) -> torch.Tensor:

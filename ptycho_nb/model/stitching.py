@@ -26,9 +26,9 @@ import math
 import numpy as np
 import torch
 
-from ..physics.forward import merge_patches, patch_taps
+from ..physics.forward import merge_patches, patch_taps, scatter_patches
 
-__all__ = ["StitchedObject", "stitch_patches", "patch_weights"]
+__all__ = ["StitchedObject", "stitch_patches", "patch_weights", "coverage"]
 
 
 @dataclasses.dataclass
@@ -123,3 +123,27 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, xcoords: np.ndarray, ycoo
         weight=coverage[sl].numpy().astype(np.float32),
         offset=(int(top), int(left)),
     )
+
+
+def coverage(xcoords: np.ndarray, ycoords: np.ndarray, probe: np.ndarray | torch.Tensor,
+             shape: tuple[int, int], *, middle_trim: int = 0, chunk: int = 1024) -> np.ndarray:
+    """The summed stitching weights of patches at (xcoords, ycoords) on an (H, W) frame.
+
+    What :func:`stitch_patches` returns as ``weight`` for patches lit by ``probe``: each pixel's
+    sum of :func:`patch_weights` over the patches covering it (how well the scan lit it, in units
+    of the probe's brightest pixel), without the patches themselves; ``chunk`` patterns at a
+    time. Positions are patch centres in the frame's pixels.
+
+    Returns
+    -------
+    (H, W) float32 ndarray
+    """
+    w = patch_weights(probe, middle_trim)
+    n = int(w.shape[-1])
+    x = torch.from_numpy(np.asarray(xcoords, dtype=np.float64).reshape(-1))
+    y = torch.from_numpy(np.asarray(ycoords, dtype=np.float64).reshape(-1))
+    total = torch.zeros(int(shape[0]), int(shape[1]), dtype=torch.float32)
+    for i in range(0, len(x), chunk):
+        taps = patch_taps(x[i:i + chunk], y[i:i + chunk], n, shape)
+        total += scatter_patches(w.expand(taps.m, n, n).contiguous(), taps)
+    return total.numpy()

@@ -8,8 +8,8 @@ responsive. For training, :class:`~ptycho_nb.engine.callbacks.StopCallback` turn
 ends the fit as usual, so the best checkpoint so far is kept and the
 :class:`~ptycho_nb.workflows.training.TrainResult` is returned. For a reconstruction,
 :meth:`ReconstructionHandle.stop` ends the refinement after its current epoch (its ``refine``
-callback asks to stop) and the reconstruction so far is returned (``run.refine_stopped`` is
-'callback'). This is the one way to run either in the background (README "In a notebook").
+callback asks to stop) and the reconstruction so far is returned (``run.refinement.stopped``
+is 'callback'). This is the one way to run either in the background (README "In a notebook").
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from ..engine.callbacks.stop import StopCallback
 from ..engine.callbacks.view import TrainingView, training_view
-from ..engine.refine_progress import chain_callbacks
+from ..refine.progress import chain_callbacks
 from ..workflows.training import TrainResult, train
 
 __all__ = ["ReconstructionHandle", "StopCallback", "TrainingHandle", "start_reconstruction",
@@ -216,15 +216,17 @@ class ReconstructionHandle(_BackgroundRun):
         rec = reconstruct(**kw)
         finish = getattr(self.view, "finish", None)
         if finish is not None:
-            finish(rec.run.refine_stopped)
+            finish(rec.run.refinement.stopped if rec.run.refinement else "")
         return rec
 
     def __repr__(self) -> str:
         return f"<ReconstructionHandle {self._state()}, {self.epochs_seen} epochs>"
 
     def _summary(self) -> str:
-        run = self.result.run
-        return f" after {run.refine_epochs_run} refinement epoch(s) ({run.refine_stopped})"
+        ref = self.result.run.refinement
+        if ref is None:
+            return " (no refinement)"
+        return f" after {ref.epochs_run} refinement epoch(s) ({ref.stopped})"
 
 
 def start_training(data: Any = None, *, on_done: Callable[[TrainingHandle], None] | None = None,

@@ -405,7 +405,8 @@ class Panel:
             run = rec.run
             self.output.append_stdout(
                 f"reconstruction {'stopped' if handle.stop_requested else 'done'}: "
-                f"{run.refine_epochs_run} refinement epoch(s), {rec.timings.total_s:.1f} s\n")
+                f"{run.refinement.epochs_run if run.refinement else 0} refinement epoch(s), "
+                f"{rec.timings.total_s:.1f} s\n")
             try:
                 # base64 PNG text: an Output widget's outputs sync as JSON, and PNG bytes would
                 # be sent as a binary buffer that the browser turns into an invalid data: URL

@@ -75,7 +75,7 @@ class RefineView(widgets.VBox):
 
     def _draw(self) -> None:
         if self._last is not None:
-            phase = np.angle(self._last.object.numpy())
+            phase = np.angle(self._last.object_array())  # a host copy, on any device
             lit = getattr(self._last, "lit", None)
             if lit is not None and lit.shape == phase.shape:
                 phase = np.where(lit, phase, np.nan)

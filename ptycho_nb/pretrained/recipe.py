@@ -36,6 +36,7 @@ import torch
 
 from ..config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from ..engine.trainer import quiet_lightning, trainer_kwargs
+from ..engine.predict import context_dataset
 from ..engine.varied_data import VariedScanDataset
 from ..metrics import compare
 from ..model.lightning_module import AMPLITUDE_REFERENCE, PINNModule, scaling_statistics
@@ -274,8 +275,8 @@ def output_variation(module: PINNModule, scan: Any, *, n: int = 256) -> float:
     with torch.no_grad():
         if module.net.context_patterns > 1:  # each pattern with the group seeded at it, as infer
             t = module.training_config
-            ds = module.context_dataset(scan.diffraction, scan.xcoords, scan.ycoords, np.arange(n),
-                                        neighbor_count=t.neighbor_count, seed=t.seed)
+            ds = context_dataset(module, scan.diffraction, scan.xcoords, scan.ycoords, np.arange(n),
+                                 neighbor_count=t.neighbor_count, seed=t.seed)
             b = torch.utils.data.default_collate([ds[i] for i in range(n)])
             net = module.network_patches(b["diffraction"], offset_x=b["offset_x"], offset_y=b["offset_y"],
                                          estimates=b["estimates"], own_only=True)[:, 0].numpy()

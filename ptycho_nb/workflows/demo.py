@@ -172,7 +172,8 @@ def run_demo(output_dir: str | os.PathLike = "ptycho_nb_demo", *, quick: bool | 
     flat = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
     write_text_atomic(out / "metrics.json", metrics_json(
         {"metrics": flat(metrics), "metrics_network_only": flat(metrics_network),
-         "refine_epochs": recon.run.refine_epochs_run, "refine_stopped": recon.run.refine_stopped,
+         "refine_epochs": recon.run.refinement.epochs_run if recon.run.refinement else 0,
+         "refine_stopped": recon.run.refinement.stopped if recon.run.refinement else "",
          "timings": dataclasses.asdict(timings),
          "run": result.run.as_dict()}), overwrite=overwrite)
     paths = {"archive": result.archive_path, **paths, "metrics.json": out / "metrics.json"}

@@ -3,7 +3,7 @@
 The start is a model (a given archive or in-memory model, else the default pretrained model
 when one ships with the package, optionally fine-tuned on the scan for a few self-supervised
 epochs), its single pass over the scan, then the physics refinement run to convergence
-(:func:`ptycho_nb.model.refine.refine`, ``InferenceConfig.refine_*``). With no model at all
+(:mod:`ptycho_nb.refine`, ``InferenceConfig.refine_*``). With no model at all
 the refinement starts from a flat object and the scan's own probe: the iterative engine alone,
 which is also the control every comparison carries.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import pathlib
 import tempfile
 import time
@@ -23,10 +22,12 @@ import torch
 
 from ..config.canonical import InferenceConfig
 from ..config.execution import PyTorchExecutionConfig
+from ..config.precedence import AuditEntry
 from ..data.container import PtychoData
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
-from ..physics.forward import place_patches, extract_patches
-from .inference import Reconstruction, flat_amplitude, refine_as_configured, refine_momentum, run_inference
+from ..refine import RefineSettings
+from .inference import refine_frame, refined_reconstruction, run_inference
+from .reconstruction import Reconstruction
 from .archive import read_archive
 from .model_io import pretrained_names, resolve_archive_path, save_model
 from .payload import InferencePayload, create_inference_payload
@@ -84,7 +85,7 @@ def reconstruct(data: Any = None, model: Any = None, *, execution: PyTorchExecut
     Returns
     -------
     Reconstruction
-        As :func:`ptycho_nb.infer` returns; ``run.refine_start`` says which start was used.
+        As :func:`ptycho_nb.infer` returns; ``run.refinement.start`` says which start was used.
     """
     payload = create_inference_payload(model, data, inference=inference, execution=execution,
                                        overrides=overrides, front_end=front_end, require_model=False)
@@ -126,7 +127,12 @@ def _with_model(payload: Any, source: Any) -> Any:
 
 
 def _fine_tuned(payload: Any, source: Any, verbose: bool, refine_callback: Any) -> Reconstruction:
-    """A few self-supervised epochs on the scan itself from ``source``, then the reconstruction."""
+    """A few self-supervised epochs on the scan itself from ``source``, then the reconstruction.
+
+    The fine-tune trains under the run's execution config (accelerator, precision, learning
+    rate, ...: what the user set for this reconstruction), without checkpoints; its resolved
+    settings join the reconstruction's audit as ``fine_tune.<section>.<field>``.
+    """
     from .training import train
 
     icfg, data = payload.inference, payload.test_data
@@ -136,14 +142,32 @@ def _fine_tuned(payload: Any, source: Any, verbose: bool, refine_callback: Any) 
             module = getattr(source, "module", source)
             init = save_model(module, pathlib.Path(tmp) / "start.wts.h5.zip")
         t0 = time.perf_counter()
-        tuned = train(data, init=init, nepochs=icfg.fine_tune_epochs, output_dir=pathlib.Path(tmp) / "tuned",
-                      enable_progress_bar=payload.execution.enable_progress_bar,
-                      enable_checkpointing=False, verbose=verbose)
-        log.info("reconstruct: fine-tuned %d epoch(s) on the scan in %.1f s", icfg.fine_tune_epochs,
-                 time.perf_counter() - t0)
-        payload = _with_model(payload, tuned)
-        payload = dataclasses.replace(payload, inference=dataclasses.replace(icfg, fine_tune_epochs=0))
+        tuned = train(data, init=init, execution=payload.execution.replace(enable_checkpointing=False),
+                      nepochs=icfg.fine_tune_epochs, output_dir=pathlib.Path(tmp) / "tuned",
+                      verbose=verbose)
+        log.info("reconstruct: fine-tuned %d epoch(s) on the scan in %.1f s (%s, %s)",
+                 icfg.fine_tune_epochs, time.perf_counter() - t0, tuned.run.accelerator,
+                 tuned.run.precision)
+        audit = payload.audit + _fine_tune_audit(tuned.audit, payload.audit)
+        payload = dataclasses.replace(_with_model(payload, tuned), audit=audit,
+                                      inference=dataclasses.replace(icfg, fine_tune_epochs=0))
         return run_inference(payload, verbose=verbose, refine_callback=refine_callback)
+
+
+def _fine_tune_audit(trained: tuple[AuditEntry, ...],
+                     run: tuple[AuditEntry, ...]) -> tuple[AuditEntry, ...]:
+    """The fine-tune's settings as ``fine_tune.<section>.<field>`` entries. An execution field
+    whose value is the run's keeps the run's source (an override the user typed stays an
+    override, not "execution_config"); one the fine-tune sets itself says so."""
+    given = {e.field: e for e in run}
+    out = []
+    for e in trained:
+        source = e.source
+        if e.field.startswith("execution."):
+            mine = given.get(e.field)
+            source = mine.source if mine is not None and mine.value == e.value else "reconstruct:fine_tune"
+        out.append(AuditEntry(f"fine_tune.{e.field}", e.value, source))
+    return tuple(out)
 
 
 def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
@@ -155,43 +179,20 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         raise ValueError("reconstruct without a model needs the scan's probe: this scan has none; "
                          "pass model=... (an archive, a trained model or pretrained:NAME)")
     probe = torch.from_numpy(np.asarray(data.probe, dtype=np.complex64))
-    n = int(probe.shape[-1])
-    x, y = np.asarray(data.xcoords, np.float64), np.asarray(data.ycoords, np.float64)
-    # A frame holding every full patch: the bounding box of the positions padded by N/2.
-    row0, col0 = math.floor(y.min() - n / 2), math.floor(x.min() - n / 2)
-    h = math.ceil(y.max() + n / 2) - row0 + 1
-    w = math.ceil(x.max() + n / 2) - col0 + 1
-    xl, yl = x - col0, y - row0
-    amp = flat_amplitude(data.diffraction, probe, 1.0)
-    start = np.full((h, w), amp, dtype=np.complex64)
-    epochs = icfg.refine_epochs
-    t1 = time.perf_counter()
-    res, probe_init = refine_as_configured(start, data.diffraction, xl, yl, probe, 1.0, icfg, ecfg,
-                                           seed=0, callback=refine_callback)
+    settings = RefineSettings.from_configs(dataclasses.replace(icfg, refine_start="flat"), ecfg,
+                                           seed=0, probe_source="scan")
+    own = np.arange(data.n_patterns)
+    res, record, refine_s = refine_frame(data, own, None, probe, 1.0, settings, ecfg,
+                                         refine_callback=refine_callback)
     t2 = time.perf_counter()
-    with torch.no_grad():
-        p_int = (res.probe.abs() ** 2).reshape(-1, n, n).sum(dim=0)
-        weight = place_patches(p_int.expand(len(x), n, n).contiguous(), torch.from_numpy(xl),
-                               torch.from_numpy(yl), (h, w)).numpy()
-        patches = extract_patches(res.object, torch.from_numpy(xl), torch.from_numpy(yl), n).numpy()
-    # The frame infer() returns: the positions' bounding box, padded by N/2 - middle_trim with pad_eval.
-    margin = (n // 2 - ecfg.middle_trim) if ecfg.pad_eval else 0
-    cut = n // 2 - margin
-    sl = (slice(cut, h - cut), slice(cut, w - cut))
-    t3 = time.perf_counter()
-    timings = InferenceTimings(load_s=t1 - t0, forward_s=0.0, stitch_s=t3 - t2, refine_s=t2 - t1,
-                               total_s=t3 - t0, patterns_per_s=len(x) / max(t3 - t1, 1e-9),
-                               network_patterns_per_s=0.0)
     run = InferenceRunInfo(
-        accelerator="cpu", batch_size=icfg.refine_batch_size, middle_trim=ecfg.middle_trim,
-        pad_eval=ecfg.pad_eval, gridsize=1, n_patterns=len(x), refine_epochs=epochs,
-        refine_step=icfg.refine_step, refine_loss=tuple(res.deviance), refine_epochs_run=res.epochs_run,
-        refine_stopped=res.stopped, refine_probe=bool(icfg.refine_probe and epochs > 0),
-        refine_start="flat", probe_source="scan", refine_probe_source="scan" if epochs > 0 else "",
-        refine_momentum=refine_momentum(icfg) if epochs > 0 else 0.0,
-        refine_step_rule=res.step_rule if epochs > 0 else "", refine_probe_init=probe_init)
-    return Reconstruction(
-        object=res.object.numpy()[sl].astype(np.complex64), offset=(row0 + cut, col0 + cut),
-        weight=weight[sl].astype(np.float32), patches=patches.astype(np.complex64), xcoords=x.copy(),
-        ycoords=y.copy(), probe=res.probe.numpy().astype(np.complex64), truth=data.object,
-        timings=timings, run=run, audit=payload.audit)
+        accelerator=record.device.split(":")[0], batch_size=icfg.refine_batch_size,
+        middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval, gridsize=1, n_patterns=len(own),
+        probe_source="scan", refinement=record)
+    recon = refined_reconstruction(data, own, res, ecfg, patches=None, timings=None, run=run,
+                                   audit=payload.audit)
+    t3 = time.perf_counter()  # the assembly (the patches, the weights, the crop) counts as stitching
+    recon.timings = InferenceTimings(
+        load_s=t2 - t0 - refine_s, forward_s=0.0, stitch_s=t3 - t2, refine_s=refine_s, total_s=t3 - t0,
+        patterns_per_s=len(own) / max(t3 - t2 + refine_s, 1e-9), network_patterns_per_s=0.0)
+    return recon

@@ -1,0 +1,193 @@
+"""The :class:`Reconstruction` a scan's reconstruction returns, and the one place it is assembled.
+
+``infer`` (the network's single pass, then the refinement) and ``reconstruct`` (the same, or the
+refinement alone from a flat start) both end in :func:`assemble`: the object in the frame that
+holds every full patch, cropped to the frame the execution config asks for (``pad_eval``,
+``middle_trim``), its weight map, the patches, the probe, the timings and the run record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_files
+from ..config.execution import PyTorchExecutionConfig
+from ..config.precedence import AuditEntry
+from ..data.container import PtychoData
+from ..data.ptychodus import write_ptychodus_product
+from ..engine.run_info import InferenceRunInfo, InferenceTimings
+from ..metrics import compare
+from ..plots import plot_reconstruction
+from ..refine.start import Frame
+
+__all__ = ["Reconstruction", "assemble", "OUTPUT_FILES"]
+
+#: Files :meth:`Reconstruction.save` writes into its folder.
+OUTPUT_FILES = ("reconstruction.npz", "product.h5", "reconstruction.png")
+
+
+@dataclasses.dataclass(eq=False)
+class Reconstruction:
+    """A reconstructed object and how it was made.
+
+    Attributes
+    ----------
+    object : (H, W) complex64
+        The stitched object transmission in the frame described by ``offset``.
+    offset : (int, int)
+        (row0, col0): frame pixel (r, c) is pixel (r + row0, c + col0) of the scan's coordinates
+        (for simulated data, of the ground truth).
+    weight : (H, W) float32
+        Summed stitching weights (probe intensity × coverage); 0 where nothing was reconstructed.
+    patches : (M, N, N) complex64
+        The per-pattern predictions that were stitched.
+    xcoords, ycoords : (M,) float64
+        Their patch centres (scan coordinates).
+    probe : (N, N) or (K, N, N) complex64
+        The probe the model used (refined when it was trainable, and by the physics
+        refinement when ``refine_probe``).
+    truth : (H0, W0) complex64 or None
+        The scan's ground truth, when it had one (for plots and :meth:`compare`).
+    timings : InferenceTimings
+        Seconds per phase (load, forward, stitch, refine, total) and patterns per second.
+        ``forward_s`` is the network's single pass over the distinct patterns the groups use;
+        ``stitch_s`` includes the gridsize > 1 group merge that follows it.
+    run : InferenceRunInfo
+        Resolved accelerator, batch size, middle_trim, pad_eval, refinement epochs and losses.
+    audit : tuple of AuditEntry
+    """
+
+    object: np.ndarray
+    offset: tuple[int, int]
+    weight: np.ndarray
+    patches: np.ndarray
+    xcoords: np.ndarray
+    ycoords: np.ndarray
+    probe: np.ndarray
+    truth: np.ndarray | None
+    timings: InferenceTimings
+    run: InferenceRunInfo
+    audit: tuple[AuditEntry, ...] = ()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Deprecated dict form of :attr:`run`."""
+        warnings.warn("Reconstruction.settings is deprecated: use Reconstruction.run "
+                      "(an InferenceRunInfo)", DeprecationWarning, stacklevel=2)
+        return self.run.as_dict()
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """|object|, (H, W) float32."""
+        return np.abs(self.object).astype(np.float32)
+
+    @property
+    def phase(self) -> np.ndarray:
+        """angle(object) in radians, (H, W) float32."""
+        return np.angle(self.object).astype(np.float32)
+
+    def compare(self, truth: np.ndarray | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Aligned amplitude/phase metrics against ``truth`` (default: the scan's ground truth)."""
+        truth = self.truth if truth is None else truth
+        if truth is None:
+            raise ValueError("truth: this scan has no ground truth; pass one")
+        kwargs.setdefault("xcoords", self.xcoords)
+        kwargs.setdefault("ycoords", self.ycoords)
+        kwargs.setdefault("probe", self.probe)
+        return compare(self.object, truth, offset=self.offset, **kwargs)
+
+    def plot(self, path: str | pathlib.Path | None = None, *, show: bool | None = None) -> Any:
+        """Figure of amplitude and phase (and ground truth and error when known).
+
+        In a notebook cell the figure is shown when the cell ends, also after ``recon.plot();``
+        (``show=False``: never; see :func:`ptycho_nb.plots.show_figure`).
+        """
+        return plot_reconstruction(self, path, show=show)
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        # show=False: this *is* the display; queueing the figure again would show it twice
+        plot_reconstruction(self, show=False).savefig(buf, format="png", dpi=80)
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        t = self.timings
+        return (f"Reconstruction(object {self.object.shape[0]}x{self.object.shape[1]} at offset "
+                f"{self.offset}, {self.patches.shape[0]} patterns, {t.patterns_per_s:.0f} "
+                f"patterns/s)")
+
+    def save(self, output_dir: str | pathlib.Path, *, overwrite: bool = False) -> dict[str, pathlib.Path]:
+        """Write reconstruction.npz, product.h5 (ptychodus) and reconstruction.png into a folder.
+
+        The three files appear together or not at all (written into a staging folder beside
+        them, then moved into place; see :func:`ptycho_nb.atomic.atomic_files`): a failure, a
+        full disk included, leaves neither a partial set nor, with ``overwrite=True``, a mix of
+        new and old files. Refuses to replace existing files unless ``overwrite=True`` (checked
+        for all three before any is written).
+        """
+        out = pathlib.Path(output_dir)
+        paths = {name: out / name for name in OUTPUT_FILES}
+        with atomic_files(paths, overwrite=overwrite) as tmp:
+            with open(tmp["reconstruction.npz"], "wb") as fh:
+                np.savez_compressed(
+                    fh, object=self.object, amplitude=self.amplitude, phase=self.phase,
+                    offset=np.asarray(self.offset, dtype=np.int64), weight=self.weight,
+                    xcoords=self.xcoords, ycoords=self.ycoords, probe=self.probe,
+                    metadata_json=np.asarray(json.dumps({"timings": self.timings.as_dict(),
+                                                         "run": self.run.as_dict()}, default=str)))
+            write_ptychodus_product(
+                None, tmp["product.h5"], object=self.object, probe=self.probe,
+                xcoords=self.xcoords - self.offset[1], ycoords=self.ycoords - self.offset[0])
+            # show=False: the PNG it writes is not a figure to show in the cell
+            self.plot(show=False).savefig(tmp["reconstruction.png"], format="png", dpi=100)
+        return paths
+
+
+def assemble(*, data: PtychoData, frame: Frame, obj: np.ndarray, weight: np.ndarray,
+             patches: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray, probe: np.ndarray,
+             execution: PyTorchExecutionConfig, timings: InferenceTimings, run: InferenceRunInfo,
+             audit: tuple[AuditEntry, ...] = ()) -> Reconstruction:
+    """The :class:`Reconstruction` of an object made in ``frame`` (every full patch inside it:
+    :func:`ptycho_nb.refine.start.scan_frame`), cropped to the frame ``execution`` asks for.
+
+    Parameters
+    ----------
+    data : PtychoData
+        The scan (its ground truth, when it has one, rides along for plots and metrics).
+    frame : Frame
+        Where ``obj`` and ``weight`` lie in the scan's coordinates.
+    obj : (H, W) complex
+        The object over ``frame``.
+    weight : (H, W) float
+        Its summed stitching weights (:func:`ptycho_nb.model.stitching.coverage`).
+    patches : (M, N, N) complex
+        The per-pattern patches the object came from (the network's, or the refined object's).
+    xcoords, ycoords : (M,) float
+        Their centres in scan coordinates.
+    probe : (N, N) or (K, N, N) complex
+    execution : PyTorchExecutionConfig
+        ``pad_eval`` keeps the whole lit field: the positions' bounding box padded by
+        ``N/2 − middle_trim``; otherwise the bounding box alone.
+    timings, run, audit : what the run measured, resolved and was given
+    """
+    n = int(np.shape(probe)[-1])
+    if tuple(np.shape(obj)) != frame.shape or tuple(np.shape(weight)) != frame.shape:
+        raise ValueError(f"obj/weight: expected the frame's shape {frame.shape}, got "
+                         f"{tuple(np.shape(obj))} and {tuple(np.shape(weight))}")
+    margin = (n // 2 - execution.middle_trim) if execution.pad_eval else 0
+    cut = n // 2 - margin
+    sl = (slice(cut, frame.h - cut), slice(cut, frame.w - cut))
+    return Reconstruction(
+        object=np.asarray(obj)[sl].astype(np.complex64), offset=(frame.row0 + cut, frame.col0 + cut),
+        weight=np.asarray(weight)[sl].astype(np.float32), patches=np.asarray(patches).astype(np.complex64),
+        xcoords=np.array(xcoords, dtype=np.float64), ycoords=np.array(ycoords, dtype=np.float64),
+        probe=np.asarray(probe).astype(np.complex64), truth=data.object, timings=timings, run=run,
+        audit=tuple(audit))
