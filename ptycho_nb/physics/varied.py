@@ -34,7 +34,7 @@ import numpy as np
 from ..data.container import PtychoData
 from .forward import FFT_NORM
 from .objects import OBJECT_KINDS, object_maps
-from .probes import disc_probe, gaussian_probe, probe_diameter, zone_plate_probe
+from .probes import PROBE_KINDS, make_probe, probe_diameter
 from .scan import SCAN_KINDS, make_scan, overlap_from_step
 from .simulate import measure
 
@@ -46,10 +46,11 @@ AMPLITUDE_MODES = ("independent", "phase_only", "correlated")
 ``a_max·(a_min/a_max)^t'`` from the phase map ``t'`` (one thickness map: absorption grows where
 the phase shift grows, as for a single material)."""
 
-PROBE_FAMILIES = ("disc", "defocused_pupil", "zone_plate", "gaussian")
-"""Probe families: an aperture near focus (a weak curvature phase, Fresnel edge rings); the same
-aperture with a strong defocus (quadratic) phase; a defocused zone-plate focus (annular pupil,
-ring-shaped beam); a Gaussian beam with curvature. All built by :mod:`ptycho_nb.physics.probes`."""
+PROBE_FAMILIES = tuple(PROBE_KINDS)
+"""The probe kinds a :class:`VariedSpec` draws from: the names of
+:data:`~ptycho_nb.physics.probes.PROBE_KINDS`, the one probe vocabulary, in its order (an alias
+kept for code written when the varied draw had a list of its own). How each kind's parameters
+are drawn: :func:`_draw_probe`."""
 
 # Child indices of a scan's SeedSequence: one independent stream per part of the draw.
 _K_OBJECT, _K_OBJECT_MAPS, _K_PROBE, _K_SCAN, _K_POSITIONS, _K_DOSE, _K_NOISE = range(7)
@@ -129,7 +130,8 @@ class VariedSpec:
         range of a π·tanh phase head. Default 0: a constant phase offset is not measurable
         (it leaves every diffraction amplitude unchanged), so varying it only moves the targets.
     probe_families : mapping or sequence
-        Weights of :data:`PROBE_FAMILIES`.
+        Weights of probe kinds, names from :data:`~ptycho_nb.physics.probes.PROBE_KINDS` (the one
+        probe vocabulary, also :data:`PROBE_FAMILIES`).
     probe_diameter : (min, max)
         Target illuminated diameter as a fraction of N (the drawn probe's measured
         :func:`~ptycho_nb.physics.probe_diameter` is recorded and sets the scan step), in (0, 0.6].
@@ -356,43 +358,62 @@ def _draw_object(spec: VariedSpec, ss: np.random.SeedSequence, shape: tuple[int,
     return obj, info
 
 
+def _pupil_kwargs(rng: np.random.Generator, radius: float, sign: float,
+                  edge_phase: tuple[float, float]) -> dict[str, float]:
+    """Parameters of an aperture ('disc', 'defocused_pupil') with an edge phase from ``edge_phase``."""
+    # Edge phase φ of the defocus; Fresnel number F = radius²/lam_z of the propagation to the
+    # sample sets the edge rings. F >= 2φ/π bounds the spread the defocus adds to ~radius/2.
+    phi = sign * rng.uniform(*edge_phase)
+    f_lo = max(2.0, 2 * abs(phi) / math.pi)
+    fresnel = _loguniform(rng, f_lo, max(f_lo, 30.0))
+    return {"radius": radius, "curvature": phi / radius ** 2, "softness": rng.uniform(0.5, 2.0),
+            "lam_z": radius ** 2 / fresnel}
+
+
+def _zone_plate_kwargs(rng: np.random.Generator, N: int, radius: float, sign: float) -> dict[str, float]:
+    # The defocused ring has radius ≈ lam_z·outer_radius/N: pick the pupil, solve for lam_z.
+    outer = N * rng.uniform(0.12, 0.3)
+    return {"outer_radius": outer, "stop_fraction": rng.uniform(0.0, 0.5), "lam_z": sign * radius * N / outer}
+
+
+def _gaussian_kwargs(spec: VariedSpec, rng: np.random.Generator, target: float, radius: float,
+                     sign: float) -> dict[str, float]:
+    # probe_diameter of a Gaussian beam is 2√2·σ.
+    lo = spec.focus_phase[0]
+    return {"sigma": target / (2 * math.sqrt(2)),
+            "curvature": sign * rng.uniform(lo, max(lo, spec.defocus[1])) / radius ** 2}
+
+
 def _draw_probe(spec: VariedSpec, ss: np.random.SeedSequence, family: str | None = None
                 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Unit-intensity probe (N, N) complex64 and what was drawn, from the probe stream of ``ss``."""
+    """Unit-intensity probe (N, N) complex64 and what was drawn, from the probe stream of ``ss``.
+
+    Every kind of :data:`PROBE_KINDS` is drawn at a target diameter from ``spec.probe_diameter``
+    with a random sign of its phase curvature, then its own parameters: 'disc' an edge phase from
+    ``spec.focus_phase``, 'defocused_pupil' from ``spec.defocus`` (both a Fresnel number and an
+    edge softness), 'zone_plate' a pupil and central stop, 'gaussian' a curvature phase at the
+    beam radius from [focus_phase min, defocus max]. The probe is built by
+    :func:`~ptycho_nb.physics.make_probe` from the recorded kind and parameters.
+    """
     rng = np.random.default_rng(_child(ss, _K_PROBE))
     N = spec.N
     family = _choose(rng, spec.probe_families) if family is None else str(family)
-    if family not in PROBE_FAMILIES:
-        raise ValueError(f"family: unknown probe family {family!r}; expected one of {list(PROBE_FAMILIES)}")
+    if family not in PROBE_KINDS:
+        raise ValueError(f"family: unknown probe kind {family!r}; expected one of {list(PROBE_KINDS)}")
     target = N * rng.uniform(*spec.probe_diameter)  # illuminated diameter (px)
     radius = min(target / 2, 0.49 * N)
     sign = 1.0 if rng.uniform() < 0.5 else -1.0
     if family in ("disc", "defocused_pupil"):
-        # Edge phase φ of the defocus; Fresnel number F = radius²/lam_z of the propagation to the
-        # sample sets the edge rings. F >= 2φ/π bounds the spread the defocus adds to ~radius/2.
-        phi = sign * rng.uniform(*(spec.defocus if family == "defocused_pupil" else spec.focus_phase))
-        f_lo = max(2.0, 2 * abs(phi) / math.pi)
-        fresnel = _loguniform(rng, f_lo, max(f_lo, 30.0))
-        kw = {"radius": radius, "curvature": phi / radius ** 2, "softness": rng.uniform(0.5, 2.0),
-              "lam_z": radius ** 2 / fresnel}
-        p = disc_probe(N, **kw)
+        kw = _pupil_kwargs(rng, radius, sign, spec.defocus if family == "defocused_pupil" else spec.focus_phase)
     elif family == "zone_plate":
-        # The defocused ring has radius ≈ lam_z·outer_radius/N: pick the pupil, solve for lam_z.
-        outer = N * rng.uniform(0.12, 0.3)
-        kw = {"outer_radius": outer, "stop_fraction": rng.uniform(0.0, 0.5),
-              "lam_z": sign * radius * N / outer}
-        p = zone_plate_probe(N, **kw)
-    else:
-        # probe_diameter of a Gaussian beam is 2√2·σ.
-        sigma = target / (2 * math.sqrt(2))
-        lo = spec.focus_phase[0]
-        kw = {"sigma": sigma, "curvature": sign * rng.uniform(lo, max(lo, spec.defocus[1])) / radius ** 2}
-        p = gaussian_probe(N, **kw)
-    diam = probe_diameter(p)
-    info = {"probe_family": family, "probe_kind": "gaussian" if family == "gaussian" else
-            ("zone_plate" if family == "zone_plate" else "disc"),
-            "probe_kwargs": {k: float(v) for k, v in kw.items()},
-            "probe_target_diameter": float(target), "probe_diameter": float(diam)}
+        kw = _zone_plate_kwargs(rng, N, radius, sign)
+    elif family == "gaussian":
+        kw = _gaussian_kwargs(spec, rng, target, radius, sign)
+    else:  # a kind added to PROBE_KINDS needs its parameter draw here
+        raise ValueError(f"family: probe kind {family!r} has no parameter draw in VariedSpec")
+    p = make_probe(family, N, **kw)
+    info = {"probe_kind": family, "probe_kwargs": {k: float(v) for k, v in kw.items()},
+            "probe_target_diameter": float(target), "probe_diameter": float(probe_diameter(p))}
     return p, info
 
 
@@ -438,7 +459,9 @@ def draw_probe(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, 
     Returns
     -------
     probe : ndarray, (N, N) complex64
-    info : dict — family, builder and its parameters, target and measured diameter (px)
+    info : dict — ``probe_kind`` (= the family), its parameters ``probe_kwargs`` (so
+        ``make_probe(probe_kind, N, **probe_kwargs)`` rebuilds it), target and measured
+        ``probe_target_diameter`` / ``probe_diameter`` (px)
     """
     return _draw_probe(spec, as_seed_sequence(seed), family)
 
@@ -461,7 +484,7 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
         ``diffraction`` (M, N, N) float32 sqrt(counts), ``xcoords``/``ycoords`` (M,) float64,
         probe (N, N) complex64 ``sqrt(s)·P``, ground-truth object complex64, and ``metadata``:
         the keys of :func:`~ptycho_nb.physics.simulate` plus ``amplitude_mode``,
-        ``probe_family``, ``seed`` / ``spawn_key`` (``draw_scan(spec,
+        ``object_seed``, ``probe_target_diameter``, ``seed`` / ``spawn_key`` (``draw_scan(spec,
         SeedSequence(seed, spawn_key=spawn_key))`` redraws it), ``stream_index`` (scan number in
         its stream, or None) and ``varied_spec`` (:meth:`VariedSpec.to_dict`).
     """
