@@ -21,13 +21,13 @@ def test_the_names_are_one_list():
 
 def _unit_probe(d) -> np.ndarray:
     """The scan's probe with unit total intensity (the stored one is sqrt(s)·P)."""
-    return d.probe / np.sqrt(d.metadata["intensity_scale"])
+    return d.probe / np.sqrt(d.record.intensity_scale)
 
 
 @pytest.mark.parametrize("kind", list(PROBE_KINDS))
 def test_every_kind_simulates(kind):
     d = simulate(N=32, probe_kind=kind, n_positions=8, object_shape=(64, 64), seed=1)
-    assert d.metadata["probe_kind"] == kind and d.n_patterns == 8
+    assert d.record.probe_kind == kind and d.n_patterns == 8
     np.testing.assert_allclose(_unit_probe(d), make_probe(kind, 32), atol=1e-6)
 
 
@@ -36,13 +36,13 @@ def test_every_kind_is_drawn_by_varied_spec_and_rebuilt_from_its_record(kind):
     spec = VariedSpec(N=32, probe_families={kind: 1.0}, n_positions=(4, 8))
     for seed in range(2):
         d = draw_scan(spec, seed)
-        md = d.metadata
-        assert md["probe_kind"] == kind
+        rec = d.record
+        assert rec.probe_kind == kind
         # the recorded kind and parameters are the probe: make_probe rebuilds it
-        np.testing.assert_allclose(_unit_probe(d), make_probe(md["probe_kind"], 32, **md["probe_kwargs"]),
+        np.testing.assert_allclose(_unit_probe(d), make_probe(rec.probe_kind, 32, **rec.probe_kwargs),
                                    atol=1e-6)
         # and simulate takes them too
-        s = simulate(N=32, probe_kind=md["probe_kind"], probe_kwargs=md["probe_kwargs"], n_positions=4,
+        s = simulate(N=32, probe_kind=rec.probe_kind, probe_kwargs=rec.probe_kwargs, n_positions=4,
                      object_shape=(64, 64))
         np.testing.assert_allclose(_unit_probe(s), _unit_probe(d), atol=1e-6)
 
