@@ -55,6 +55,13 @@ def test_the_cli_simulates_every_kind():
         cli.SimulateOptions(probe_kind="laser")
 
 
+def test_an_alias_is_recorded_by_its_kind():
+    d = simulate(N=32, probe_kind="FZP", n_positions=4, object_shape=(64, 64))
+    assert d.record.probe_kind == "zone_plate"
+    with pytest.raises(ValueError, match="unknown probe kind"):
+        simulate(N=32, probe_kind="laser")
+
+
 def test_defocused_pupil_is_a_disc_with_a_strong_defocus():
     disc, pupil = make_probe("disc", 64), make_probe("defocused_pupil", 64)
     lit = np.abs(pupil) > 0.3 * np.abs(pupil).max()

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.special import erfc
 
 __all__ = ["disc_probe", "defocused_pupil_probe", "gaussian_probe", "zone_plate_probe", "make_probe",
-           "probe_diameter", "probe_from_patterns", "gaussian_guess", "twin_distance",
-           "fresnel_propagate", "PROBE_KINDS"]
+           "canonical_probe_kind", "probe_diameter", "probe_from_patterns", "gaussian_guess",
+           "twin_distance", "fresnel_propagate", "PROBE_KINDS"]
 
 
 def _check_n(N: int) -> None:
@@ -212,14 +212,21 @@ _ALIASES = {"airy": "disc", "defocused_disc": "disc", "gauss": "gaussian", "fzp"
             "zoneplate": "zone_plate"}
 
 
+def canonical_probe_kind(kind: str) -> str:
+    """The :data:`PROBE_KINDS` name of ``kind`` (any case, or an alias such as 'fzp'); ValueError
+    naming the kinds when it is none of them."""
+    key = _ALIASES.get(str(kind).lower(), str(kind).lower())
+    if key not in PROBE_KINDS:
+        raise ValueError(f"kind: unknown probe kind {kind!r}; expected one of {sorted(PROBE_KINDS)}")
+    return key
+
+
 def make_probe(kind: str = "disc", N: int = 64, **kw: Any) -> np.ndarray:
     """Build a probe by name, a key of :data:`PROBE_KINDS` (or an alias); ``kw`` go to its builder.
 
     Returns (N, N) complex64 with sum|P|² = 1.
     """
-    key = _ALIASES.get(str(kind).lower(), str(kind).lower())
-    if key not in PROBE_KINDS:
-        raise ValueError(f"kind: unknown probe kind {kind!r}; expected one of {sorted(PROBE_KINDS)}")
+    key = canonical_probe_kind(kind)
     try:
         return PROBE_KINDS[key](N, **kw)
     except TypeError as exc:  # unexpected keyword → a ValueError naming it

@@ -18,7 +18,7 @@ import torch
 from ..data.container import PtychoData
 from .forward import FFT_NORM, forward_from_object
 from .objects import make_object
-from .probes import make_probe, probe_diameter
+from .probes import canonical_probe_kind, make_probe, probe_diameter
 from .scan import SCAN_KINDS, make_scan, overlap_from_step
 
 __all__ = ["simulate", "measure", "DEFAULTS"]
@@ -167,6 +167,7 @@ def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int
 
     # Probe (unit total intensity).
     if probe is None:
+        probe_kind = canonical_probe_kind(probe_kind)  # recorded by its vocabulary name, not an alias
         p = make_probe(probe_kind, N, **(probe_kwargs or {}))
     else:
         p = np.asarray(probe)

@@ -404,7 +404,8 @@ def _draw_probe(spec: VariedSpec, ss: np.random.SeedSequence, family: str | None
     radius = min(target / 2, 0.49 * N)
     sign = 1.0 if rng.uniform() < 0.5 else -1.0
     if family in ("disc", "defocused_pupil"):
-        kw = _pupil_kwargs(rng, radius, sign, spec.defocus if family == "defocused_pupil" else spec.focus_phase)
+        edge_phase = spec.defocus if family == "defocused_pupil" else spec.focus_phase
+        kw = _pupil_kwargs(rng, radius, sign, edge_phase)
     elif family == "zone_plate":
         kw = _zone_plate_kwargs(rng, N, radius, sign)
     elif family == "gaussian":
