@@ -217,8 +217,8 @@ class SimulatedScan:
     overlap: float = _field(_real(), "a finite number")
     jitter: float = _field(_real(0.0), "a finite number >= 0")
     n_positions: int = _field(_count(1), "an int >= 1")
-    grid: tuple[int, int] | None = _field(_optional(_pair(_count(1))), "an (ny, nx) pair of ints >= 1 or None",
-                                          None)
+    grid: tuple[int, int] | None = _field(_optional(_pair(_count(1))),
+                                          "an (ny, nx) pair of ints >= 1 or None", None)
     varied_spec: dict[str, Any] | None = _field(_optional(_json_mapping), "a JSON-ready mapping or None",
                                                 None, omit_none=True)
     simulate_seconds: float | None = _field(_optional(_real(0.0)), "a finite number >= 0 or None", None,

@@ -10,8 +10,9 @@ Units and conventions are those of :func:`ptycho_nb.physics.simulate` and the RE
 conventions"): diffraction amplitudes are sqrt(counts), float32 (M, N, N), DC at (N//2, N//2);
 ``xcoords`` is the column and ``ycoords`` the row of each patch centre in object pixels; the
 stored probe is ``sqrt(s)·P`` with ``sum|P|² = 1`` so that ``forward_amplitude(probe, patches)²``
-are the expected counts. The patterns come from :func:`ptycho_nb.physics.forward.forward_from_object`
-(the one forward model) with the photon scaling of ``simulate``.
+are the expected counts. The draw decides what a scan is made of; measuring it (the one forward
+model, :func:`ptycho_nb.physics.forward.forward_from_object`, with simulate's photon scaling) and
+recording it is the scan assembly that ``simulate`` shares, :mod:`ptycho_nb.physics.assemble`.
 
 Reproducibility: a scan's randomness comes from a numpy ``SeedSequence``. Scan ``i`` of a stream
 seeded with ``seed`` uses ``SeedSequence(seed, spawn_key=(i,))`` (:func:`scan_seed`, the same as
@@ -32,11 +33,10 @@ from typing import Any, Iterator, Mapping, NoReturn, Sequence
 import numpy as np
 
 from ..data.container import PtychoData
-from .forward import FFT_NORM
+from .assemble import assemble_scan, fit_object_shape
 from .objects import OBJECT_KINDS, object_maps
 from .probes import PROBE_KINDS, make_probe, probe_diameter
-from .scan import SCAN_KINDS, make_scan, overlap_from_step
-from .simulate import measure
+from .scan import SCAN_KINDS, make_scan
 
 __all__ = ["VariedSpec", "AMPLITUDE_MODES", "PROBE_FAMILIES", "scan_seed", "as_seed_sequence",
            "draw_scan", "draw_object", "draw_probe", "iter_scans"]
@@ -418,18 +418,10 @@ def _draw_probe(spec: VariedSpec, ss: np.random.SeedSequence, family: str | None
     return p, info
 
 
-def _fit_shape(scan: str, N: int, step: float, n: int) -> tuple[int, int]:
-    """Smallest object (px) whose valid range holds ``n`` positions of the scan (+2 px margin)."""
-    if scan == "raster":
-        nx = math.ceil(math.sqrt(n))
-        ny = math.ceil(n / nx)
-        return (math.ceil((ny - 1) * step) + N + 2, math.ceil((nx - 1) * step) + N + 2)
-    if scan == "spiral":
-        # A Fermat spiral's first n points lie within step·sqrt(n/π) of the centre.
-        side = 2 * math.ceil(step * math.sqrt(n / math.pi)) + 2
-    else:
-        side = math.ceil(step * math.sqrt(n)) + 2  # random: density 1/step²
-    return (side + N, side + N)
+def _raster_grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of the near-square raster that holds ``n`` positions: the tightest object."""
+    nx = math.ceil(math.sqrt(n))
+    return (math.ceil(n / nx), nx)
 
 
 def draw_object(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *,
@@ -484,7 +476,8 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
     PtychoData
         ``diffraction`` (M, N, N) float32 sqrt(counts), ``xcoords``/``ycoords`` (M,) float64,
         probe (N, N) complex64 ``sqrt(s)·P``, ground-truth object complex64, and ``metadata``:
-        the keys of :func:`~ptycho_nb.physics.simulate` plus ``amplitude_mode``,
+        its :class:`~ptycho_nb.data.scan_record.SimulatedScan` record (typed: ``.record``),
+        the facts of :func:`~ptycho_nb.physics.simulate`'s scans plus ``amplitude_mode``,
         ``object_seed``, ``probe_target_diameter``, ``seed`` / ``spawn_key`` (``draw_scan(spec,
         SeedSequence(seed, spawn_key=spawn_key))`` redraws it), ``stream_index`` (scan number in
         its stream, or None) and ``varied_spec`` (:meth:`VariedSpec.to_dict`).
@@ -506,7 +499,7 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
     jitter = rng.uniform(*spec.jitter) * step if scan != "random" else 0.0
     n = int(rng.integers(spec.n_positions[0], spec.n_positions[1] + 1))
     if spec.object_size == "fit":
-        shape = _fit_shape(scan, N, step, n)
+        shape = fit_object_shape(scan, N, step, n, grid=_raster_grid(n) if scan == "raster" else None)
         n_request: int | None = n
     else:
         shape = (spec.object_size, spec.object_size)
@@ -519,36 +512,14 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
 
     photons = _loguniform(np.random.default_rng(_child(ss, _K_DOSE)), *spec.photons)
     noise_rng = np.random.default_rng(_child(ss, _K_NOISE)) if spec.noise == "poisson" else None
-    diffraction, stored_probe, s = measure(p, obj, x, y, photons, noise_rng=noise_rng,
-                                           batch_size=batch_size)
-    m = x.size
-
-    key = [int(k) for k in ss.spawn_key]
-    metadata: dict[str, Any] = {
-        "source": "ptycho_nb.physics.varied.draw_scan",
-        "photons_per_pattern": float(photons),
-        "intensity_scale": float(s),
-        "fft_norm": FFT_NORM,
-        "dc_pixel": [N // 2, N // 2],
-        "diffraction": "amplitude",
-        "noise": spec.noise,
-        "seed": int(ss.entropy) if isinstance(ss.entropy, (int, np.integer)) else
-        [int(e) for e in ss.entropy],
-        "spawn_key": key,
-        "stream_index": key[-1] if key else None,
-        **object_info,
-        **probe_info,
-        "scan": scan,
-        "step": float(step),
-        "overlap": float(overlap_from_step(step, diam)),
-        "jitter": float(jitter),
-        "n_positions": int(m),
-        "grid": None,
-        "varied_spec": spec.to_dict(),
-        "simulate_seconds": round(time.perf_counter() - t0, 3),
-    }
-    return PtychoData(diffraction=diffraction, xcoords=x, ycoords=y, probe=stored_probe, object=obj,
-                      scan_index=np.zeros(m, dtype=np.int64), metadata=metadata)
+    entropy = ss.entropy if isinstance(ss.entropy, (int, np.integer)) else list(ss.entropy)
+    # the assembly measures these from the arrays themselves
+    facts = {k: v for k, v in {**object_info, **probe_info}.items()
+             if k not in ("object_shape", "probe_diameter")}
+    return assemble_scan(p, obj, x, y, photons_per_pattern=photons, noise_rng=noise_rng, step=step,
+                         started=t0, batch_size=batch_size, source="ptycho_nb.physics.varied.draw_scan",
+                         seed=entropy, spawn_key=ss.spawn_key, scan=scan, jitter=float(jitter),
+                         grid=None, varied_spec=spec.to_dict(), **facts)
 
 
 def iter_scans(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0,
