@@ -200,7 +200,7 @@ class VariedSpec:
         set_("N", int(self.N))
         set_("object_kinds", _weights("object_kinds", self.object_kinds, tuple(OBJECT_KINDS)))
         set_("amplitude_modes", _weights("amplitude_modes", self.amplitude_modes, AMPLITUDE_MODES))
-        set_("probe_families", _weights("probe_families", self.probe_families, PROBE_FAMILIES))
+        set_("probe_families", _weights("probe_families", self.probe_families, tuple(PROBE_KINDS)))
         set_("scan_kinds", _weights("scan_kinds", self.scan_kinds, SCAN_KINDS))
         set_("amplitude_max", _pair("amplitude_max", self.amplitude_max, 0.0, 1.0, lo_open=True))
         set_("amplitude_contrast", _pair("amplitude_contrast", self.amplitude_contrast, 0.0, 1.0,
