@@ -67,15 +67,15 @@ def gallery(spec: VariedSpec, seed: int, examples: int, size: int, n_scans: int)
     for e in range(min(cols, 2 * n_scans)):
         if e % 2 == 0:
             d = draw_scan(spec, scan_seed(seed, e // 2))
-            md = d.metadata
+            rec = d.record
             axes[r, e].imshow(np.log1p(d.diffraction[0] ** 2), cmap="viridis")
-            axes[r, e].set_title(f"{md['photons_per_pattern']:.1e} ph", fontsize=7)
+            axes[r, e].set_title(f"{rec.photons_per_pattern:.1e} ph", fontsize=7)
             if e == 0:
                 axes[r, e].set_ylabel("log(1+counts)", fontsize=9)
         else:
             axes[r, e].imshow(np.abs(d.object), cmap="gray", vmin=0, vmax=1)
             axes[r, e].plot(d.xcoords, d.ycoords, ".", ms=1, color="tab:orange")
-            axes[r, e].set_title(f"{md['scan']}, ov {md['overlap']:.2f}", fontsize=7)
+            axes[r, e].set_title(f"{rec.scan}, ov {rec.overlap:.2f}", fontsize=7)
     for ax in axes.ravel():
         _off(ax)
         if not ax.images:

@@ -154,7 +154,7 @@ def test_probe_families(family):
         p, info = draw_probe(spec, seed, family=family)
         assert p.shape == (64, 64) and p.dtype == np.complex64
         assert np.sum(np.abs(p) ** 2) == pytest.approx(1.0, rel=1e-5)
-        assert info["probe_family"] == family
+        assert info["probe_kind"] == family
         # roughly the drawn size, and ~0 at the window edge
         assert 0.4 < info["probe_diameter"] / info["probe_target_diameter"] < 1.6
         a = np.abs(p)
@@ -213,7 +213,7 @@ def test_draw_scan_metadata_and_poisson_counts():
         json.dumps(md)
         assert 1e3 <= md["photons_per_pattern"] <= 1e7
         assert 12 <= d.n_patterns <= 24 and d.diffraction.shape[1:] == (32, 32)
-        assert md["object_kind"] in OBJECT_KINDS and md["probe_family"] in PROBE_FAMILIES
+        assert md["object_kind"] in OBJECT_KINDS and md["probe_kind"] in PROBE_FAMILIES
         assert md["scan"] in ("raster", "spiral", "random") and md["varied_spec"] == spec.to_dict()
         lo, hi = spec.overlap
         assert lo - 1e-9 <= md["overlap"] <= hi + 1e-9
@@ -223,7 +223,7 @@ def test_draw_scan_metadata_and_poisson_counts():
         h, w = d.object.shape
         assert d.xcoords.min() >= 16 and d.xcoords.max() <= w - 16
         assert d.ycoords.min() >= 16 and d.ycoords.max() <= h - 16
-        seen.add((md["object_kind"], md["probe_family"], md["scan"]))
+        seen.add((md["object_kind"], md["probe_kind"], md["scan"]))
     assert len(seen) > 1
 
 

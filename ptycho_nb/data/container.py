@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .scan_record import SimulatedScan
+
 __all__ = ["PtychoData", "MAX_POSITION_SPAN"]
 
 #: Largest extent of the scan positions along x or y, pixels (the reconstructed object spans it:
@@ -85,7 +87,9 @@ class PtychoData:
     scan_index : ndarray, (M,) int64, optional
         Index of the scan each pattern belongs to (PtychoPINN's ``scan_index``).
     metadata : dict
-        JSON-serialisable facts: photons per pattern, FFT convention, pixel size, energy, ...
+        JSON-serialisable facts: photons per pattern, FFT convention, pixel size, energy, ...;
+        for a simulated scan, its :class:`~ptycho_nb.data.scan_record.SimulatedScan` record
+        (read it typed as :attr:`record`).
 
     Every array is checked and converted on construction; a bad one raises ``ValueError`` naming
     the field and what was expected.
@@ -210,6 +214,18 @@ class PtychoData:
         return self.probe if self.probe.ndim == 3 else self.probe[None]
 
     @property
+    def record(self) -> SimulatedScan | None:
+        """The simulated scan's facts, typed and checked (:class:`SimulatedScan`), read from
+        :attr:`metadata`; None when the metadata holds no record (e.g. measured data).
+
+        Raises ValueError naming the key when the metadata claims a record but a value is
+        missing or wrong. Read anew on each access: ``metadata`` is a plain, mutable dict.
+        """
+        if not SimulatedScan.describes(self.metadata):
+            return None
+        return SimulatedScan.from_metadata(self.metadata)
+
+    @property
     def intensities(self) -> np.ndarray:
         """Diffraction intensities (photon counts), amplitude squared, (M, N, N) float32."""
         return np.square(self.diffraction)
@@ -235,8 +251,11 @@ class PtychoData:
         obj = "None" if self.object is None else f"{self.object.shape[0]}x{self.object.shape[1]} complex64"
         span_x = (float(self.xcoords.min()), float(self.xcoords.max()))
         span_y = (float(self.ycoords.min()), float(self.ycoords.max()))
-        photons = self.metadata.get("photons_per_pattern")
-        extra = f", photons/pattern={photons:.3g}" if isinstance(photons, (int, float)) else ""
+        try:
+            record = self.record
+        except ValueError:  # a repr must not raise; .record says what is wrong
+            record = None
+        extra = f", photons/pattern={record.photons_per_pattern:.3g}" if record is not None else ""
         return (f"PtychoData(M={self.n_patterns} patterns of {self.N}x{self.N}, "
                 f"x in [{span_x[0]:.1f}, {span_x[1]:.1f}], y in [{span_y[0]:.1f}, {span_y[1]:.1f}] px, "
                 f"probe {tuple(self.probe.shape)}, object {obj}{extra})")

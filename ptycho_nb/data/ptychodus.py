@@ -346,6 +346,11 @@ def write_ptychodus_product(
         Replace an existing file (else FileExistsError).
     """
     meta: dict[str, Any] = dict(data.metadata) if data is not None else {}
+    try:
+        record = data.record if data is not None else None
+    except ValueError:  # an informational attribute must not stop the product being written
+        record = None
+    photons = record.photons_per_pattern if record is not None else 0.0  # ptychodus: 0 = unknown
     obj = object if object is not None else (data.object if data is not None else None)
     prb = probe if probe is not None else (data.probe if data is not None else None)
     xc = xcoords if xcoords is not None else (data.xcoords if data is not None else None)
@@ -401,7 +406,7 @@ def write_ptychodus_product(
             f.attrs["comments"] = comments
             f.attrs["detector_object_distance_m"] = dist
             f.attrs["photon_energy_eV"] = energy
-            f.attrs["probe_photon_count"] = float(meta.get("photons_per_pattern", 0.0) or 0.0)
+            f.attrs["probe_photon_count"] = photons
             f.attrs["exposure_time_s"] = 0.0
             f.attrs["mass_attenuation_m2_per_kg"] = 0.0
             f.attrs["tomography_angle_deg"] = 0.0

@@ -128,7 +128,11 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
     def _scan_tensors(self, data: PtychoData) -> dict[str, Any]:
         probe = torch.from_numpy(np.ascontiguousarray(data.probe, dtype=np.complex64))
         d = data.diffraction
-        stream_index = int(data.metadata["stream_index"])
+        record = data.record
+        if record is None or record.stream_index is None:
+            raise ValueError("VariedScanDataset: expected a scan drawn from a stream (iter_scans), "
+                             "whose record holds its stream index")
+        stream_index = record.stream_index
         stats = scaling_statistics(data)
         groups = group_neighbors(data.xcoords, data.ycoords, self.gridsize, seed=stream_index)
         rec = {
@@ -139,13 +143,13 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
             "probe": probe,
             "scan": torch.tensor(stream_index, dtype=torch.int64),
             "intensity_scale": torch.tensor(float(np.sum(np.abs(data.probe) ** 2)), dtype=torch.float32),
-            "photons": torch.tensor(float(data.metadata["photons_per_pattern"]), dtype=torch.float32),
+            "photons": torch.tensor(record.photons_per_pattern, dtype=torch.float32),
             "input_scale": torch.tensor(stats["input_scale"], dtype=torch.float32),
             # the scan's intensity scale as a single-scan model would start from it: amplitude
             # AMPLITUDE_REFERENCE ↔ the scan's mean counts (the scale of O is ambiguous anyway)
             "count_scale": torch.tensor(stats["intensity_scale"], dtype=torch.float32),
             # 1 / mean counts per pixel: the deviance of every dose weighs alike in a batch
-            "loss_weight": torch.tensor(d.shape[-1] * d.shape[-2] / float(data.metadata["photons_per_pattern"]),
+            "loss_weight": torch.tensor(d.shape[-1] * d.shape[-2] / record.photons_per_pattern,
                                         dtype=torch.float32),
             "left": int(d.shape[0]),
         }

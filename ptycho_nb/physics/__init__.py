@@ -3,9 +3,9 @@
 from .forward import (FFT_NORM, exit_waves, extract_patches, far_field,
                       forward_amplitude, forward_from_object, place_patches, poisson_nll, stitch)
 from .objects import OBJECT_KINDS, make_object, object_maps
-from .probes import (PROBE_KINDS, disc_probe, fresnel_propagate, gaussian_probe, make_probe,
-                     probe_diameter, probe_from_patterns, gaussian_guess, twin_distance,
-                     zone_plate_probe)
+from .probes import (PROBE_KINDS, canonical_probe_kind, defocused_pupil_probe, disc_probe,
+                     fresnel_propagate, gaussian_probe, make_probe, probe_diameter,
+                     probe_from_patterns, gaussian_guess, twin_distance, zone_plate_probe)
 from .scattering import scattering_strength
 from .single_pattern import inverse_far_field, pattern_estimate
 from .scan import (SCAN_KINDS, make_scan, overlap_from_step, random_scan, raster_scan,
@@ -18,10 +18,10 @@ __all__ = [
     "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
     "exit_waves", "forward_amplitude", "forward_from_object", "poisson_nll",
     "make_object", "OBJECT_KINDS",
-    "make_probe", "disc_probe", "gaussian_probe", "zone_plate_probe", "probe_diameter",
+    "make_probe", "disc_probe", "defocused_pupil_probe", "gaussian_probe", "zone_plate_probe", "probe_diameter",
     "probe_from_patterns",
     "gaussian_guess", "twin_distance",
-    "fresnel_propagate", "PROBE_KINDS",
+    "fresnel_propagate", "PROBE_KINDS", "canonical_probe_kind",
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",
     "simulate", "scattering_strength", "pattern_estimate", "inverse_far_field",

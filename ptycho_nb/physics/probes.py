@@ -8,14 +8,14 @@ spatial frequencies fx, fy in cycles per pixel.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.special import erfc
 
-__all__ = ["disc_probe", "gaussian_probe", "zone_plate_probe", "make_probe", "probe_diameter",
-           "probe_from_patterns", "gaussian_guess", "twin_distance",
-           "fresnel_propagate", "PROBE_KINDS"]
+__all__ = ["disc_probe", "defocused_pupil_probe", "gaussian_probe", "zone_plate_probe", "make_probe",
+           "canonical_probe_kind", "probe_diameter", "probe_from_patterns", "gaussian_guess",
+           "twin_distance", "fresnel_propagate", "PROBE_KINDS"]
 
 
 def _check_n(N: int) -> None:
@@ -41,6 +41,15 @@ def _guard_window(N: int) -> np.ndarray:
     """
     r = _radius_grid(N) / (0.42 * N)
     return np.exp(-(r ** 12))
+
+
+def _disc_radius(N: int, radius: float | None) -> float:
+    """The aperture radius (px) of a disc probe, default ``N/5``, checked against the window."""
+    _check_n(N)
+    radius = N / 5 if radius is None else radius
+    if not (0 < radius < N / 2):
+        raise ValueError(f"radius: expected 0 < radius < N/2 = {N / 2}, got {radius!r}")
+    return radius
 
 
 def fresnel_propagate(field: np.ndarray, lam_z: float) -> np.ndarray:
@@ -74,10 +83,7 @@ def disc_probe(N: int = 64, radius: float | None = None, curvature: float = 0.01
     -------
     ndarray, (N, N) complex64, sum|P|² = 1, centred on pixel (N//2, N//2).
     """
-    _check_n(N)
-    radius = N / 5 if radius is None else radius
-    if not (0 < radius < N / 2):
-        raise ValueError(f"radius: expected 0 < radius < N/2 = {N / 2}, got {radius!r}")
+    radius = _disc_radius(N, radius)
     if not (softness > 0):
         raise ValueError(f"softness: expected > 0 pixels, got {softness!r}")
     if not (lam_z >= 0):
@@ -87,6 +93,44 @@ def disc_probe(N: int = 64, radius: float | None = None, curvature: float = 0.01
     if lam_z > 0:
         p = fresnel_propagate(p, lam_z)
     return _normalise(p * _guard_window(N))
+
+
+# Edge phase (rad) of the default defocused pupil: inside VariedSpec.defocus's default 1–12 rad,
+# well past the ~1.6 rad of the near-focus disc_probe default.
+_DEFOCUS_EDGE_PHASE = 6.0
+
+
+def defocused_pupil_probe(N: int = 64, radius: float | None = None, curvature: float | None = None,
+                          softness: float = 1.0, lam_z: float | None = None) -> np.ndarray:
+    """The aperture of :func:`disc_probe` with a strong defocus: a broad, strongly curved beam.
+
+    Same parameters as :func:`disc_probe`; only the defaults differ, so a disc's parameters
+    rebuild the same probe under either name.
+
+    Parameters
+    ----------
+    N : int
+        Window side (pixels, even).
+    radius : float, optional
+        Aperture radius in pixels; default ``N/5``.
+    curvature : float, optional
+        Quadratic phase (rad/pixel²); default 6 rad at the aperture edge, ``6 / radius²``.
+    softness : float
+        Edge width of the aperture (pixels, > 0).
+    lam_z : float, optional
+        Wavelength × propagation distance (pixel²); default ``radius²/8`` (Fresnel number 8).
+        A Fresnel number of at least ``2φ/π`` for an edge phase φ keeps the spread the defocus
+        adds to about half the radius; 8 keeps the default beam (diameter ≈ 0.48 N) inside the
+        window.
+
+    Returns
+    -------
+    ndarray, (N, N) complex64, sum|P|² = 1, centred on pixel (N//2, N//2).
+    """
+    radius = _disc_radius(N, radius)
+    curvature = _DEFOCUS_EDGE_PHASE / radius ** 2 if curvature is None else curvature
+    lam_z = radius ** 2 / 8.0 if lam_z is None else lam_z
+    return disc_probe(N, radius=radius, curvature=curvature, softness=softness, lam_z=lam_z)
 
 
 def gaussian_probe(N: int = 64, sigma: float | None = None, curvature: float = 0.0) -> np.ndarray:
@@ -149,23 +193,40 @@ def zone_plate_probe(N: int = 64, outer_radius: float | None = None, stop_fracti
     return _normalise(p * _guard_window(N))
 
 
-PROBE_KINDS: dict[str, Any] = {
+PROBE_KINDS: dict[str, Callable[..., np.ndarray]] = {
     "disc": disc_probe,
-    "gaussian": gaussian_probe,
+    "defocused_pupil": defocused_pupil_probe,
     "zone_plate": zone_plate_probe,
+    "gaussian": gaussian_probe,
 }
+"""The one vocabulary of probe kinds: name → builder ``(N, **kwargs) → (N, N) complex64``.
+
+:func:`make_probe` and so :func:`~ptycho_nb.physics.simulate` (``probe_kind``), the CLI's
+``--probe-kind`` choices and ``VariedSpec.probe_families`` (whose :data:`PROBE_FAMILIES
+<ptycho_nb.physics.varied.PROBE_FAMILIES>` is ``tuple(PROBE_KINDS)``) all take their names
+from it. The kinds: an aperture near focus (a weak curvature phase, Fresnel edge rings); the
+same aperture with a strong defocus (quadratic) phase; a defocused zone-plate focus (annular
+pupil, ring-shaped beam); a Gaussian beam (with curvature, if asked).
+"""
 _ALIASES = {"airy": "disc", "defocused_disc": "disc", "gauss": "gaussian", "fzp": "zone_plate",
             "zoneplate": "zone_plate"}
 
 
-def make_probe(kind: str = "disc", N: int = 64, **kw: Any) -> np.ndarray:
-    """Build a probe by name: 'disc' (default), 'gaussian', 'zone_plate'; ``kw`` go to the builder.
-
-    Returns (N, N) complex64 with sum|P|² = 1.
-    """
+def canonical_probe_kind(kind: str) -> str:
+    """The :data:`PROBE_KINDS` name of ``kind`` (any case, or an alias such as 'fzp'); ValueError
+    naming the kinds when it is none of them."""
     key = _ALIASES.get(str(kind).lower(), str(kind).lower())
     if key not in PROBE_KINDS:
         raise ValueError(f"kind: unknown probe kind {kind!r}; expected one of {sorted(PROBE_KINDS)}")
+    return key
+
+
+def make_probe(kind: str = "disc", N: int = 64, **kw: Any) -> np.ndarray:
+    """Build a probe by name, a key of :data:`PROBE_KINDS` (or an alias); ``kw`` go to its builder.
+
+    Returns (N, N) complex64 with sum|P|² = 1.
+    """
+    key = canonical_probe_kind(kind)
     try:
         return PROBE_KINDS[key](N, **kw)
     except TypeError as exc:  # unexpected keyword → a ValueError naming it

@@ -1,25 +1,22 @@
 """Simulate a ptychography scan: object + probe + scan → photon-counted diffraction amplitudes.
 
-Photon scaling (consistent units): with the unit probe (sum|P|² = 1) the noise-free intensities
-``I_j = |F{P·O_j}|²`` (ortho FFT) are scaled by ``s = photons_per_pattern / mean_j sum I_j``;
-counts ``~ Poisson(s·I_j)``; ``diffraction = sqrt(counts)``. The stored probe is ``sqrt(s)·P``, so
-``forward_amplitude(stored_probe, true_patches)²`` equals the expected counts.
+This module decides what a scan is made of from :func:`simulate`'s arguments; the measurement,
+its photon scaling (see :mod:`ptycho_nb.physics.assemble`) and the scan's record are the shared
+scan assembly's. ``measure`` lives there too and is importable from here as before.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..data.container import PtychoData
-from .forward import FFT_NORM, forward_from_object
+from .assemble import assemble_scan, fit_object_shape, measure
 from .objects import make_object
-from .probes import make_probe, probe_diameter
-from .scan import SCAN_KINDS, make_scan, overlap_from_step
+from .probes import canonical_probe_kind, make_probe, probe_diameter
+from .scan import SCAN_KINDS, make_scan
 
 __all__ = ["simulate", "measure", "DEFAULTS"]
 
@@ -34,68 +31,6 @@ DEFAULTS: dict[str, Any] = {
     "amplitude_range": (0.5, 1.0),
     "phase_range": (-1.2, 1.2),
 }
-
-
-def _auto_object_shape(scan: str, N: int, step: float, n_positions: int | None,
-                       grid: tuple[int, int] | None) -> tuple[int, int]:
-    """Smallest object (px) whose valid range holds the requested scan (+2 px margin)."""
-    if grid is not None:
-        ny, nx = grid
-        return (int(math.ceil((ny - 1) * step)) + N + 2, int(math.ceil((nx - 1) * step)) + N + 2)
-    n = n_positions if n_positions is not None else DEFAULTS["n_positions"]
-    if scan == "spiral":
-        # Fermat spiral radius after n points is step·sqrt(n/π); the square must contain the disc.
-        side = 2 * int(math.ceil(step * math.sqrt(n / math.pi))) + 2
-    else:
-        side = int(math.ceil(step * math.sqrt(n))) + 2
-    return (side + N, side + N)
-
-
-def measure(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray,
-            photons_per_pattern: float, *, noise_rng: np.random.Generator | None = None,
-            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, float]:
-    """Diffraction amplitudes of a scan at a mean dose, through the one forward model.
-
-    Parameters
-    ----------
-    probe : (N, N) or (K, N, N) complex
-        Probe with unit total intensity.
-    obj : (H, W) complex
-        Object transmission.
-    xcoords, ycoords : (M,) float
-        Patch centres (column, row), object pixels.
-    photons_per_pattern : float
-        Mean total counts per pattern; sets the scale ``s``.
-    noise_rng : numpy Generator, optional
-        Poisson noise drawn from it; None gives noise-free amplitudes.
-    batch_size : int
-        Patterns per forward chunk (memory ∝ batch_size·N²).
-
-    Returns
-    -------
-    diffraction : (M, N, N) float32
-        sqrt(counts).
-    stored_probe : complex64
-        ``sqrt(s)·probe``: in sqrt(counts) units, so ``|F{stored_probe·O}|²`` is the expected count.
-    s : float
-        Photons per unit of ``|F{probe·O}|²``.
-    """
-    p_t = torch.from_numpy(np.asarray(probe))
-    o_t = torch.from_numpy(np.asarray(obj))
-    m, n = xcoords.size, probe.shape[-1]
-    inten = np.empty((m, n, n), dtype=np.float64)
-    with torch.no_grad():
-        for a in range(0, m, batch_size):
-            b = min(m, a + batch_size)
-            amp = forward_from_object(p_t, o_t, torch.from_numpy(xcoords[a:b]), torch.from_numpy(ycoords[a:b]))
-            inten[a:b] = amp.double().numpy() ** 2
-    s = photons_per_pattern / float(inten.sum(axis=(1, 2)).mean())
-    expected = s * inten
-    if noise_rng is not None:
-        diffraction = np.sqrt(noise_rng.poisson(expected)).astype(np.float32)
-    else:
-        diffraction = np.sqrt(expected).astype(np.float32)
-    return diffraction, (np.asarray(probe) * np.sqrt(s)).astype(np.complex64), s
 
 
 def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int, int] | None = None,
@@ -167,6 +102,7 @@ def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int
 
     # Probe (unit total intensity).
     if probe is None:
+        probe_kind = canonical_probe_kind(probe_kind)  # recorded by its vocabulary name, not an alias
         p = make_probe(probe_kind, N, **(probe_kwargs or {}))
     else:
         p = np.asarray(probe)
@@ -187,11 +123,10 @@ def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int
         raise ValueError(f"step: expected a positive number of pixels, got {step!r}")
 
     # Object.
-    auto_shape = object_shape is None
-    if auto_shape:
-        object_shape = _auto_object_shape(scan, N, step, n_positions, grid)
+    if object_shape is None:
         if n_positions is None and grid is None:
             n_positions = DEFAULTS["n_positions"]
+        object_shape = fit_object_shape(scan, N, step, n_positions, grid)
     obj = make_object(object_kind, object_shape, amplitude_range=amplitude_range,
                       phase_range=phase_range, seed=seed, **(object_kwargs or {}))
 
@@ -208,34 +143,9 @@ def simulate(*, N: int = 64, object_kind: str = "image", object_shape: tuple[int
                          n_positions=n_positions)
 
     noise_rng = np.random.default_rng(np.random.SeedSequence([seed, 2])) if noise == "poisson" else None
-    diffraction, stored_probe, s = measure(p, obj, x, y, photons_per_pattern, noise_rng=noise_rng,
-                                           batch_size=batch_size)
-    m = x.size
-
-    metadata: dict[str, Any] = {
-        "source": "ptycho_nb.physics.simulate",
-        "photons_per_pattern": float(photons_per_pattern),
-        "intensity_scale": float(s),
-        "fft_norm": FFT_NORM,
-        "dc_pixel": [N // 2, N // 2],
-        "diffraction": "amplitude",
-        "noise": noise,
-        "seed": int(seed),
-        "object_kind": str(object_kind),
-        "object_shape": [int(object_shape[0]), int(object_shape[1])],
-        "object_kwargs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (object_kwargs or {}).items()},
-        "amplitude_range": [float(v) for v in amplitude_range],
-        "phase_range": [float(v) for v in phase_range],
-        "probe_kind": str(probe_kind),
-        "probe_kwargs": dict(probe_kwargs or {}),
-        "probe_diameter": float(diam),
-        "scan": scan,
-        "step": float(step),
-        "overlap": float(overlap_from_step(step, diam)),
-        "jitter": float(jitter),
-        "n_positions": int(m),
-        "grid": None if grid is None else list(grid),
-        "simulate_seconds": round(time.perf_counter() - t0, 3),
-    }
-    return PtychoData(diffraction=diffraction, xcoords=x, ycoords=y, probe=stored_probe, object=obj,
-                      scan_index=np.zeros(m, dtype=np.int64), metadata=metadata)
+    return assemble_scan(
+        p, obj, x, y, photons_per_pattern=float(photons_per_pattern), noise_rng=noise_rng, step=step,
+        started=t0, batch_size=batch_size, source="ptycho_nb.physics.simulate", seed=int(seed),
+        object_kind=str(object_kind), object_kwargs=dict(object_kwargs or {}),
+        amplitude_range=amplitude_range, phase_range=phase_range, probe_kind=str(probe_kind),
+        probe_kwargs=dict(probe_kwargs or {}), scan=scan, jitter=float(jitter), grid=grid)

@@ -10,8 +10,9 @@ Units and conventions are those of :func:`ptycho_nb.physics.simulate` and the RE
 conventions"): diffraction amplitudes are sqrt(counts), float32 (M, N, N), DC at (N//2, N//2);
 ``xcoords`` is the column and ``ycoords`` the row of each patch centre in object pixels; the
 stored probe is ``sqrt(s)·P`` with ``sum|P|² = 1`` so that ``forward_amplitude(probe, patches)²``
-are the expected counts. The patterns come from :func:`ptycho_nb.physics.forward.forward_from_object`
-(the one forward model) with the photon scaling of ``simulate``.
+are the expected counts. The draw decides what a scan is made of; measuring it (the one forward
+model, :func:`ptycho_nb.physics.forward.forward_from_object`, with simulate's photon scaling) and
+recording it is the scan assembly that ``simulate`` shares, :mod:`ptycho_nb.physics.assemble`.
 
 Reproducibility: a scan's randomness comes from a numpy ``SeedSequence``. Scan ``i`` of a stream
 seeded with ``seed`` uses ``SeedSequence(seed, spawn_key=(i,))`` (:func:`scan_seed`, the same as
@@ -32,11 +33,10 @@ from typing import Any, Iterator, Mapping, NoReturn, Sequence
 import numpy as np
 
 from ..data.container import PtychoData
-from .forward import FFT_NORM
+from .assemble import assemble_scan, fit_object_shape
 from .objects import OBJECT_KINDS, object_maps
-from .probes import disc_probe, gaussian_probe, probe_diameter, zone_plate_probe
-from .scan import SCAN_KINDS, make_scan, overlap_from_step
-from .simulate import measure
+from .probes import PROBE_KINDS, make_probe, probe_diameter
+from .scan import SCAN_KINDS, make_scan
 
 __all__ = ["VariedSpec", "AMPLITUDE_MODES", "PROBE_FAMILIES", "scan_seed", "as_seed_sequence",
            "draw_scan", "draw_object", "draw_probe", "iter_scans"]
@@ -46,10 +46,11 @@ AMPLITUDE_MODES = ("independent", "phase_only", "correlated")
 ``a_max·(a_min/a_max)^t'`` from the phase map ``t'`` (one thickness map: absorption grows where
 the phase shift grows, as for a single material)."""
 
-PROBE_FAMILIES = ("disc", "defocused_pupil", "zone_plate", "gaussian")
-"""Probe families: an aperture near focus (a weak curvature phase, Fresnel edge rings); the same
-aperture with a strong defocus (quadratic) phase; a defocused zone-plate focus (annular pupil,
-ring-shaped beam); a Gaussian beam with curvature. All built by :mod:`ptycho_nb.physics.probes`."""
+PROBE_FAMILIES = tuple(PROBE_KINDS)
+"""The probe kinds a :class:`VariedSpec` draws from: the names of
+:data:`~ptycho_nb.physics.probes.PROBE_KINDS`, the one probe vocabulary, in its order (an alias
+kept for code written when the varied draw had a list of its own). How each kind's parameters
+are drawn: :func:`_draw_probe`."""
 
 # Child indices of a scan's SeedSequence: one independent stream per part of the draw.
 _K_OBJECT, _K_OBJECT_MAPS, _K_PROBE, _K_SCAN, _K_POSITIONS, _K_DOSE, _K_NOISE = range(7)
@@ -129,7 +130,8 @@ class VariedSpec:
         range of a π·tanh phase head. Default 0: a constant phase offset is not measurable
         (it leaves every diffraction amplitude unchanged), so varying it only moves the targets.
     probe_families : mapping or sequence
-        Weights of :data:`PROBE_FAMILIES`.
+        Weights of probe kinds, names from :data:`~ptycho_nb.physics.probes.PROBE_KINDS` (the one
+        probe vocabulary, also :data:`PROBE_FAMILIES`).
     probe_diameter : (min, max)
         Target illuminated diameter as a fraction of N (the drawn probe's measured
         :func:`~ptycho_nb.physics.probe_diameter` is recorded and sets the scan step), in (0, 0.6].
@@ -198,7 +200,7 @@ class VariedSpec:
         set_("N", int(self.N))
         set_("object_kinds", _weights("object_kinds", self.object_kinds, tuple(OBJECT_KINDS)))
         set_("amplitude_modes", _weights("amplitude_modes", self.amplitude_modes, AMPLITUDE_MODES))
-        set_("probe_families", _weights("probe_families", self.probe_families, PROBE_FAMILIES))
+        set_("probe_families", _weights("probe_families", self.probe_families, tuple(PROBE_KINDS)))
         set_("scan_kinds", _weights("scan_kinds", self.scan_kinds, SCAN_KINDS))
         set_("amplitude_max", _pair("amplitude_max", self.amplitude_max, 0.0, 1.0, lo_open=True))
         set_("amplitude_contrast", _pair("amplitude_contrast", self.amplitude_contrast, 0.0, 1.0,
@@ -356,58 +358,70 @@ def _draw_object(spec: VariedSpec, ss: np.random.SeedSequence, shape: tuple[int,
     return obj, info
 
 
+def _pupil_kwargs(rng: np.random.Generator, radius: float, sign: float,
+                  edge_phase: tuple[float, float]) -> dict[str, float]:
+    """Parameters of an aperture ('disc', 'defocused_pupil') with an edge phase from ``edge_phase``."""
+    # Edge phase φ of the defocus; Fresnel number F = radius²/lam_z of the propagation to the
+    # sample sets the edge rings. F >= 2φ/π bounds the spread the defocus adds to ~radius/2.
+    phi = sign * rng.uniform(*edge_phase)
+    f_lo = max(2.0, 2 * abs(phi) / math.pi)
+    fresnel = _loguniform(rng, f_lo, max(f_lo, 30.0))
+    return {"radius": radius, "curvature": phi / radius ** 2, "softness": rng.uniform(0.5, 2.0),
+            "lam_z": radius ** 2 / fresnel}
+
+
+def _zone_plate_kwargs(rng: np.random.Generator, N: int, radius: float, sign: float) -> dict[str, float]:
+    # The defocused ring has radius ≈ lam_z·outer_radius/N: pick the pupil, solve for lam_z.
+    outer = N * rng.uniform(0.12, 0.3)
+    return {"outer_radius": outer, "stop_fraction": rng.uniform(0.0, 0.5), "lam_z": sign * radius * N / outer}
+
+
+def _gaussian_kwargs(spec: VariedSpec, rng: np.random.Generator, target: float, radius: float,
+                     sign: float) -> dict[str, float]:
+    # probe_diameter of a Gaussian beam is 2√2·σ.
+    lo = spec.focus_phase[0]
+    return {"sigma": target / (2 * math.sqrt(2)),
+            "curvature": sign * rng.uniform(lo, max(lo, spec.defocus[1])) / radius ** 2}
+
+
 def _draw_probe(spec: VariedSpec, ss: np.random.SeedSequence, family: str | None = None
                 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Unit-intensity probe (N, N) complex64 and what was drawn, from the probe stream of ``ss``."""
+    """Unit-intensity probe (N, N) complex64 and what was drawn, from the probe stream of ``ss``.
+
+    Every kind of :data:`PROBE_KINDS` is drawn at a target diameter from ``spec.probe_diameter``
+    with a random sign of its phase curvature, then its own parameters: 'disc' an edge phase from
+    ``spec.focus_phase``, 'defocused_pupil' from ``spec.defocus`` (both a Fresnel number and an
+    edge softness), 'zone_plate' a pupil and central stop, 'gaussian' a curvature phase at the
+    beam radius from [focus_phase min, defocus max]. The probe is built by
+    :func:`~ptycho_nb.physics.make_probe` from the recorded kind and parameters.
+    """
     rng = np.random.default_rng(_child(ss, _K_PROBE))
     N = spec.N
     family = _choose(rng, spec.probe_families) if family is None else str(family)
-    if family not in PROBE_FAMILIES:
-        raise ValueError(f"family: unknown probe family {family!r}; expected one of {list(PROBE_FAMILIES)}")
+    if family not in PROBE_KINDS:
+        raise ValueError(f"family: unknown probe kind {family!r}; expected one of {list(PROBE_KINDS)}")
     target = N * rng.uniform(*spec.probe_diameter)  # illuminated diameter (px)
     radius = min(target / 2, 0.49 * N)
     sign = 1.0 if rng.uniform() < 0.5 else -1.0
     if family in ("disc", "defocused_pupil"):
-        # Edge phase φ of the defocus; Fresnel number F = radius²/lam_z of the propagation to the
-        # sample sets the edge rings. F >= 2φ/π bounds the spread the defocus adds to ~radius/2.
-        phi = sign * rng.uniform(*(spec.defocus if family == "defocused_pupil" else spec.focus_phase))
-        f_lo = max(2.0, 2 * abs(phi) / math.pi)
-        fresnel = _loguniform(rng, f_lo, max(f_lo, 30.0))
-        kw = {"radius": radius, "curvature": phi / radius ** 2, "softness": rng.uniform(0.5, 2.0),
-              "lam_z": radius ** 2 / fresnel}
-        p = disc_probe(N, **kw)
+        edge_phase = spec.defocus if family == "defocused_pupil" else spec.focus_phase
+        kw = _pupil_kwargs(rng, radius, sign, edge_phase)
     elif family == "zone_plate":
-        # The defocused ring has radius ≈ lam_z·outer_radius/N: pick the pupil, solve for lam_z.
-        outer = N * rng.uniform(0.12, 0.3)
-        kw = {"outer_radius": outer, "stop_fraction": rng.uniform(0.0, 0.5),
-              "lam_z": sign * radius * N / outer}
-        p = zone_plate_probe(N, **kw)
-    else:
-        # probe_diameter of a Gaussian beam is 2√2·σ.
-        sigma = target / (2 * math.sqrt(2))
-        lo = spec.focus_phase[0]
-        kw = {"sigma": sigma, "curvature": sign * rng.uniform(lo, max(lo, spec.defocus[1])) / radius ** 2}
-        p = gaussian_probe(N, **kw)
-    diam = probe_diameter(p)
-    info = {"probe_family": family, "probe_kind": "gaussian" if family == "gaussian" else
-            ("zone_plate" if family == "zone_plate" else "disc"),
-            "probe_kwargs": {k: float(v) for k, v in kw.items()},
-            "probe_target_diameter": float(target), "probe_diameter": float(diam)}
+        kw = _zone_plate_kwargs(rng, N, radius, sign)
+    elif family == "gaussian":
+        kw = _gaussian_kwargs(spec, rng, target, radius, sign)
+    else:  # a kind added to PROBE_KINDS needs its parameter draw here
+        raise ValueError(f"family: probe kind {family!r} has no parameter draw in VariedSpec")
+    p = make_probe(family, N, **kw)
+    info = {"probe_kind": family, "probe_kwargs": {k: float(v) for k, v in kw.items()},
+            "probe_target_diameter": float(target), "probe_diameter": float(probe_diameter(p))}
     return p, info
 
 
-def _fit_shape(scan: str, N: int, step: float, n: int) -> tuple[int, int]:
-    """Smallest object (px) whose valid range holds ``n`` positions of the scan (+2 px margin)."""
-    if scan == "raster":
-        nx = math.ceil(math.sqrt(n))
-        ny = math.ceil(n / nx)
-        return (math.ceil((ny - 1) * step) + N + 2, math.ceil((nx - 1) * step) + N + 2)
-    if scan == "spiral":
-        # A Fermat spiral's first n points lie within step·sqrt(n/π) of the centre.
-        side = 2 * math.ceil(step * math.sqrt(n / math.pi)) + 2
-    else:
-        side = math.ceil(step * math.sqrt(n)) + 2  # random: density 1/step²
-    return (side + N, side + N)
+def _raster_grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of the near-square raster that holds ``n`` positions: the tightest object."""
+    nx = math.ceil(math.sqrt(n))
+    return (math.ceil(n / nx), nx)
 
 
 def draw_object(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *,
@@ -438,7 +452,9 @@ def draw_probe(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, 
     Returns
     -------
     probe : ndarray, (N, N) complex64
-    info : dict — family, builder and its parameters, target and measured diameter (px)
+    info : dict — ``probe_kind`` (= the family), its parameters ``probe_kwargs`` (so
+        ``make_probe(probe_kind, N, **probe_kwargs)`` rebuilds it), target and measured
+        ``probe_target_diameter`` / ``probe_diameter`` (px)
     """
     return _draw_probe(spec, as_seed_sequence(seed), family)
 
@@ -460,8 +476,9 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
     PtychoData
         ``diffraction`` (M, N, N) float32 sqrt(counts), ``xcoords``/``ycoords`` (M,) float64,
         probe (N, N) complex64 ``sqrt(s)·P``, ground-truth object complex64, and ``metadata``:
-        the keys of :func:`~ptycho_nb.physics.simulate` plus ``amplitude_mode``,
-        ``probe_family``, ``seed`` / ``spawn_key`` (``draw_scan(spec,
+        its :class:`~ptycho_nb.data.scan_record.SimulatedScan` record (typed: ``.record``),
+        the facts of :func:`~ptycho_nb.physics.simulate`'s scans plus ``amplitude_mode``,
+        ``object_seed``, ``probe_target_diameter``, ``seed`` / ``spawn_key`` (``draw_scan(spec,
         SeedSequence(seed, spawn_key=spawn_key))`` redraws it), ``stream_index`` (scan number in
         its stream, or None) and ``varied_spec`` (:meth:`VariedSpec.to_dict`).
     """
@@ -482,7 +499,7 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
     jitter = rng.uniform(*spec.jitter) * step if scan != "random" else 0.0
     n = int(rng.integers(spec.n_positions[0], spec.n_positions[1] + 1))
     if spec.object_size == "fit":
-        shape = _fit_shape(scan, N, step, n)
+        shape = fit_object_shape(scan, N, step, n, grid=_raster_grid(n) if scan == "raster" else None)
         n_request: int | None = n
     else:
         shape = (spec.object_size, spec.object_size)
@@ -495,36 +512,14 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
 
     photons = _loguniform(np.random.default_rng(_child(ss, _K_DOSE)), *spec.photons)
     noise_rng = np.random.default_rng(_child(ss, _K_NOISE)) if spec.noise == "poisson" else None
-    diffraction, stored_probe, s = measure(p, obj, x, y, photons, noise_rng=noise_rng,
-                                           batch_size=batch_size)
-    m = x.size
-
-    key = [int(k) for k in ss.spawn_key]
-    metadata: dict[str, Any] = {
-        "source": "ptycho_nb.physics.varied.draw_scan",
-        "photons_per_pattern": float(photons),
-        "intensity_scale": float(s),
-        "fft_norm": FFT_NORM,
-        "dc_pixel": [N // 2, N // 2],
-        "diffraction": "amplitude",
-        "noise": spec.noise,
-        "seed": int(ss.entropy) if isinstance(ss.entropy, (int, np.integer)) else
-        [int(e) for e in ss.entropy],
-        "spawn_key": key,
-        "stream_index": key[-1] if key else None,
-        **object_info,
-        **probe_info,
-        "scan": scan,
-        "step": float(step),
-        "overlap": float(overlap_from_step(step, diam)),
-        "jitter": float(jitter),
-        "n_positions": int(m),
-        "grid": None,
-        "varied_spec": spec.to_dict(),
-        "simulate_seconds": round(time.perf_counter() - t0, 3),
-    }
-    return PtychoData(diffraction=diffraction, xcoords=x, ycoords=y, probe=stored_probe, object=obj,
-                      scan_index=np.zeros(m, dtype=np.int64), metadata=metadata)
+    entropy = ss.entropy if isinstance(ss.entropy, (int, np.integer)) else list(ss.entropy)
+    # the assembly measures these from the arrays themselves
+    facts = {k: v for k, v in {**object_info, **probe_info}.items()
+             if k not in ("object_shape", "probe_diameter")}
+    return assemble_scan(p, obj, x, y, photons_per_pattern=photons, noise_rng=noise_rng, step=step,
+                         started=t0, batch_size=batch_size, source="ptycho_nb.physics.varied.draw_scan",
+                         seed=entropy, spawn_key=ss.spawn_key, scan=scan, jitter=float(jitter),
+                         grid=None, varied_spec=spec.to_dict(), **facts)
 
 
 def iter_scans(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0,
