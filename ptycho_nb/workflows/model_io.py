@@ -23,7 +23,8 @@ import numpy as np
 from ..config.canonical import ModelConfig, TrainingConfig
 from ..config.fields import nearest_name
 from ..config.legacy import update_legacy_dict
-from .archive import load_state_dict_strict, read_archive, write_archive
+from ..model.archive import read_archive, write_archive
+from ..model.weights import load_state_dict_strict
 
 __all__ = ["save_model", "load_model", "model_from_checkpoint", "ARCHIVE_NAME", "resolve_archive_path", "read_card",
            "PRETRAINED_PREFIX", "PRETRAINED_SUFFIX", "PRETRAINED_DIR", "is_pretrained",
@@ -230,7 +231,7 @@ def model_from_checkpoint(ckpt_path: str | os.PathLike[str]) -> Any:
     :func:`save_model`.
     """
     from ..model.lightning_module import PINNModule
-    from .archive import load_checkpoint_weights
+    from ..model.weights import load_checkpoint_weights
 
     saved = load_checkpoint_weights(ckpt_path)
     hp = saved.get("hyper_parameters") if isinstance(saved, dict) else None

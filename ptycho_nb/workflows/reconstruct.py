@@ -27,7 +27,7 @@ from ..data.container import PtychoData
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..physics.forward import place_patches, extract_patches
 from .inference import Reconstruction, flat_amplitude, refine_as_configured, refine_momentum, run_inference
-from .archive import read_archive
+from ..model.archive import read_archive
 from .model_io import pretrained_names, resolve_archive_path, save_model
 from .payload import InferencePayload, create_inference_payload
 

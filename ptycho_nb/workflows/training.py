@@ -28,7 +28,7 @@ from ..engine.datamodule import PtychoDataModule
 from ..engine.run_info import TrainRunInfo
 from ..engine.trainer import build_trainer, fit_interruptibly, quiet_lightning, resolve_accelerator
 from ..model.lightning_module import EPOCHS_METRIC, PINNModule, scaling_statistics
-from .archive import load_checkpoint_weights, load_state_dict_strict
+from ..model.weights import load_checkpoint_weights, load_state_dict_strict
 from .model_io import ARCHIVE_NAME, load_model, save_model
 from .payload import TrainingPayload, create_training_payload
 
