@@ -16,6 +16,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # old module → the modules that now hold its names
 MOVED = {
     "ptycho_nb.workflows.archive": ("ptycho_nb.model.archive", "ptycho_nb.model.weights"),
+    "ptycho_nb.workflows.model_io": ("ptycho_nb.model.io", "ptycho_nb.model.catalog",
+                                     "ptycho_nb.model.archive"),
 }
 
 

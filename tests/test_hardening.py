@@ -455,7 +455,7 @@ def test_lightning_checkpoint_is_named_and_convertible(trained, tmp_path, scan):
     with pytest.raises(ValueError, match="PyTorch/Lightning checkpoint") as info:
         read_archive(ckpt)
     assert "TensorFlow" not in str(info.value) and "model_from_checkpoint" in str(info.value)
-    from ptycho_nb.workflows.model_io import model_from_checkpoint
+    from ptycho_nb.model.io import model_from_checkpoint
 
     p = ptycho_nb.save_model(model_from_checkpoint(ckpt), tmp_path / "wts.h5.zip")
     loaded = ptycho_nb.load_model(p)
@@ -676,7 +676,7 @@ def test_simulate_refuses_an_existing_png_beside_its_output(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 def test_cli_takes_n_from_the_data(tmp_path, capsys):
     from ptycho_nb import cli
-    from ptycho_nb.workflows.model_io import load_model
+    from ptycho_nb.model.io import load_model
 
     scan = tmp_path / "s32.npz"
     assert cli.main(["simulate", "--output", str(scan), "--N", "32", "--n-positions", "40",

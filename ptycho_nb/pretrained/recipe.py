@@ -44,7 +44,7 @@ from ..physics import extract_patches, simulate
 from ..physics.varied import VariedSpec, draw_scan
 from ..version import __version__
 from ..workflows.inference import infer
-from ..workflows.model_io import save_model
+from ..model.io import save_model
 
 __all__ = ["NAME", "Recipe", "recipe", "train_generalist", "evaluate", "output_variation", "estimate_object",
            "collapsed", "COLLAPSED_BELOW", "TRUTH_WEIGHT", "CONTEXT_PATTERNS", "main"]

@@ -48,7 +48,7 @@ from ..model.refine import refine
 from ..model.stitching import StitchedObject, stitch_patches
 from ..physics.forward import extract_patches
 from ..plots import plot_reconstruction
-from .model_io import load_model
+from ..model.io import load_model
 from .payload import InferencePayload, create_inference_payload
 
 __all__ = ["Reconstruction", "infer", "run_inference", "OUTPUT_FILES"]

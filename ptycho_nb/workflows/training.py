@@ -29,7 +29,8 @@ from ..engine.run_info import TrainRunInfo
 from ..engine.trainer import build_trainer, fit_interruptibly, quiet_lightning, resolve_accelerator
 from ..model.lightning_module import EPOCHS_METRIC, PINNModule, scaling_statistics
 from ..model.weights import load_checkpoint_weights, load_state_dict_strict
-from .model_io import ARCHIVE_NAME, load_model, save_model
+from ..model.archive import ARCHIVE_NAME
+from ..model.io import load_model, save_model
 from .payload import TrainingPayload, create_training_payload
 
 __all__ = ["TrainResult", "train", "run_training", "history_table", "init_model_config",
