@@ -35,6 +35,7 @@ __all__ = [
     "check_strategy",
     "quiet_lightning",
     "fit_interruptibly",
+    "seed_everything",
 ]
 
 log = logging.getLogger(__name__)
@@ -269,3 +270,24 @@ def fit_interruptibly(trainer: L.Trainer, module: L.LightningModule, datamodule:
     finally:
         if on_main and previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's, numpy's and torch's generators, and every DataLoader worker's, from ``seed``.
+
+    Lightning's ``seed_everything`` with ``workers=True`` (each DataLoader worker derives a seed of
+    its own, so workers do not repeat each other's random draws) and without its log line:
+    ``TrainingConfig.seed`` and the pretraining recipe's seed land here, so workflows need no
+    Lightning import of their own.
+
+    Parameters
+    ----------
+    seed : int
+        An unsigned 32-bit integer (what ``TrainingConfig.seed`` accepts).
+
+    Returns
+    -------
+    int
+        The seed set.
+    """
+    return L.seed_everything(seed, workers=True, verbose=False)
