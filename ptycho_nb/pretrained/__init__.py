@@ -9,7 +9,9 @@ one: ``load_model("pretrained:NAME")``, ``infer("pretrained:NAME", scan)``, ``pt
 behind these functions is :mod:`ptycho_nb.model.catalog`.
 
 Every function takes ``folder`` to look elsewhere than the package's folder (tests, a user's own
-collection); nothing here keeps state.
+collection); nothing here keeps state. How a card scores a model (held-out scans, the collapse
+check) is :mod:`ptycho_nb.pretrained.scoring`; the recipe that trains the shipped generalist is
+``recipes/generalist_n64.py`` in the repository, outside the installed package.
 """
 
 from __future__ import annotations
