@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                                     epie_epochs=args.iterative_epochs)
     with_iterative = not args.skip_iterative
     if args.pretrained is None:
-        from ptycho_nb.workflows.reconstruct import default_model
+        from ptycho_nb.model.catalog import default_model
 
         default = default_model(64)
         pretrained = default.split(":", 1)[1] if default else None

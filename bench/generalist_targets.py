@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from compare_iterative import score, snap_to_pixels  # noqa: E402
 from finetune_speed import run as fine_tune  # noqa: E402
 from ptycho_nb.iterative import INSTALL_HINT, ptychi_available, run_ptychi  # noqa: E402
-from ptycho_nb.pretrained.recipe import estimate_object  # noqa: E402
+from ptycho_nb.pretrained.scoring import estimate_object  # noqa: E402
 
 FINE_TUNE_BUDGET_S = 60.0
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptycho_nb.workflows import archive as A
+from ptycho_nb.model import archive as A
+from ptycho_nb.model import weights as W
 
 
 class TinyNet(torch.nn.Module):
@@ -79,7 +80,7 @@ def test_round_trip_bit_identical(tmp_path: Path, model: TinyNet) -> None:
     assert arc.configs["model"]["N"] == 4 and arc.params["offsets"] == [1, 2]
     assert arc.params["nphotons"] == 1e6 and arc.scaling == {"intensity_scale": 3.5}
     assert arc.extra == {"note": "hi"}
-    other = A.load_state_dict_strict(TinyNet(), arc.state_dict)
+    other = W.load_state_dict_strict(TinyNet(), arc.state_dict)
     x = torch.randn(2, 1, 4, 4)
     assert torch.equal(model(x), other(x))
 
@@ -215,24 +216,24 @@ def test_load_strict_shape_mismatch_names_key(tmp_path: Path, model: TinyNet) ->
     sd = dict(arc.state_dict)
     sd["fc.weight"] = torch.zeros(3, 5)
     with pytest.raises(ValueError, match=r"fc\.weight.*expected shape \(3, 32\).*found \(3, 5\)"):
-        A.load_state_dict_strict(TinyNet(), sd)
+        W.load_state_dict_strict(TinyNet(), sd)
     with pytest.raises(ValueError, match=r"probe.*expected shape \(3, 3\).*found \(4, 4\)"):
-        A.load_state_dict_strict(TinyNet(n=3), arc.state_dict)
+        W.load_state_dict_strict(TinyNet(n=3), arc.state_dict)
     sd = dict(arc.state_dict)
     sd.pop("scale")
     with pytest.raises(ValueError, match="missing.*scale"):
-        A.load_state_dict_strict(TinyNet(), sd)
+        W.load_state_dict_strict(TinyNet(), sd)
 
 
 def test_load_checkpoint_weights(tmp_path: Path, model: TinyNet) -> None:
     good = tmp_path / "good.ckpt"
     torch.save({"state_dict": model.state_dict(), "epoch": 3}, good)
-    ck = A.load_checkpoint_weights(good)
+    ck = W.load_checkpoint_weights(good)
     assert ck["epoch"] == 3 and torch.equal(ck["state_dict"]["probe"], model.probe.detach())
     bad = tmp_path / "bad.ckpt"
     torch.save({"obj": io.StringIO("custom object")}, bad)
     with pytest.raises(ValueError, match=r"bad\.ckpt.*weights-only"):
-        A.load_checkpoint_weights(bad)
+        W.load_checkpoint_weights(bad)
 
 
 def test_round_trip_other_dtypes(tmp_path: Path) -> None:

@@ -179,6 +179,28 @@ def test_trainer_kwargs_defaults_and_checkpoint_callback(tmp_path):
     assert trainer.checkpoint_callback is ck[0]
 
 
+def test_trainer_kwargs_for_a_streamed_fit(tmp_path):
+    """A stream has no length: its epochs end after limit_train_batches, the fit after max_minutes;
+    neither is set unless asked for. The newest-epoch checkpoint sits beside the best one."""
+    import lightning
+    from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+
+    from ptycho_nb.engine.callbacks import latest_checkpoint
+
+    assert not {"limit_train_batches", "max_time"} & set(trainer_kwargs(C(), default_root_dir=tmp_path))
+    latest = latest_checkpoint(tmp_path / "ck")
+    kw = trainer_kwargs(C(logger_backend="csv"), max_epochs=3, default_root_dir=tmp_path,
+                        limit_train_batches=4, max_minutes=1.5, extra_callbacks=[latest])
+    assert kw["limit_train_batches"] == 4 and kw["max_time"] == {"minutes": 1.5}
+    trainer = lightning.Trainer(**kw)
+    assert trainer.limit_train_batches == 4 and any(isinstance(cb, Timer) for cb in trainer.callbacks)
+    assert type(trainer.logger).__name__ == "CSVLogger"
+    checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    assert trainer.checkpoint_callback is checkpoints[0] is not latest  # the best one stays first
+    assert latest in checkpoints and type(latest) is ModelCheckpoint and latest.monitor is None
+    assert latest.filename == "latest" and latest.save_top_k == 1
+
+
 def test_auto_accelerator_resolved_and_reported(caplog):
     import logging
 

@@ -32,7 +32,8 @@ from ptycho_nb.config.fields import ConfigError, config_fields
 from ptycho_nb.config.files import read_config_file
 from ptycho_nb.data import PtychoData, load, save
 from ptycho_nb.data.grouping import group_neighbors
-from ptycho_nb.workflows.archive import (load_state_dict_strict, read_archive, write_archive)
+from ptycho_nb.model.archive import read_archive, write_archive
+from ptycho_nb.model.weights import load_state_dict_strict
 from ptycho_nb.workflows.demo import metrics_json, run_demo
 
 TINY = dict(N=32, object_shape=(80, 80), n_positions=30, step=5.0)
@@ -160,7 +161,7 @@ def test_disk_full_is_a_clear_error_naming_the_file(tmp_path):
 _UMASK_SCRIPT = r"""
 import os, stat, sys, torch
 os.umask(0o027)
-from ptycho_nb.workflows.archive import write_archive
+from ptycho_nb.model.archive import write_archive
 p = write_archive(sys.argv[1] + "/wts.h5.zip", state_dict={"w": torch.zeros(2)}, configs={},
                   params={}, scaling={}, model_name="Toy")
 print(oct(stat.S_IMODE(os.stat(p).st_mode)))
@@ -201,7 +202,7 @@ def test_atomic_files_modes_and_refusal(tmp_path):
 _FIFO_SCRIPT = r"""
 import os, sys
 from ptycho_nb.data import load
-from ptycho_nb.workflows.archive import read_archive
+from ptycho_nb.model.archive import read_archive
 p = sys.argv[1] + "/pipe.npz"
 os.mkfifo(p)
 for f in (load, read_archive):
@@ -454,7 +455,7 @@ def test_lightning_checkpoint_is_named_and_convertible(trained, tmp_path, scan):
     with pytest.raises(ValueError, match="PyTorch/Lightning checkpoint") as info:
         read_archive(ckpt)
     assert "TensorFlow" not in str(info.value) and "model_from_checkpoint" in str(info.value)
-    from ptycho_nb.workflows.model_io import model_from_checkpoint
+    from ptycho_nb.model.io import model_from_checkpoint
 
     p = ptycho_nb.save_model(model_from_checkpoint(ckpt), tmp_path / "wts.h5.zip")
     loaded = ptycho_nb.load_model(p)
@@ -675,7 +676,7 @@ def test_simulate_refuses_an_existing_png_beside_its_output(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 def test_cli_takes_n_from_the_data(tmp_path, capsys):
     from ptycho_nb import cli
-    from ptycho_nb.workflows.model_io import load_model
+    from ptycho_nb.model.io import load_model
 
     scan = tmp_path / "s32.npz"
     assert cli.main(["simulate", "--output", str(scan), "--N", "32", "--n-positions", "40",

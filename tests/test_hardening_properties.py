@@ -25,7 +25,7 @@ from ptycho_nb.config.canonical import InferenceConfig, ModelConfig, TrainingCon
 from ptycho_nb.config.execution import PyTorchExecutionConfig
 from ptycho_nb.config.fields import ConfigError, config_fields
 from ptycho_nb.data import PtychoData, load, save
-from ptycho_nb.workflows.archive import read_archive, write_archive
+from ptycho_nb.model.archive import read_archive, write_archive
 
 #: Under CI the examples are derandomised (the same every run: CI must not be flaky); a
 #: developer's run explores new ones each time, which is how new bad inputs are found.

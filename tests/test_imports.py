@@ -202,6 +202,23 @@ def test_forwarders_only_forward():
         assert graph[src] and all(t == home or t.startswith(home + ".") for t in graph[src]), graph[src]
 
 
+def test_workflows_import_no_lightning():
+    """Orchestration leaves every Lightning object (Trainers, modules, callbacks, seeding) to
+    the engine (README "Layout")."""
+    found = set()
+    for name, path in _modules().items():
+        if not name.startswith("ptycho_nb.workflows"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            if any(n.split(".")[0] in ("lightning", "pytorch_lightning") for n in names):
+                found.add(name)
+    assert not found, (f"workflows modules importing Lightning: {sorted(found)} (build Trainers, "
+                       "callbacks and seeds through ptycho_nb.engine)")
+
+
 @pytest.mark.parametrize("graph,expected", [
     ({"a": {"b"}, "b": {"a"}}, [["a", "b"]]),
     ({"a": {"b"}, "b": set()}, []),

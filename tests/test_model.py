@@ -268,7 +268,7 @@ def test_departure_feeds_the_pattern_minus_the_probe_far_field(tmp_path):
     channel (the probe's far field): the encoder's data channel is normalise(d) − cond[0]. New
     probe_input modules use it and their archives say so; an archive without it keeps the
     plain input."""
-    from ptycho_nb.workflows.model_io import load_model, save_model
+    from ptycho_nb.model.io import load_model, save_model
 
     torch.manual_seed(0)
     net = PtychoNet(N=32, n_filters_scale=1, cond_channels=3, departure=True)
@@ -305,7 +305,7 @@ def test_physics_steps_feed_a_per_pattern_estimate(tmp_path):
     a loaded model gives the same patches; infer runs it."""
     from ptycho_nb.physics.single_pattern import pattern_estimate
     from ptycho_nb.workflows.inference import infer
-    from ptycho_nb.workflows.model_io import load_model, save_model
+    from ptycho_nb.model.io import load_model, save_model
 
     torch.manual_seed(0)
     net = PtychoNet(N=32, n_filters_scale=1, physics_steps=3, core=True, input_bin=2)
@@ -412,7 +412,7 @@ def test_context_network_reads_its_groups_estimates_on_its_frame(tmp_path):
     grouped pass; archives keep the setting."""
     from ptycho_nb.model.context import context_order, group_context, shift_patches
     from ptycho_nb.workflows.inference import infer
-    from ptycho_nb.workflows.model_io import load_model, save_model
+    from ptycho_nb.model.io import load_model, save_model
 
     # the shift: out[y, x] = in[y - dy, x - dx]; member i's context puts member i first
     x = torch.arange(36.0).reshape(1, 6, 6)

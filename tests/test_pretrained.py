@@ -21,7 +21,7 @@ import ptycho_nb
 from ptycho_nb import cli, pretrained
 from ptycho_nb.config import InferenceConfig, ModelConfig, TrainingConfig
 from ptycho_nb.config.fields import ConfigError
-from ptycho_nb.workflows import model_io
+from ptycho_nb.model import catalog
 from ptycho_nb.workflows.payload import create_inference_payload, create_training_payload
 from ptycho_nb.workflows.training import init_model_config
 
@@ -129,7 +129,7 @@ def test_shipped_models(monkeypatch):
 
 def test_pretrained_name_wherever_a_model_path_is(models, scan, monkeypatch):
     # explicit folder: the resolver itself
-    assert model_io.resolve_archive_path("pretrained:tiny", folder=models) == models / "tiny.wts.h5.zip"
+    assert catalog.resolve_archive_path("pretrained:tiny", folder=models) == models / "tiny.wts.h5.zip"
     # configs keep the reference as written
     cfg = InferenceConfig(model_path="pretrained:tiny")
     assert str(cfg.model_path) == "pretrained:tiny"
@@ -138,7 +138,7 @@ def test_pretrained_name_wherever_a_model_path_is(models, scan, monkeypatch):
     with pytest.raises(FileNotFoundError, match="model path: pretrained model 'nope' not found"):
         create_inference_payload("pretrained:nope", scan, legacy_cfg={})
     # the default folder, pointed at the test's
-    monkeypatch.setattr(model_io, "PRETRAINED_DIR", models)
+    monkeypatch.setattr(catalog, "PRETRAINED_DIR", models)
     assert pretrained.available() == ["tiny", "tiny-probe"]
     module = ptycho_nb.load_model("pretrained:tiny")
     assert module.model_card["commit"] == "abc123"
@@ -176,7 +176,7 @@ def test_fine_tune_gridsize2_from_gridsize1_archive(models, other_scan, tmp_path
 
 
 def test_fine_tune_probe_input_model_by_name(models, other_scan, tmp_path, monkeypatch):
-    monkeypatch.setattr(model_io, "PRETRAINED_DIR", models)
+    monkeypatch.setattr(catalog, "PRETRAINED_DIR", models)
     start = pretrained.load("tiny-probe")
     seen = _StartState()
     r = ptycho_nb.train(other_scan, init="pretrained:tiny-probe", output_dir=tmp_path,

@@ -15,7 +15,7 @@ from ptycho_nb.refine import PreparedScan, RefineSettings
 from ptycho_nb.refine.probe_start import choose_probe_start, probe_candidates, refine_from_probe_start
 from ptycho_nb.physics.probes import gaussian_guess, gaussian_probe, probe_diameter, probe_from_patterns
 
-reconstruct_mod = importlib.import_module("ptycho_nb.workflows.reconstruct")
+catalog = importlib.import_module("ptycho_nb.model.catalog")  # the packaged default
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -68,7 +68,7 @@ def test_the_data_choose_the_start_and_the_choice_fits_and_scores_better(zp_scan
 
 
 def test_reconstruct_reports_the_start_and_beats_the_given_guess(zp_scan, monkeypatch):
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     rough = dataclasses.replace(zp_scan, probe=gaussian_guess(zp_scan.probe))
     kw = dict(refine_probe=True, refine_epochs=30, refine_batch_size=16)
     auto = ptycho_nb.reconstruct(rough, **kw)
@@ -144,7 +144,7 @@ def test_a_log_shows_each_probe_start_trial_then_the_runs_epochs(zp_scan, monkey
     the run's lines with epochs counted from the chosen trial's; the RefineView too."""
     from ptycho_nb.notebook import RefineView
 
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     rough = dataclasses.replace(zp_scan, probe=gaussian_guess(zp_scan.probe))
     view = RefineView(every=100)
     rec = ptycho_nb.reconstruct(rough, refine_probe=True, refine_epochs=20, refine_tolerance=0.0,

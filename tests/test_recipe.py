@@ -1,8 +1,17 @@
-"""The pretrained generalist's recipe, run at toy size: train, score, card, archive, score-only."""
+"""The pretrained generalist's recipe (``recipes/generalist_n64.py``, outside the installed
+package), run at toy size: train, score, card, archive, score-only; and the model-card scores
+(:mod:`ptycho_nb.pretrained.scoring`)."""
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.util
 import json
+import os
+import pathlib
+import subprocess
+import sys
+import tomllib
 
 import numpy as np
 import pytest
@@ -11,7 +20,22 @@ import torch
 import ptycho_nb
 from ptycho_nb.model import PINNModule, scaling_statistics
 from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
-from ptycho_nb.pretrained import recipe as rec
+from ptycho_nb.pretrained import scoring
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "generalist_n64.py"
+
+
+def _load_recipe():
+    """The recipe as a module, by path (it is a script beside the package, not in it)."""
+    spec = importlib.util.spec_from_file_location("generalist_n64", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look up the module of the class they build
+    spec.loader.exec_module(module)
+    return module
+
+
+rec = _load_recipe()
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +49,23 @@ def test_toy_recipe_writes_an_archive_with_its_card(toy_run):
     archive = toy_run / f"{rec.NAME}-toy.wts.h5.zip"
     assert archive.exists() and (toy_run / "trained.json").exists()
     card = json.loads((toy_run / "model_card.json").read_text())
-    assert card["recipe"].startswith("python -m ptycho_nb.pretrained.recipe") and "--toy" in card["recipe"]
+    assert card["recipe"] == "python recipes/generalist_n64.py --minutes 1 --seed 0 --threads 1 --toy"
     assert card["training"]["steps"] > 0 and card["seed"] == 0
     # the device that trained it (Lightning's 'auto': this machine's CPU unless a GPU is found)
     want = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert card["hardware"]["device"].split()[0] == card["training"]["device"].split()[0] == want
     assert "commit_trained" in card["training"]  # None outside a git checkout
-    assert set(card["held_out"]["objects"]) == set(rec.HELD_OUT_OBJECTS)
+    assert set(card["held_out"]["objects"]) == set(scoring.HELD_OUT_OBJECTS)
     rows = card["scores_network_alone"]
-    assert {r["object"] for r in rows} == set(rec.HELD_OUT_OBJECTS)
+    assert {r["object"] for r in rows} == set(scoring.HELD_OUT_OBJECTS)
     assert {r["probe_seen"] for r in rows} == {True, False}
     assert all(-1 <= r["phase_ssim"] <= 1 and -1 <= r["flat_phase_ssim"] <= 1 for r in rows)
     assert all(r["output_variation"] >= 0 for r in rows)
-    assert card["collapsed"] == rec.collapsed(rows)
+    assert card["collapsed"] == scoring.collapsed(rows)
     # the held-out kinds and probe family really are outside the training distribution
     spec = card["trained_on"]["spec"]
     kinds = set(dict(spec["object_kinds"]))
-    assert not kinds & set(rec.HELD_OUT_OBJECTS)
+    assert not kinds & set(scoring.HELD_OUT_OBJECTS)
     model = ptycho_nb.load_model(archive)
     assert model.model_config.probe_input
     # it reads each pattern's physics estimate, and the card scores that input alone beside it
@@ -94,16 +118,34 @@ def test_output_variation_tells_a_collapsed_network():
     torch.manual_seed(0)
     m = PINNModule(ModelConfig(N=32, n_filters_scale=1, probe_input=True), TrainingConfig(),
                    PyTorchExecutionConfig(), probe=scan.probe, scaling=scaling_statistics(scan))
-    flat = rec.output_variation(m, scan)
+    flat = scoring.output_variation(m, scan)
     assert 0 <= flat < 1e-3
     for head in (m.net.amp_head.out, m.net.phase_head.out):
         for p in head.parameters():
             torch.nn.init.normal_(p, std=0.3)
-    assert rec.output_variation(m, scan) > 100 * max(flat, 1e-6)
+    assert scoring.output_variation(m, scan) > 100 * max(flat, 1e-6)
     rows = [{"output_variation": v} for v in (0.1, 0.2, 0.9)]
-    assert rec.collapsed(rows) and not rec.collapsed([{"output_variation": 0.8}, *rows[2:]])
-    assert not rec.collapsed([{"phase_ssim": 0.5}])  # an old card without the measure
+    assert scoring.collapsed(rows) and not scoring.collapsed([{"output_variation": 0.8}, *rows[2:]])
+    assert not scoring.collapsed([{"phase_ssim": 0.5}])  # an old card without the measure
     no_truth = ptycho_nb.PtychoData(diffraction=scan.diffraction, xcoords=scan.xcoords,
                                     ycoords=scan.ycoords, probe=scan.probe)
     with pytest.raises(ValueError, match="no ground-truth object"):
-        rec.output_variation(m, no_truth)
+        scoring.output_variation(m, no_truth)
+
+
+def test_the_recipe_stays_out_of_the_wheel():
+    """Only ``ptycho_nb*`` is packaged (as torchvision keeps ``references/`` out of its wheel)."""
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"][
+        "find"]["include"]
+    assert not any(fnmatch.fnmatch("recipes", pattern) for pattern in include)
+    assert not (REPO / "ptycho_nb" / "pretrained" / "recipe.py").exists()
+
+
+def test_the_recipe_runs_as_a_script_from_anywhere(tmp_path):
+    """``python recipes/generalist_n64.py`` finds this checkout's ptycho_nb from any folder."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, str(RECIPE), "--help"], capture_output=True, text=True,
+                       cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: python recipes/generalist_n64.py") and "--score-only" in r.stdout
+

@@ -11,7 +11,8 @@ import pytest
 import ptycho_nb
 import importlib
 
-reconstruct_mod = importlib.import_module("ptycho_nb.workflows.reconstruct")
+# the packaged default (DEFAULT_PRETRAINED, default_model) is the catalog's
+catalog = importlib.import_module("ptycho_nb.model.catalog")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,7 +31,7 @@ def trained(scans, tmp_path_factory):
 
 
 def test_without_a_model_it_refines_a_flat_start_with_the_scans_probe(scans, monkeypatch):
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     test = scans[1]
     rec = ptycho_nb.reconstruct(test, refine_tolerance=1e-2)
     assert rec.run.refinement.start == "flat" and rec.run.refinement.stopped == "plateau"
@@ -45,26 +46,26 @@ def test_without_a_model_it_refines_a_flat_start_with_the_scans_probe(scans, mon
 
 def test_the_packaged_default_serves_only_its_own_pattern_size(scans, tmp_path, monkeypatch):
     """The default start is the packaged model for scans of its N; other sizes refine from flat."""
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "mine")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "mine")
     # a packaged model for N=32 (a one-epoch network saved where the package looks)
     folder = tmp_path / "models"
     folder.mkdir()
     net = ptycho_nb.train(scans[0], output_dir=tmp_path / "t", nepochs=1, batch_size=8,
                           n_filters_scale=1, enable_progress_bar=False)
     ptycho_nb.save_model(net, folder / "mine.wts.h5.zip")
-    monkeypatch.setattr(reconstruct_mod, "pretrained_names", lambda: ["mine"])
-    monkeypatch.setattr(reconstruct_mod, "resolve_archive_path",
+    monkeypatch.setattr(catalog, "pretrained_names", lambda: ["mine"])
+    monkeypatch.setattr(catalog, "resolve_archive_path",
                         lambda path: folder / (str(path).split(":", 1)[1] + ".wts.h5.zip"))
-    assert reconstruct_mod.default_model() == "pretrained:mine"
-    assert reconstruct_mod.default_model(32) == "pretrained:mine"
-    assert reconstruct_mod.default_model(64) is None
+    assert catalog.default_model() == "pretrained:mine"
+    assert catalog.default_model(32) == "pretrained:mine"
+    assert catalog.default_model(64) is None
     big = ptycho_nb.simulate(seed=3, N=64, object_kind="lines", object_shape=(128, 128), n_positions=20)
     rec = ptycho_nb.reconstruct(big, refine_epochs=2)
     assert rec.run.refinement.start == "flat" and rec.timings.forward_s == 0
 
 
 def test_the_shipped_default_starts_a_scan_of_its_size():
-    if reconstruct_mod.default_model() is None:
+    if catalog.default_model() is None:
         pytest.skip("no default pretrained model ships with this checkout")
     big = ptycho_nb.simulate(seed=3, N=64, object_kind="lines", object_shape=(128, 128), n_positions=20)
     rec = ptycho_nb.reconstruct(big, refine_epochs=2)
@@ -91,7 +92,7 @@ def test_fine_tuning_runs_on_the_scan_and_is_refused_by_infer(scans, trained):
 
 
 def test_probe_refinement_from_a_rough_guess(scans, monkeypatch):
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     from ptycho_nb.physics.probes import gaussian_guess
     import dataclasses
 
@@ -110,7 +111,7 @@ def test_probe_refinement_from_a_rough_guess(scans, monkeypatch):
 def test_clear_errors(scans, monkeypatch):
     import dataclasses
 
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     with pytest.raises(ValueError, match="probe"):
         ptycho_nb.reconstruct(dataclasses.replace(scans[1], probe=None))
     with pytest.raises(ValueError, match="fine_tune_epochs"):
@@ -122,7 +123,7 @@ def test_clear_errors(scans, monkeypatch):
 
 
 def test_refine_alpha_reaches_the_update(scans, monkeypatch):
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     steady = ptycho_nb.reconstruct(scans[1], refine_epochs=2, refine_alpha=1.0)
     default = ptycho_nb.reconstruct(scans[1], refine_epochs=2)
     # alpha = 1 divides every update by the brightest illumination: smaller steps where the
@@ -146,7 +147,7 @@ def test_cli_reconstructs_files_in_every_format(scans, tmp_path, fmt, name):
 
 
 def test_refine_view_draws_the_object_as_the_refinement_runs(scans, monkeypatch):
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     from ptycho_nb.notebook import RefineView
 
     view = RefineView(every=2)
@@ -202,7 +203,7 @@ def test_a_scan_with_another_probe_is_refined_with_its_own(scans, trained):
 
 
 def test_refine_probe_source_model_without_a_model_is_refused(scans, monkeypatch):
-    monkeypatch.setattr(reconstruct_mod, "DEFAULT_PRETRAINED", "no-such-model")
+    monkeypatch.setattr(catalog, "DEFAULT_PRETRAINED", "no-such-model")
     with pytest.raises(ValueError, match="refine_probe_source='model' needs a model"):
         ptycho_nb.reconstruct(scans[1], refine_probe_source="model", refine_epochs=2)
     rec = ptycho_nb.reconstruct(scans[1], refine_epochs=2)

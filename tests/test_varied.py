@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from ptycho_nb import PtychoData
 from ptycho_nb.physics import forward_from_object, make_object, varied
 from ptycho_nb.physics.objects import OBJECT_KINDS, object_maps
-from ptycho_nb.engine.varied_data import VariedScanDataset
+from ptycho_nb.engine.callbacks import DatasetEpoch
+from ptycho_nb.engine.varied_data import FreshScans, VariedScanDataset
 from ptycho_nb.physics.varied import (PROBE_FAMILIES, VariedSpec, draw_object,
                                       draw_probe, draw_scan, iter_scans, scan_seed)
 
@@ -304,6 +305,24 @@ def test_dataset_in_order_and_epochs():
     ds.set_epoch(1)
     e1 = [(int(s["scan"]), int(s["index"])) for s in ds]
     assert e0 == again and e0 != e1 and sorted(e0) == sorted(e1) == ordered
+
+
+def test_fresh_scans_stream_new_scans_each_epoch_the_callback_names():
+    """Every epoch of a FreshScans stream is another stretch of scans, replayed alike for the same
+    epoch (a resumed run continues where it was); DatasetEpoch hands it the trainer's epoch."""
+    stream = FreshScans(TINY, seed=5, buffer_scans=1, gridsize=1)
+
+    def first_patterns() -> torch.Tensor:
+        return torch.stack([s["diffraction"] for s in itertools.islice(stream, 6)])
+
+    e0 = first_patterns()
+    assert torch.equal(e0, first_patterns())
+    DatasetEpoch(stream).on_train_epoch_start(type("T", (), {"current_epoch": 3})(), None)
+    assert stream.epoch == 3 and not torch.equal(e0, first_patterns())
+    stream.set_epoch(0)
+    assert torch.equal(e0, first_patterns())
+    with pytest.raises(ValueError, match="epoch"):
+        stream.set_epoch(-1)
 
 
 def test_dataset_splits_across_workers():

@@ -3,7 +3,8 @@
 Every trainer-category field of :class:`~ptycho_nb.config.execution.PyTorchExecutionConfig` lands
 here (accelerator, devices, strategy, precision, determinism, clipping, accumulation), and so do
 the progress bar, checkpointing, early stopping and the logger. Training (``mode='train'``) and
-inference (``mode='infer'``) build their Trainers through :func:`build_trainer`, so the
+inference (``mode='infer'``) build their Trainers through :func:`build_trainer`, and so does the
+pretraining stream of ``recipes/`` (epochs of a fixed number of batches, a time budget), so the
 flag → Trainer mapping exists once.
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "check_strategy",
     "quiet_lightning",
     "fit_interruptibly",
+    "seed_everything",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,8 @@ def trainer_kwargs(
     extra_callbacks: Iterable[Any] = (),
     checkpoint_dir: str | os.PathLike | None = None,
     verbose: bool = False,
+    limit_train_batches: int | None = None,
+    max_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``lightning.Trainer`` from an execution config.
 
@@ -155,6 +159,12 @@ def trainer_kwargs(
         Folder of ``ModelCheckpoint`` (None: Lightning's default below ``default_root_dir``).
     verbose : bool
         Show Lightning's model summary.
+    limit_train_batches : int, optional
+        Batches per training epoch (training): a streamed dataset has no length, so its epochs
+        end here; None = the whole training set.
+    max_minutes : float, optional
+        Wall-clock budget of the fit in minutes (training; Lightning's ``max_time``), after which
+        it ends as after its last epoch; None = no budget.
 
     Returns
     -------
@@ -193,6 +203,10 @@ def trainer_kwargs(
     }
     if max_epochs is not None:
         kw["max_epochs"] = int(max_epochs)
+    if limit_train_batches is not None:
+        kw["limit_train_batches"] = int(limit_train_batches)
+    if max_minutes is not None:
+        kw["max_time"] = {"minutes": float(max_minutes)}
     if not has_validation:
         kw["limit_val_batches"] = 0
     return kw
@@ -261,3 +275,24 @@ def fit_interruptibly(trainer: L.Trainer, module: L.LightningModule, datamodule:
     finally:
         if on_main and previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's, numpy's and torch's generators, and every DataLoader worker's, from ``seed``.
+
+    Lightning's ``seed_everything`` with ``workers=True`` (each DataLoader worker derives a seed of
+    its own, so workers do not repeat each other's random draws) and without its log line:
+    ``TrainingConfig.seed`` and the pretraining recipe's seed land here, so workflows need no
+    Lightning import of their own.
+
+    Parameters
+    ----------
+    seed : int
+        An unsigned 32-bit integer (what ``TrainingConfig.seed`` accepts).
+
+    Returns
+    -------
+    int
+        The seed set.
+    """
+    return L.seed_everything(seed, workers=True, verbose=False)

@@ -1,7 +1,9 @@
 """Training samples streamed from varied simulated scans (:mod:`ptycho_nb.physics.varied`).
 
 The scans are drawn on the fly, a bounded number at a time, so training on thousands of objects
-never holds them all in memory.
+never holds them all in memory. :class:`VariedScanDataset` is one seeded stream (a fixed set when
+``n_scans`` is given); :class:`FreshScans` starts a new stretch of the stream every epoch, for
+pretraining that never shows a scan twice.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from ..model.lightning_module import scaling_statistics
 from ..physics.forward import extract_patches
 from ..physics.varied import VariedSpec, as_seed_sequence, iter_scans
 
-__all__ = ["VariedScanDataset"]
+__all__ = ["VariedScanDataset", "FreshScans"]
 
 _SHUFFLE_KEY = 0x5EED  # tags the dataset's shuffle streams
+
+
+def _epoch(epoch: int) -> int:
+    """``epoch`` as an int; ValueError unless it is a non-negative integer."""
+    if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise ValueError(f"epoch: expected a non-negative int, got {epoch!r}")
+    return int(epoch)
 
 
 class VariedScanDataset(torch.utils.data.IterableDataset):
@@ -121,9 +130,7 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the shuffle order of the next pass (same scans, another order)."""
-        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch: expected a non-negative int, got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = _epoch(epoch)
 
     def _scan_tensors(self, data: PtychoData) -> dict[str, Any]:
         probe = torch.from_numpy(np.ascontiguousarray(data.probe, dtype=np.complex64))
@@ -212,3 +219,47 @@ class VariedScanDataset(torch.utils.data.IterableDataset):
                 del held[s], rec
                 self.scans_held = len(held)
             yield sample
+
+
+class FreshScans(torch.utils.data.IterableDataset):
+    """Samples of scans never drawn before, every epoch: pass ``e`` streams the scans of the seed
+    ``(seed, e)``.
+
+    Lightning restarts a dataset's iterator every epoch, and a :class:`VariedScanDataset` of one
+    seed would replay the same first scans each time; here each epoch's iterator is a fresh
+    :class:`VariedScanDataset` (endless, shuffled within ``buffer_scans``), so a pretraining run
+    of many epochs sees a new stretch of the stream in each. Set the epoch before each pass with
+    :meth:`set_epoch` (:class:`~ptycho_nb.engine.callbacks.DatasetEpoch` does, also after a
+    resume); give the trainer ``limit_train_batches``, since the stream has no end.
+
+    Samples are those of :class:`VariedScanDataset` (its docstring lists keys, shapes, units).
+
+    Parameters
+    ----------
+    spec : VariedSpec
+    seed : int
+        Run seed; epoch ``e`` draws from ``SeedSequence([seed, e])``.
+    buffer_scans : int
+        Scans held at once per iterator (>= 1).
+    gridsize : int
+        Patterns per sample are gridsize² neighbours (1: single patterns).
+    truth : bool
+        Also yield the true object patches (``truth``, for a supervised term).
+    """
+
+    def __init__(self, spec: VariedSpec, seed: int, buffer_scans: int, gridsize: int,
+                 truth: bool = False) -> None:
+        super().__init__()
+        self.spec, self.seed, self.buffer_scans = spec, int(seed), int(buffer_scans)
+        self.gridsize = int(gridsize)
+        self.truth = bool(truth)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the stretch of the stream the next pass yields."""
+        self.epoch = _epoch(epoch)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        ds = VariedScanDataset(self.spec, np.random.SeedSequence([self.seed, self.epoch]),
+                               buffer_scans=self.buffer_scans, gridsize=self.gridsize, truth=self.truth)
+        return iter(ds)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SIMULATED, FILE, GIVEN = "simulated default", "file", "given data"
 DATA_CHOICES = (SIMULATED, FILE)
 SECTIONS = ("model", "training", "execution", "inference")
-ARCHIVE = "wts.h5.zip"  # what train() writes into output_dir (model_io.ARCHIVE_NAME)
+ARCHIVE = "wts.h5.zip"  # what train() writes into output_dir (ptycho_nb.model.archive.ARCHIVE_NAME)
 
 
 def interactive_preset(quick: bool | None = None) -> dict[str, dict[str, Any]]:

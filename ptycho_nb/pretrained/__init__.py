@@ -5,10 +5,13 @@ file name without ``.wts.h5.zip``. Wherever a model path is accepted, ``"pretrai
 one: ``load_model("pretrained:NAME")``, ``infer("pretrained:NAME", scan)``, ``ptycho-nb infer
 --model-path pretrained:NAME``, and as the start of a fine-tuning run,
 ``train(scan, init="pretrained:NAME")`` / ``ptycho-nb train --init pretrained:NAME``
-(specs/ptychodus_api_spec.md §5). Each archive carries its model card (:func:`card`).
+(specs/ptychodus_api_spec.md §5). Each archive carries its model card (:func:`card`). The catalog
+behind these functions is :mod:`ptycho_nb.model.catalog`.
 
 Every function takes ``folder`` to look elsewhere than the package's folder (tests, a user's own
-collection); nothing here keeps state.
+collection); nothing here keeps state. How a card scores a model (held-out scans, the collapse
+check) is :mod:`ptycho_nb.pretrained.scoring`; the recipe that trains the shipped generalist is
+``recipes/generalist_n64.py`` in the repository, outside the installed package.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import os
 import pathlib
 from typing import Any
 
-from ..workflows import model_io
-from ..workflows.model_io import (PRETRAINED_PREFIX, PRETRAINED_SUFFIX, load_model, pretrained_names,
-                                  pretrained_path, read_card)
+from ..model import catalog
+from ..model.catalog import PRETRAINED_PREFIX, PRETRAINED_SUFFIX, pretrained_names, pretrained_path
+from ..model.io import load_model, read_card
 
 __all__ = ["available", "path", "load", "card", "models_dir", "PREFIX", "SUFFIX"]
 
@@ -33,7 +36,7 @@ Folder = str | os.PathLike[str] | None
 
 def models_dir() -> pathlib.Path:
     """The package's folder of pretrained models."""
-    return pathlib.Path(model_io.PRETRAINED_DIR)
+    return pathlib.Path(catalog.PRETRAINED_DIR)
 
 
 def available(folder: Folder = None) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 from ..atomic import check_writable_target, write_text_atomic
 from ..physics import simulate
 from .inference import OUTPUT_FILES, Reconstruction, infer
-from .model_io import ARCHIVE_NAME
+from ..model.archive import ARCHIVE_NAME
 from .reconstruct import reconstruct
 from .training import TrainResult, train
 

@@ -30,10 +30,10 @@ from ..engine.datamodule import dataloader_kwargs, group_scan
 from ..engine.predict import own_patches
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..engine.trainer import resolve_accelerator
+from ..model.io import load_model
 from ..model.stitching import coverage, stitch_patches
 from ..refine import (PROBE_MISMATCH_WARN, PreparedScan, RefineSettings, flat_start, match_counts,
                       probe_mismatch, probe_source_for, run_refinement, scan_frame)
-from .model_io import load_model
 from .payload import InferencePayload, create_inference_payload
 from .reconstruction import OUTPUT_FILES, Reconstruction, assemble
 

@@ -33,7 +33,7 @@ from ..config.precedence import (AuditEntry, Layer, config_layer, front_end_laye
 from ..data.container import PtychoData
 from ..data.io import load as load_data
 from ..model.lightning_module import PINNModule
-from .model_io import is_pretrained, resolve_archive_path
+from ..model.catalog import is_pretrained, resolve_archive_path
 
 __all__ = [
     "TrainingPayload",

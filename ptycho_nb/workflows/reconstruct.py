@@ -25,39 +25,16 @@ from ..config.execution import PyTorchExecutionConfig
 from ..config.precedence import AuditEntry
 from ..data.container import PtychoData
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
+from ..model.catalog import DEFAULT_PRETRAINED, default_model
+from ..model.io import save_model
 from ..refine import RefineSettings
 from .inference import refine_frame, refined_reconstruction, run_inference
 from .reconstruction import Reconstruction
-from .archive import read_archive
-from .model_io import pretrained_names, resolve_archive_path, save_model
 from .payload import InferencePayload, create_inference_payload
 
 __all__ = ["reconstruct", "run_reconstruct", "DEFAULT_PRETRAINED", "default_model"]
 
 log = logging.getLogger(__name__)
-
-#: The packaged model :func:`reconstruct` starts from when none is given (for scans of its N).
-DEFAULT_PRETRAINED = "generalist-n64"
-
-
-def default_model(n: int | None = None) -> str | None:
-    """``"pretrained:<DEFAULT_PRETRAINED>"`` when that model ships with this install (and, given
-    ``n``, was trained for N×N patterns), else None."""
-    if DEFAULT_PRETRAINED not in pretrained_names():
-        return None
-    name = f"pretrained:{DEFAULT_PRETRAINED}"
-    if n is not None and _model_n(name) != n:
-        return None
-    return name
-
-
-def _model_n(path: str) -> int | None:
-    """The pattern side N an archive's model was trained for (its configs.json; no weights built)."""
-    # a corrupt archive raises here (read_archive names what is wrong); one without N serves none
-    try:
-        return int(read_archive(resolve_archive_path(path)).configs["model"]["N"])
-    except (KeyError, TypeError):
-        return None
 
 
 def reconstruct(data: Any = None, model: Any = None, *, execution: PyTorchExecutionConfig | None = None,

@@ -16,20 +16,20 @@ import time
 import warnings
 from typing import Any, Iterable, Mapping
 
-import lightning as L
-
 from ..config.canonical import ModelConfig, TrainingConfig
 from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig, resolve_monitor
 from ..config.fields import ConfigError
 from ..config.precedence import AuditEntry
-from ..engine.callbacks import History, LivePlot, resolve_plot_every
+from ..engine.callbacks import History, LivePlot, StopOnNonFiniteLoss, resolve_plot_every
 from ..engine.datamodule import PtychoDataModule
 from ..engine.run_info import TrainRunInfo
-from ..engine.trainer import build_trainer, fit_interruptibly, quiet_lightning, resolve_accelerator
+from ..engine.trainer import (build_trainer, fit_interruptibly, quiet_lightning, resolve_accelerator,
+                              seed_everything)
 from ..model.lightning_module import EPOCHS_METRIC, PINNModule, scaling_statistics
-from .archive import load_checkpoint_weights, load_state_dict_strict
-from .model_io import ARCHIVE_NAME, load_model, save_model
+from ..model.weights import load_checkpoint_weights, load_state_dict_strict
+from ..model.archive import ARCHIVE_NAME
+from ..model.io import load_model, save_model
 from .payload import TrainingPayload, create_training_payload
 
 __all__ = ["TrainResult", "train", "run_training", "history_table", "init_model_config",
@@ -104,35 +104,10 @@ class TrainResult:
                 f"elapsed={self.elapsed_s:.1f}s{', interrupted' if self.interrupted else ''})")
 
 
-class _StopOnNonFiniteLoss(L.Callback):
-    """Stop training at the first batch whose loss is NaN/inf.
-
-    Past that point every update writes NaN into the weights; stopping with an error (rather than
-    finishing the epochs and saving) means no archive of NaN weights is ever written.
-
-    Under DDP the decision is shared (any rank's non-finite loss stops every rank at the same
-    batch): a rank that raised alone would leave the others waiting forever in their next
-    collective.
-    """
-
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        import torch
-
-        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        bad = isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all())
-        if trainer.strategy.reduce_boolean_decision(bad, all=False):
-            value = float(loss.detach().float().mean()) if bad else "non-finite on another process"
-            raise FloatingPointError(
-                f"training loss became {value} at epoch "
-                f"{trainer.current_epoch}, batch {batch_idx}; training stopped and no model "
-                "archive was written. Lower learning_rate (or the loss weights), or check the "
-                "data for extreme values")
-
-
 def _check_finite_history(history: Mapping[str, list[float]]) -> None:
     """Refuse a run whose logged losses went NaN/inf (e.g. under a spawned strategy, where the
-    batch check above runs in the child processes)."""
+    batch check, :class:`~ptycho_nb.engine.callbacks.StopOnNonFiniteLoss`, runs in the child
+    processes)."""
     for key, values in history.items():
         bad = [i for i, v in enumerate(values) if not math.isfinite(float(v))]
         if bad and key.endswith(("loss", "nll", "mae")):
@@ -224,7 +199,7 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
                                         where=str(tcfg.init_model))
         check_compatible(ecfg, mcfg, tcfg)
     if tcfg.seed is not None:
-        L.seed_everything(tcfg.seed, workers=True, verbose=False)
+        seed_everything(tcfg.seed)
 
     dm = PtychoDataModule(payload.train_data, model=mcfg, training=tcfg, execution=ecfg,
                           test_data=payload.test_data)
@@ -235,7 +210,7 @@ def run_training(payload: TrainingPayload, *, overwrite: bool = False, callbacks
         _start_from(module, start, payload.train_data)
     module.has_validation = dm.has_validation
     history = History()
-    extra = [history, _StopOnNonFiniteLoss(), *callbacks]
+    extra = [history, StopOnNonFiniteLoss(), *callbacks]
     live = next((cb for cb in extra if isinstance(cb, LivePlot)), None)
     if live is None:
         every = resolve_plot_every(ecfg.plot_every_n_epochs)
