@@ -73,11 +73,16 @@ def _scan_file(cache: pathlib.Path, n: int, m: int) -> pathlib.Path:
 def child(args: argparse.Namespace) -> None:
     """One measurement in this process; prints one JSON line."""
     sys.path.insert(0, str(pathlib.Path(args.child_tree).resolve()))
+    # an editable install's finder would serve modules that tree lacks from the installed checkout
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if "editable" not in getattr(f, "__name__", type(f).__name__).lower()]
     import numpy as np
     import torch
 
     import ptycho_nb
 
+    if not pathlib.Path(ptycho_nb.__file__).resolve().is_relative_to(pathlib.Path(args.child_tree).resolve()):
+        raise RuntimeError(f"imported {ptycho_nb.__file__}, not the tree {args.child_tree}")
     torch.set_num_threads(args.threads)
     try:  # this tree's home of the refinement, else the older one
         from ptycho_nb.refine import refine
