@@ -163,8 +163,15 @@ def test_settings_resolve_every_auto_once_from_the_configs():
     e = PyTorchExecutionConfig()
     s = RefineSettings.from_configs(InferenceConfig(), e, seed=4)
     assert (s.rule, s.momentum, s.refine_probe, s.device, s.seed) == ("fisher", 0.85, False, torch.device("cpu"), 4)
-    j = RefineSettings.from_configs(InferenceConfig(refine_probe=True), e, probe_source="model")
+    j = RefineSettings.from_configs(InferenceConfig(refine_probe=True), e, probe_mismatch=0.01)
     assert (j.rule, j.momentum, j.probe_source, j.probe_init) == ("gaussian", 0.0, "model", "auto")
+    # whose probe: the scan's when it is another than the model's, or there is no model
+    assert RefineSettings.from_configs(InferenceConfig(), e, probe_mismatch=0.3).probe_source == "scan"
+    assert RefineSettings.from_configs(InferenceConfig(), e, probe_conditioned=True).probe_source == "scan"
+    flat = RefineSettings.from_configs(InferenceConfig(), e, model=False)
+    assert (flat.probe_source, flat.start) == ("scan", "flat")
+    with pytest.raises(ValueError, match="refine_probe_source='model' needs a model"):
+        RefineSettings.from_configs(InferenceConfig(refine_probe_source="model"), e, model=False)
     p = RefineSettings.from_configs(InferenceConfig(refine_probe=True, refine_noise_model="poisson"), e)
     assert p.rule == "newton"
     with pytest.raises(ValueError, match="momentum"):

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -350,7 +351,12 @@ def write_ptychodus_product(
         record = data.record if data is not None else None
     except ValueError:  # an informational attribute must not stop the product being written
         record = None
-    photons = record.photons_per_pattern if record is not None else 0.0  # ptychodus: 0 = unknown
+    if record is not None:
+        photons = record.photons_per_pattern
+    else:  # a measured scan's own note of its dose, when it carries one; ptychodus: 0 = unknown
+        noted = meta.get("photons_per_pattern")
+        photons = float(noted) if isinstance(noted, (int, float)) and not isinstance(noted, bool) \
+            and math.isfinite(noted) and noted > 0 else 0.0
     obj = object if object is not None else (data.object if data is not None else None)
     prb = probe if probe is not None else (data.probe if data is not None else None)
     xc = xcoords if xcoords is not None else (data.xcoords if data is not None else None)

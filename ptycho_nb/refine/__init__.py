@@ -39,10 +39,10 @@ from .result import RefineProgress, RefineResult
 from .rules import FISHER_CAP, MAX_JOINT_STEP, UPDATE_RULES, joint_steps, rule_for
 from .run import run_refinement
 from .scan import PreparedScan
-from .settings import (AUTO_MOMENTUM, NOISE_MODELS, POISSON_STEPS, PROBE_INITS, RefineSettings,
-                       far_field_rule, momentum_for, noise_model_for, poisson_step_for)
-from .start import (PROBE_MISMATCH_WARN, Frame, flat_amplitude, flat_start, match_counts,
-                    probe_mismatch, probe_source_for, scan_frame)
+from .settings import (AUTO_MOMENTUM, NOISE_MODELS, POISSON_STEPS, PROBE_INITS, PROBE_MISMATCH_WARN,
+                       RefineSettings, far_field_rule, momentum_for, noise_model_for,
+                       poisson_step_for, probe_source_for)
+from .start import Frame, flat_amplitude, flat_start, match_counts, probe_mismatch, scan_frame
 from .state import RefineState
 
 #: Names of the update rules (:data:`UPDATE_RULES`).

@@ -20,8 +20,8 @@ from ..config.execution import PyTorchExecutionConfig
 from ..devices import refinement_device
 
 __all__ = ["RefineSettings", "NOISE_MODELS", "POISSON_STEPS", "PROBE_INITS", "PROBE_SOURCES",
-           "STARTS", "AUTO_MOMENTUM", "noise_model_for", "poisson_step_for", "momentum_for",
-           "far_field_rule"]
+           "STARTS", "AUTO_MOMENTUM", "PROBE_MISMATCH_WARN", "noise_model_for", "poisson_step_for",
+           "momentum_for", "far_field_rule", "probe_source_for"]
 
 #: Likelihoods the 'pie' update steps along: 'auto' resolves with :func:`noise_model_for`.
 NOISE_MODELS = ("auto", "poisson", "gaussian")
@@ -35,6 +35,9 @@ PROBE_INITS = ("auto", "given", "patterns")
 PROBE_SOURCES = ("model", "scan")
 #: The refinement's starting object.
 STARTS = ("network", "flat")
+#: :func:`ptycho_nb.refine.start.probe_mismatch` above which a scan's probe counts as another than
+#: the model's (``refine_probe_source='auto'`` then lights the object with the scan's).
+PROBE_MISMATCH_WARN = 0.05
 #: ``InferenceConfig.refine_momentum=None``: the object-only momentum, and the one with
 #: ``refine_probe`` (joint least-squares steps; momentum on the coupled pair measured worse in
 #: phase SSIM on 1,000-pattern scans at 10³–10⁶ photons, README "How it compares").
@@ -83,6 +86,28 @@ def far_field_rule(noise: str, poisson_step: str, refine_probe: bool) -> str:
 def momentum_for(momentum: float | None, refine_probe: bool) -> float:
     """The momentum a refinement runs with: ``momentum``, or its automatic value for None."""
     return AUTO_MOMENTUM[bool(refine_probe)] if momentum is None else float(momentum)
+
+
+def probe_source_for(requested: str, *, model: bool = True, probe_conditioned: bool = False,
+                     mismatch: float | None = None) -> str:
+    """Whose probe a refinement lights the object with: 'model' or 'scan'.
+
+    ``requested`` is ``InferenceConfig.refine_probe_source``; 'auto' takes the scan's probe when
+    the model reads the scan through another one (``mismatch`` above
+    :data:`PROBE_MISMATCH_WARN`, or probes of other shapes), the model's otherwise. A
+    probe-conditioned model already reads the scan with the scan's probe, and without a model
+    (``model=False``) there is only the scan's: 'scan'.
+    """
+    if requested not in ("auto", "model", "scan"):
+        raise ValueError(f"refine_probe_source: expected 'auto', 'model' or 'scan', got {requested!r}")
+    if not model and requested == "model":
+        raise ValueError("InferenceConfig.refine_probe_source='model' needs a model; without one "
+                         "the refinement uses the scan's own probe ('scan' or 'auto')")
+    if probe_conditioned or not model:
+        return "scan"
+    if requested == "auto":
+        return "scan" if mismatch is None or mismatch > PROBE_MISMATCH_WARN else "model"
+    return requested
 
 
 def _number(name: str, v: Any, lo: float, hi: float) -> float:
@@ -200,7 +225,8 @@ class RefineSettings:
 
     @classmethod
     def from_configs(cls, inference: InferenceConfig, execution: PyTorchExecutionConfig, *,
-                     seed: int = 0, probe_source: str = "scan") -> RefineSettings:
+                     seed: int = 0, model: bool = True, probe_conditioned: bool = False,
+                     probe_mismatch: float | None = None) -> RefineSettings:
         """The settings ``infer``/``reconstruct`` refine with.
 
         Parameters
@@ -212,9 +238,11 @@ class RefineSettings:
             ``accelerator`` picks the device ('auto' = a GPU when torch sees one).
         seed : int
             The run's seed (the model's training seed, 0 without a model).
-        probe_source : {'model', 'scan'}
-            Whose probe the refinement starts from, resolved by the caller from
-            ``refine_probe_source`` and the probes at hand (:func:`ptycho_nb.refine.start.probe_source_for`).
+        model, probe_conditioned, probe_mismatch
+            What ``refine_probe_source`` resolves from (:func:`probe_source_for`): whether a
+            model made the start, whether it reads the scan's own probe, and how far the scan's
+            probe is from the model's (:func:`ptycho_nb.refine.start.probe_mismatch`; None when
+            they cannot be compared).
         """
         icfg = inference
         return cls(
@@ -224,7 +252,9 @@ class RefineSettings:
             tol=icfg.refine_tolerance, patience=icfg.refine_patience, holdout=icfg.refine_holdout,
             seed=int(seed), momentum=momentum_for(icfg.refine_momentum, icfg.refine_probe),
             refine_probe=bool(icfg.refine_probe), probe_init=icfg.refine_probe_init,
-            probe_source=probe_source, start=icfg.refine_start,
+            probe_source=probe_source_for(icfg.refine_probe_source, model=model,
+                                          probe_conditioned=probe_conditioned, mismatch=probe_mismatch),
+            start=icfg.refine_start if model else "flat",
             device=refinement_device(execution.accelerator))
 
     def replace(self, **changes: Any) -> RefineSettings:

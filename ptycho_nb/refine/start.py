@@ -3,8 +3,8 @@
 A refinement refines an object in a frame that holds every full patch of the scan
 (:func:`scan_frame`), from a flat object scaled to the scan's counts (:func:`flat_start`) or from
 a network's stitched object, rescaled to the scan's counts when the probe that lights it is not
-the one the start was made with (:func:`match_counts`). :func:`probe_source_for` says whose probe
-that is.
+the one the start was made with (:func:`match_counts`). :func:`probe_mismatch` compares two
+probes (whose probe lights the start is a setting: :func:`ptycho_nb.refine.settings.probe_source_for`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,7 @@ import torch
 from ..physics.forward import gather_patches
 from .scan import PreparedScan
 
-__all__ = ["Frame", "scan_frame", "flat_amplitude", "flat_start", "match_counts", "probe_mismatch",
-           "probe_source_for", "PROBE_MISMATCH_WARN"]
-
-#: :func:`probe_mismatch` above which a scan's probe counts as another than the model's.
-PROBE_MISMATCH_WARN = 0.05
-
+__all__ = ["Frame", "scan_frame", "flat_amplitude", "flat_start", "match_counts", "probe_mismatch"]
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
@@ -116,20 +111,3 @@ def probe_mismatch(a: np.ndarray, b: np.ndarray | None) -> float | None:
     if not (na > 0 and nb > 0):
         return None
     return float(1.0 - abs(np.vdot(a, b)) / (na * nb))
-
-
-def probe_source_for(requested: str, *, probe_conditioned: bool, mismatch: float | None) -> str:
-    """Whose probe a network-started refinement lights the object with: 'model' or 'scan'.
-
-    ``requested`` is ``InferenceConfig.refine_probe_source``; 'auto' takes the scan's probe when
-    the model reads the scan through another one (``mismatch`` above
-    :data:`PROBE_MISMATCH_WARN`, or probes of other shapes), the model's otherwise. A
-    probe-conditioned model already reads the scan with the scan's probe: 'scan'.
-    """
-    if requested not in ("auto", "model", "scan"):
-        raise ValueError(f"refine_probe_source: expected 'auto', 'model' or 'scan', got {requested!r}")
-    if probe_conditioned:
-        return "scan"
-    if requested == "auto":
-        return "scan" if mismatch is None or mismatch > PROBE_MISMATCH_WARN else "model"
-    return requested

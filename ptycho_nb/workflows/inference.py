@@ -33,7 +33,7 @@ from ..engine.trainer import resolve_accelerator
 from ..model.io import load_model
 from ..model.stitching import coverage, stitch_patches
 from ..refine import (PROBE_MISMATCH_WARN, PreparedScan, RefineSettings, flat_start, match_counts,
-                      probe_mismatch, probe_source_for, run_refinement, scan_frame)
+                      probe_mismatch, run_refinement, scan_frame)
 from .payload import InferencePayload, create_inference_payload
 from .reconstruction import OUTPUT_FILES, Reconstruction, assemble
 
@@ -182,12 +182,11 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
     record = None
     refine_s = 0.0
     if icfg.refine_epochs > 0:
-        source = probe_source_for(icfg.refine_probe_source, probe_conditioned=bool(mcfg.probe_input),
-                                  mismatch=mismatch)
         settings = RefineSettings.from_configs(icfg, ecfg, seed=0 if tcfg.seed is None else tcfg.seed,
-                                               probe_source=source)
+                                               probe_conditioned=bool(mcfg.probe_input),
+                                               probe_mismatch=mismatch)
         probe, scale = model_probe, module.intensity_scale.detach().cpu()
-        rescale = source == "scan" and not mcfg.probe_input
+        rescale = settings.probe_source == "scan" and not mcfg.probe_input
         if rescale:  # the scan's own probe is in counts units: scale 1, the start rescaled to it
             probe, scale = torch.from_numpy(np.asarray(data.probe, dtype=np.complex64)), 1.0
         start = None if icfg.refine_start == "flat" else full.object

@@ -89,9 +89,6 @@ def run_reconstruct(payload: InferencePayload, *, verbose: bool = False,
             raise ValueError(f"InferenceConfig.fine_tune_epochs={icfg.fine_tune_epochs} needs a model "
                              "to fine-tune; pass model=... (no packaged model serves this scan's "
                              "pattern size)")
-        if icfg.refine_probe_source == "model":
-            raise ValueError("InferenceConfig.refine_probe_source='model' needs a model; without one "
-                             "the refinement uses the scan's own probe ('scan' or 'auto')")
         log.info("reconstruct: no model given or packaged for this scan; refining from a flat start")
         return _flat_reconstruction(payload, refine_callback)
     if icfg.fine_tune_epochs:
@@ -156,8 +153,7 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         raise ValueError("reconstruct without a model needs the scan's probe: this scan has none; "
                          "pass model=... (an archive, a trained model or pretrained:NAME)")
     probe = torch.from_numpy(np.asarray(data.probe, dtype=np.complex64))
-    settings = RefineSettings.from_configs(dataclasses.replace(icfg, refine_start="flat"), ecfg,
-                                           seed=0, probe_source="scan")
+    settings = RefineSettings.from_configs(icfg, ecfg, seed=0, model=False)
     own = np.arange(data.n_patterns)
     res, record, refine_s = refine_frame(data, own, None, probe, 1.0, settings, ecfg,
                                          refine_callback=refine_callback)
