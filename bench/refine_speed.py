@@ -98,7 +98,10 @@ def child(args: argparse.Namespace) -> None:
         x, y, probe, shape = f["x"], f["y"], f["probe"], tuple(int(v) for v in f["shape"])
     data_mb = diffraction.nbytes / 2**20
     before = _rss_mb()
-    counts = float(np.mean(np.sum(diffraction.astype(np.float64) ** 2, axis=(-2, -1))))
+    # the flat start's level, in chunks: a float64 copy of the whole scan would be this
+    # process's peak, not the refinement's
+    counts = sum(float(np.sum(np.square(diffraction[i:i + 512], dtype=np.float64)))
+                 for i in range(0, len(diffraction), 512)) / len(diffraction)
     amp = float(np.sqrt(counts / float(np.sum(np.abs(probe) ** 2))))
     start = np.full(shape, amp, dtype=np.complex64)
     if args.device == "cuda":

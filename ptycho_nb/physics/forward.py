@@ -24,7 +24,7 @@ import torch
 
 __all__ = [
     "FFT_NORM", "far_field", "extract_patches", "place_patches", "stitch",
-    "PatchTaps", "patch_taps", "gather_patches", "scatter_patches", "merge_patches",
+    "PatchTaps", "patch_taps", "check_positions", "gather_patches", "scatter_patches", "merge_patches",
     "exit_waves", "forward_amplitude", "forward_amplitude_per_sample", "forward_from_object", "poisson_nll",
 ]
 
@@ -106,9 +106,9 @@ class PatchTaps:
         return int(self.weights.shape[0])
 
 
-def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
-               name: str, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Window start rows (M, N+1) long, clamped, and the fractional shift (M,) along one axis.
+def _axis_start(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
+                name: str, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window start (M,) long and the fractional shift (M,) along one axis, bounds checked.
 
     Sample positions are ``coords - n/2 + arange(n)``; ``value = (1-f)·O[i] + f·O[i+1]``.
     """
@@ -127,10 +127,25 @@ def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
     if check and (torch.any(lo < 0) or torch.any(lo + (n - 1) + (frac > tol).long() > size - 1)):
         raise ValueError(f"{name}: positions put the {n}-pixel patch outside the object axis of "
                          f"length {size}; centres must lie within [{n / 2}, {size - n / 2}]")
+    return lo, frac
+
+
+def _axis_taps(coords: torch.Tensor, n: int, size: int, real_dtype: torch.dtype,
+               name: str, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window start rows (M, N+1) long, clamped, and the fractional shift (M,) along one axis."""
+    lo, frac = _axis_start(coords, n, size, real_dtype, name, check)
     # The window's last tap may be one past the end when frac is 0 (an integer position at the far
     # edge); its weight is then 0 (or round-off), so clamping keeps the gather in bounds.
     idx = torch.clamp(lo[:, None] + torch.arange(n + 1, device=coords.device)[None, :], max=size - 1)
     return idx, frac
+
+
+def check_positions(xcoords: torch.Tensor, ycoords: torch.Tensor, N: int, shape: tuple[int, int]) -> None:
+    """Refuse positions that put an N×N patch outside an (H, W) grid (the check of
+    :func:`patch_taps`, without building any taps: O(M) memory for M positions)."""
+    x, y = _check_positions(xcoords, ycoords)
+    for coords, size, name in ((y, int(shape[0]), "ycoords"), (x, int(shape[1]), "xcoords")):
+        _axis_start(coords, N, size, torch.float32, name, True)  # as patch_taps checks them
 
 
 def patch_taps(xcoords: torch.Tensor, ycoords: torch.Tensor, N: int, shape: tuple[int, int],
@@ -215,17 +230,20 @@ def gather_patches(obj: torch.Tensor, taps: PatchTaps) -> torch.Tensor:
     return out[0] if squeeze else out
 
 
-def scatter_patches(patches: torch.Tensor, taps: PatchTaps) -> torch.Tensor:
+def scatter_patches(patches: torch.Tensor, taps: PatchTaps, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """Scatter-add patches at precomputed taps: the adjoint of :func:`gather_patches`.
 
     Parameters
     ----------
     patches : tensor, (M, N, N) or (B, M, N, N)
     taps : PatchTaps
+    out : tensor, (H, W) or (B, H, W), optional
+        A canvas to add into, in place (no autograd through it): a caller that scatters batch
+        after batch keeps one canvas instead of allocating and copying one per call.
 
     Returns
     -------
-    tensor, (H, W) — or (B, H, W), ``H, W = taps.shape``
+    tensor, (H, W) — or (B, H, W), ``H, W = taps.shape`` (``out`` when given)
     """
     squeeze = patches.ndim == 3
     p = patches[None] if squeeze else patches
@@ -242,6 +260,12 @@ def scatter_patches(patches: torch.Tensor, taps: PatchTaps) -> torch.Tensor:
         win[:, :, dy:dy + n, dx:dx + n].addcmul_(wt[:, dy, dx], v)
     win = _from_real_view(win, p.is_complex())
     h, w = taps.shape
+    if out is not None:
+        if tuple(out.shape[-2:]) != (h, w) or out.dtype != win.dtype or not out.is_contiguous():
+            raise ValueError(f"out: expected a contiguous {win.dtype} canvas (..., {h}, {w}), got "
+                             f"{out.dtype} {tuple(out.shape)}")
+        out.view(b, h * w).index_add_(1, taps.index, win.reshape(b, -1))
+        return out
     canvas = torch.zeros(b, h * w, dtype=win.dtype, device=win.device)
     canvas = canvas.index_add(1, taps.index, win.reshape(b, -1))  # out-of-place: keeps autograd simple
     canvas = canvas.reshape(b, h, w)

@@ -18,15 +18,8 @@
 It runs on any torch device (``PyTorchExecutionConfig.accelerator``; 'auto' = a GPU when torch
 sees one) and reads one value back from it per epoch.
 
-Example
--------
->>> import numpy as np, ptycho_nb
->>> from ptycho_nb.refine import refine
->>> scan = ptycho_nb.simulate(N=32, object_kind="lines", object_shape=(96, 96), n_positions=60)
->>> res = refine(np.ones_like(scan.object), scan.diffraction, scan.xcoords, scan.ycoords,
-...              scan.probe, max_epochs=30)
->>> res.stopped in ("plateau", "max_epochs")
-True
+A first refinement is :func:`refine` (its docstring has an example); ``ptycho_nb.reconstruct``
+runs it as configured (:func:`run_refinement`).
 """
 
 from .deviance import poisson_deviance

@@ -36,11 +36,13 @@ def poisson_deviance(pred_counts: torch.Tensor, counts: torch.Tensor) -> torch.T
 
 def predicted_counts(probe: torch.Tensor, patches: torch.Tensor,
                      scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Far fields and expected counts of a batch, in unshifted FFT order (DC at [0, 0]).
+    """Far fields and expected counts of a batch.
 
     Parameters
     ----------
     probe : complex (N, N) or (K, N, N)
+        For far fields in the data's DC-centred order, the probe times
+        :attr:`PreparedScan.checker` (see :mod:`ptycho_nb.refine.scan`).
     patches : complex (B, N, N)
     scale : 0-d tensor, photons per unit of |F{P·O}|²
 
@@ -75,7 +77,7 @@ def scan_deviance(state: RefineState, scan: PreparedScan, idx: torch.Tensor,
     total = torch.zeros((), dtype=scan.accumulate, device=scan.device)
     with torch.no_grad():
         for part in scan.chunks(idx, chunk):
-            _, lam = predicted_counts(state.probe, gather_patches(state.object, scan.taps(part)),
-                                      state.scale)
-            total += batch_deviance(lam, scan.counts_fft(part), scan.klogk[part], scan.accumulate)
+            _, lam = predicted_counts(state.probe * scan.checker,
+                                      gather_patches(state.object, scan.taps(part)), state.scale)
+            total += batch_deviance(lam, scan.counts(part), scan.klogk[part], scan.accumulate)
     return total

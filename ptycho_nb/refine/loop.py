@@ -107,7 +107,7 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
     device : torch device or str
         Where the refinement runs (the data are copied there once).
     chunk_patterns : int, optional
-        Patterns whose exit waves are held at once (default: what fits 128 MiB per buffer).
+        Patterns whose exit waves are held at once (default: what fits 32 MiB per buffer).
     callback : callable(RefineProgress) -> bool, optional
         Called after every epoch; returning True stops the run.
 

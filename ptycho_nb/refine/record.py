@@ -19,16 +19,6 @@ class RefineRecord:
     ----------
     device : str
         Where it ran ('cpu', 'cuda:0', ...).
-    max_epochs : int
-        The cap (``InferenceConfig.refine_epochs``).
-    epochs_run : int
-        Epochs run before the stopping rule (or the cap) ended it.
-    stopped : str
-        'plateau', 'holdout', 'max_epochs' or 'callback'.
-    loss : tuple of float
-        Mean Poisson deviance per pixel: the start, then one per epoch.
-    holdout_loss : tuple of float
-        The held-out patterns' deviance (empty without a holdout).
     start : str
         'network' or 'flat' (the control).
     method : str
@@ -37,8 +27,6 @@ class RefineRecord:
         The far-field step: 'fisher', 'newton' or 'gaussian' ('' for 'adam').
     step, alpha, momentum : float
         As run (``refine_momentum`` resolved).
-    batch_schedule : tuple of (int, int)
-        (epoch after which it took effect, batch size).
     probe : bool
         Whether the probe was refined.
     probe_source : str
@@ -46,26 +34,38 @@ class RefineRecord:
     probe_init : str
         The probe start a probe refinement continued from: 'given', 'patterns+' or 'patterns-'
         ('' without probe refinement).
+    max_epochs : int
+        The cap (``InferenceConfig.refine_epochs``).
+    batch_schedule : tuple of (int, int)
+        (epoch after which it took effect, batch size).
+    epochs_run : int
+        Epochs run before the stopping rule (or the cap) ended it.
+    stopped : str
+        'plateau', 'holdout', 'max_epochs' or 'callback'.
+    loss : tuple of float
+        Mean Poisson deviance per pixel: the start, then one per epoch.
+    holdout_loss : tuple of float
+        The held-out patterns' deviance (empty without a holdout).
     seconds : float
         Wall time of the refinement, probe-start trials included.
     """
 
     device: str
-    max_epochs: int
-    epochs_run: int
-    stopped: str
-    loss: tuple[float, ...]
-    holdout_loss: tuple[float, ...]
     start: str
     method: str
     step_rule: str
     step: float
     alpha: float
     momentum: float
-    batch_schedule: tuple[tuple[int, int], ...]
     probe: bool
     probe_source: str
     probe_init: str
+    max_epochs: int
+    batch_schedule: tuple[tuple[int, int], ...]
+    epochs_run: int
+    stopped: str
+    loss: tuple[float, ...]
+    holdout_loss: tuple[float, ...]
     seconds: float
 
     @classmethod

@@ -2,11 +2,15 @@
 
 :class:`PreparedScan` keeps the measured amplitudes as given (on the CPU a view of the caller's
 float32 array, no copy; elsewhere one copy on the device), the positions and each pattern's
-constant of the Poisson deviance. Everything a batch needs — its counts in unshifted FFT order,
-its bilinear taps — is made per batch from those, so the refinement of a scan holds the data
-plus a few object-sized buffers, whatever the number of patterns: no second copy of the data
-in counts, and no table of every pattern's (N+1)² tap indices (10,000 patterns of 128×128 would
-need 1.3 GB for that table alone).
+constant of the Poisson deviance. Everything a batch needs — its counts, its bilinear taps — is
+made per batch from those, so the refinement of a scan holds the data plus a few object-sized
+buffers, whatever the number of patterns: no second copy of the data in counts or in another
+order, and no table of every pattern's (N+1)² tap indices (10,000 patterns of 128×128 would need
+1.3 GB for that table alone).
+
+The data stay in their DC-centred order: for an even N, ``fft2(c·ψ) = fftshift(fft2(ψ))`` with
+the checkerboard ``c = (−1)^(i+j)`` (:attr:`PreparedScan.checker`), so an update that lights the
+object with ``c·P`` predicts far fields in the data's own order, and never shifts either.
 """
 
 from __future__ import annotations
@@ -17,17 +21,17 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..physics.forward import PatchTaps, patch_taps
+from ..physics.forward import PatchTaps, check_positions, patch_taps
 
 __all__ = ["PreparedScan", "CHUNK_BYTES", "EPS"]
 
 #: Bytes of one complex exit-wave buffer a chunk of patterns may fill (the update holds a few such
 #: buffers at once): batches larger than that are accumulated chunk by chunk.
-CHUNK_BYTES = 128 * 2**20
+CHUNK_BYTES = 32 * 2**20
 #: Keeps the Poisson log finite where a prediction is exactly 0 (counts).
 EPS = 1e-6
 #: Patterns per step of the set-up passes over the whole scan (checks, constants).
-_SETUP_CHUNK = 1024
+_SETUP_CHUNK = 256
 
 
 def _accumulator(device: torch.device) -> torch.dtype:
@@ -42,8 +46,10 @@ class PreparedScan:
     Build with :meth:`build`. Attributes: ``amplitudes`` (M, N, N) float32 measured amplitudes
     (sqrt counts, DC at the centre); ``x``, ``y`` (M,) float64 patch centres (column, row) in the
     object frame's pixels; ``klogk`` (M,) each pattern's ``Σ k·log k − k``, the deviance's
-    constant; ``pattern_counts`` (M,) each pattern's total counts; ``shape`` (H, W) the object frame; ``n`` the pattern side; ``device``;
-    ``accumulate`` the dtype sums over patterns are kept in.
+    constant; ``pattern_counts`` (M,) each pattern's total counts; ``shape`` (H, W) the object
+    frame; ``n`` the pattern side; ``device``; ``accumulate`` the dtype sums over patterns are
+    kept in; ``checker`` (N, N) float32, the ±1 checkerboard that moves a far field's DC to the
+    centre (module docstring).
     """
 
     amplitudes: torch.Tensor
@@ -55,6 +61,7 @@ class PreparedScan:
     n: int
     device: torch.device
     accumulate: torch.dtype
+    checker: torch.Tensor
 
     @property
     def m(self) -> int:
@@ -81,6 +88,8 @@ class PreparedScan:
             meas = diffraction.detach().to(device=device, dtype=torch.float32)
         else:
             meas = torch.from_numpy(np.asarray(diffraction, dtype=np.float32)).to(device)
+        if n % 2:
+            raise ValueError(f"diffraction: expected patterns of an even side N, got N={n}")
         if meas.ndim != 3 or tuple(meas.shape[-2:]) != (n, n):
             raise ValueError(f"diffraction: expected (M, {n}, {n}) amplitudes to match the probe, got "
                              f"shape {tuple(meas.shape)}")
@@ -105,9 +114,11 @@ class PreparedScan:
         if bool(bad):
             raise ValueError("diffraction: expected finite, non-negative amplitudes")
         h, w = int(shape[0]), int(shape[1])
-        patch_taps(x, y, n, (h, w))  # the bounds check, once: batches skip it
+        check_positions(x, y, n, (h, w))  # once: batches skip it
+        ar = torch.arange(n, device=device)
+        checker = 1.0 - 2.0 * ((ar[:, None] + ar[None, :]) % 2).to(torch.float32)
         return cls(amplitudes=meas, x=x, y=y, klogk=klogk, pattern_counts=totals, shape=(h, w),
-                   n=int(n), device=device, accumulate=acc)
+                   n=int(n), device=device, accumulate=acc, checker=checker)
 
     def mean_counts(self) -> float:
         """Mean total counts per pattern."""
@@ -126,9 +137,9 @@ class PreparedScan:
         return patch_taps(self.x[idx], self.y[idx], self.n, self.shape, torch.float32, self.device,
                           check=False)
 
-    def counts_fft(self, idx: torch.Tensor) -> torch.Tensor:
-        """The measured counts of the patterns ``idx``, (B, N, N), in unshifted FFT order."""
-        return torch.fft.ifftshift(self.amplitudes[idx].square(), dim=(-2, -1))
+    def counts(self, idx: torch.Tensor) -> torch.Tensor:
+        """The measured counts of the patterns ``idx``, (B, N, N), DC at the centre."""
+        return self.amplitudes[idx].square()
 
     def chunk_size(self, modes: int, chunk_patterns: int | None = None) -> int:
         """Patterns per chunk: ``chunk_patterns``, else what fits :data:`CHUNK_BYTES`."""

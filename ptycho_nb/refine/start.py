@@ -75,7 +75,7 @@ def flat_start(scan: PreparedScan, probe: torch.Tensor, scale: Any) -> torch.Ten
 
 
 def match_counts(start: Any, scan: PreparedScan, probe: torch.Tensor, scale: Any,
-                 *, chunk: int = 1024) -> torch.Tensor:
+                 *, chunk: int = 256) -> torch.Tensor:
     """``start`` times the one factor that makes its predicted counts the scan's, on average.
 
     The orthonormal FFT keeps energy, so a pattern's predicted counts are

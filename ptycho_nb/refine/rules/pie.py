@@ -113,6 +113,30 @@ def _solve_steps(terms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return a_o, a_p
 
 
+class _Canvas:
+    """The object-sized sums of one update (numerator, illumination), kept between batches:
+    scattered into in place and cleared after each update, so a batch allocates and copies no
+    frame-sized buffer (``scatter_patches`` alone would make and copy one per call)."""
+
+    def __init__(self, shape: tuple[int, int], device: torch.device) -> None:
+        self.num = torch.zeros(shape, dtype=torch.complex64, device=device)
+        self.den = torch.zeros(shape, dtype=torch.float32, device=device)
+
+    def add(self, back: torch.Tensor, weight: torch.Tensor, taps: PatchTaps) -> None:
+        scatter_patches(back, taps, out=self.num)
+        scatter_patches(weight, taps, out=self.den)
+
+    def step(self, alpha: float, acc: torch.dtype) -> torch.Tensor:
+        """The update ``num / ((1 − α)·den + α·max den)`` over the frame; the sums are cleared."""
+        # Blend with the illumination's maximum (in float64, as a scalar would be): steady where
+        # the probe is dim.
+        floor = self.den.max().to(acc).mul(alpha).add(1e-12)
+        d_o = self.num.div(self.den.mul_(1 - alpha).add_(floor))
+        self.num.zero_()
+        self.den.zero_()
+        return d_o
+
+
 def pie_update(state: RefineState, scan: PreparedScan,
                settings: RefineSettings) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     """The 'pie' rule: a function updating ``state`` in place from one batch of patterns.
@@ -123,62 +147,60 @@ def pie_update(state: RefineState, scan: PreparedScan,
     far_field_step = FAR_FIELD_STEPS[settings.rule]
     alpha, step_size = settings.alpha, settings.step
     chunk = scan.chunk_size(state.modes, settings.chunk_patterns)
+    canvas = _Canvas(scan.shape, scan.device)
+    acc = scan.accumulate
+    c = scan.checker
 
-    def correction(idx: torch.Tensor) -> tuple[PatchTaps, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The taps, the patches, the wanted exit-wave change and the deviance of ``idx``."""
+    def correction(idx: torch.Tensor, pm: torch.Tensor) -> tuple[PatchTaps, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The taps, the patches, the wanted exit-wave change (times the checkerboard) and the
+        deviance of ``idx`` under the checkerboarded probe ``pm``."""
         taps = scan.taps(idx)
         patches = gather_patches(state.object, taps)                      # (B, N, N)
-        far, lam = predicted_counts(state.probe, patches, state.scale)    # far (B, [K,] N, N)
-        counts = scan.counts_fft(idx)
-        dev = batch_deviance(lam, counts, scan.klogk[idx], scan.accumulate)
+        far, lam = predicted_counts(pm, patches, state.scale)             # DC-centred, as the data
+        counts = scan.counts(idx)
+        dev = batch_deviance(lam, counts, scan.klogk[idx], acc)
         factor = far_field_step(counts, lam)
         # The far-field correction, back in real space (ifft2 is fft2's exact inverse here).
-        d_psi = torch.fft.ifft2(far.mul_(factor[:, None] if state.probe.ndim == 3 else factor),
-                                norm="ortho")
+        d_psi = torch.fft.ifft2(far.mul_(factor[:, None] if pm.ndim == 3 else factor), norm="ortho")
         return taps, patches, d_psi, dev
 
     def step(idx: torch.Tensor, update_probe: bool) -> torch.Tensor:
-        p = state.probe
-        multi = p.ndim == 3
-        p_int = p.real.square() + p.imag.square()
+        pm = state.probe * c   # the checkerboard is ±1: |pm| = |P|, and pm* · (c·Δψ) = P* · Δψ
+        multi = pm.ndim == 3
+        p_int = pm.real.square() + pm.imag.square()
         if multi:
             p_int = p_int.sum(dim=0)
         parts = list(scan.chunks(idx, chunk))
-        dev = num_o = illum = num_p = o_int = None
+        dev = num_p = o_int = None
         kept: tuple[PatchTaps, torch.Tensor, torch.Tensor] | None = None
         for part in parts:
-            taps, patches, d_psi, d = correction(part)
+            taps, patches, d_psi, d = correction(part, pm)
             # Object: back-project, divided below by the batch's illumination.
-            back = (p.conj()[None] * d_psi).sum(dim=1) if multi else p.conj() * d_psi
-            n_o = scatter_patches(back, taps)
-            i_o = scatter_patches(p_int.expand(patches.shape).contiguous(), taps)
-            dev, num_o, illum = (d, n_o, i_o) if dev is None else (dev + d, num_o.add_(n_o), illum.add_(i_o))
+            back = (pm.conj()[None] * d_psi).sum(dim=1) if multi else pm.conj() * d_psi
+            canvas.add(back, p_int.expand(patches.shape).contiguous(), taps)
+            dev = d if dev is None else dev + d
             if update_probe:
                 n_p = (patches.conj()[:, None] * d_psi if multi else patches.conj() * d_psi).sum(dim=0)
                 i_p = (patches.real.square() + patches.imag.square()).sum(dim=0)   # (N, N)
                 num_p, o_int = (n_p, i_p) if num_p is None else (num_p.add_(n_p), o_int.add_(i_p))
                 if len(parts) == 1:
                     kept = (taps, patches, d_psi)
-        # Blend with the illumination's maximum (in float64, as a scalar would be): steady where
-        # the probe is dim.
-        acc = scan.accumulate
-        floor = illum.max().to(acc).mul(alpha).add(1e-12)
-        d_o = num_o.div_(illum.mul_(1 - alpha).add_(floor))
+        d_o = canvas.step(alpha, acc)
         if not update_probe:
             state.object.add_(d_o, alpha=step_size)
             return dev
         floor = o_int.max().to(acc).mul(alpha).add(1e-12)
-        d_p = num_p.div_(o_int.mul_(1 - alpha).add_(floor))
+        d_p = num_p.div_(o_int.mul_(1 - alpha).add_(floor))                # the checkerboarded probe's
         if kept is not None:
-            terms = _step_terms(p, kept[1], gather_patches(d_o, kept[0]), d_p, kept[2], acc)
+            terms = _step_terms(pm, kept[1], gather_patches(d_o, kept[0]), d_p, kept[2], acc)
         else:
             terms = torch.zeros(5, dtype=acc, device=scan.device)
             for part in parts:  # the exit waves of every chunk again: the object has not moved yet
-                taps, patches, d_psi, _ = correction(part)
-                terms += _step_terms(p, patches, gather_patches(d_o, taps), d_p, d_psi, acc)
+                taps, patches, d_psi, _ = correction(part, pm)
+                terms += _step_terms(pm, patches, gather_patches(d_o, taps), d_p, d_psi, acc)
         a_o, a_p = _solve_steps(terms)
         state.object.add_(d_o * (step_size * a_o).to(d_o.dtype))
-        state.probe.add_(d_p * (step_size * a_p).to(d_p.dtype))
+        state.probe.add_((d_p * c) * (step_size * a_p).to(d_p.dtype))
         return dev
 
     return step
