@@ -121,6 +121,18 @@ def test_truncated_archive(tmp_path: Path, model: TinyNet) -> None:
         A.read_archive(cut)
 
 
+def test_damaged_version_field_is_a_corrupt_archive(tmp_path: Path, model: TinyNet) -> None:
+    """A flipped "version needed to extract" in the central directory makes zipfile raise
+    NotImplementedError (an unknown zip feature): the reader names it a corrupt file instead."""
+    data = bytearray(_write(tmp_path / "wts.h5.zip", model).read_bytes())
+    at = data.index(b"PK\x01\x02")  # the first central-directory entry
+    data[at + 6:at + 8] = (99).to_bytes(2, "little")  # version needed: 9.9
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"bad\.zip.*not a valid zip"):
+        A.read_archive(bad)
+
+
 def test_tampered_member(tmp_path: Path, model: TinyNet) -> None:
     path = _write(tmp_path / "wts.h5.zip", model)
     with zipfile.ZipFile(path) as z:

@@ -394,7 +394,9 @@ def read_archive(path: str | os.PathLike, *,
         raise ValueError(f"{path}: is not a regular file; expected a wts.h5.zip model archive")
     try:
         zf = zipfile.ZipFile(path, "r")
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    # NotImplementedError: a damaged "version needed to extract" field reads as a zip feature
+    # Python lacks; like any damage, that is a corrupt file, named as such
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
         raise ValueError(f"{path}: not a valid zip archive (truncated or corrupt): {exc}") from exc
     with zf:
         names = [info.filename for info in zf.infolist()]
