@@ -148,7 +148,9 @@ def _commit() -> str | None:
 
 def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: bool = False,
                      resume: bool = False, seed: int = 0, threads: int | None = 1,
-                     verbose: bool = False) -> tuple[PINNModule, dict[str, Any]]:
+                     verbose: bool = False, batch_size: int | None = None,
+                     precision: str | None = None, num_workers: int = 0,
+                     steps_per_epoch: int | None = None) -> tuple[PINNModule, dict[str, Any]]:
     """Train the generalist; returns the module (best validation checkpoint) and run facts.
 
     Parameters
@@ -167,8 +169,19 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
         torch threads (None: torch's default).
     verbose : bool
         Progress bar and Lightning's messages.
+    batch_size, precision, num_workers, steps_per_epoch : optional
+        What a larger device changes (bench/device_check.py): samples per step (the recipe's
+        otherwise), the Trainer's precision, DataLoader workers drawing the scan stream (each
+        draws its own scans), optimizer steps per epoch (an epoch ends with a checkpoint). The
+        facts record them.
     """
     r = recipe(toy)
+    if batch_size is not None:
+        r = dataclasses.replace(r, training=r.training.replace(batch_size=int(batch_size)))
+    if precision is not None:
+        r = dataclasses.replace(r, execution=r.execution.replace(precision=precision))
+    if steps_per_epoch is not None:
+        r = dataclasses.replace(r, steps_per_epoch=int(steps_per_epoch))
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
@@ -179,7 +192,8 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
                         scaling=scaling_statistics(first), network=r.network, truth_weight=r.truth_weight)
     module.has_validation = True
     stream = FreshScans(r.spec, seed, r.buffer_scans, r.model.gridsize, truth=r.truth_weight > 0)
-    train_dl = torch.utils.data.DataLoader(stream, batch_size=r.training.batch_size)
+    train_dl = torch.utils.data.DataLoader(stream, batch_size=r.training.batch_size,
+                                           num_workers=int(num_workers))
     val_dl = torch.utils.data.DataLoader(_val_samples(r, seed), batch_size=16)
     folder = out / "checkpoints"
     ckpt = folder / f"{LATEST}.ckpt"
@@ -207,6 +221,8 @@ def train_generalist(out_dir: str | os.PathLike, *, minutes: float = 60.0, toy: 
              "epochs": int(trainer.current_epoch),
              "steps": int(trainer.global_step),
              "samples_seen": int(trainer.global_step) * r.training.batch_size,
+             "batch_size": r.training.batch_size, "precision": str(trainer.precision),
+             "num_workers": int(num_workers), "steps_per_epoch": r.steps_per_epoch,
              "val_loss": float(trainer.callback_metrics.get("val_loss", float("nan"))),
              "best_checkpoint": pathlib.Path(best).name if best else None}
     (out / "trained.json").write_text(json.dumps(facts, indent=2) + "\n")

@@ -82,3 +82,31 @@ def test_generalist_targets_prints_every_target_row():
                    r"inference, network \+ stitching, N = 64: ≥ 1,000 patterns/s"):
         assert re.search(rf"^\| {target} \| [^|]*{number}[^|]* \| [^|]+ \| (\*\*met\*\*|missed) \|$",
                          proc.stdout, re.M), (target, proc.stdout)
+
+
+def test_device_check_toy_writes_every_figure_and_the_weights(tmp_path):
+    """bench/device_check.py at toy size on the CPU: the script a lent GPU machine runs, kept
+    runnable here (refinement and inference timings per device, a short training with its
+    batch probe, the scored archive)."""
+    import json
+
+    import ptycho_nb
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "device_check.py"), "--toy",
+                           "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "device_check.json").read_text())
+    assert "errors" not in report and report["machine"]["torch"]
+    assert {(r["N"], r["patterns"]) for r in report["refine"]} == {(32, 40), (32, 80)}
+    assert all(r["device"] == "cpu" and r["pattern_iterations_per_s"] > 0 for r in report["refine"])
+    assert {r["precision"] for r in report["infer"]} == {"32-true", "bf16-mixed"}
+    assert all(r["patterns_per_s"] > 0 for r in report["infer"])
+    assert [p["batch_size"] for p in report["train_probe"]] == [4, 8]
+    facts = report["train"][0]
+    assert facts["steps"] > 0 and facts["batch_size"] in (4, 8) and facts["device"] == "cpu"
+    scores = report["train_scores"][0]
+    assert scores["rows"] and all("phase_ssim" in row for row in scores["rows"])
+    model = ptycho_nb.load_model(tmp_path / scores["archive"])
+    assert model.model_card["name"].endswith("-device")
