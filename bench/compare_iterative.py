@@ -200,15 +200,16 @@ def run_condition(dose: float, overlap: float, sizes: Sizes, *, subpixel: bool, 
         final = score(rec.object, rec.offset, test_scan)
         curve = _trace_curve(trace, rec, test_scan, seconds, final["phase_ssim"])
         conv = next((t for t, q in curve if q >= final["phase_ssim"] - 0.01), seconds)
+        ref = rec.run.refinement  # None for the network alone
         rows.append({**cond, "method": name, "seconds": seconds, "converged_seconds": conv,
                      "train_seconds": train_s if model is result else float("nan"),
-                     "phase_ssim_curve": curve, "epochs": rec.run.refinement.epochs_run,
-                     "stopped": rec.run.refinement.stopped, "probe_init": rec.run.refinement.probe_init,
+                     "phase_ssim_curve": curve, "epochs": ref.epochs_run if ref else 0,
+                     "stopped": ref.stopped if ref else "", "probe_init": ref.probe_init if ref else "",
                      **final})
         if kw.get("refine_probe"):
-            chosen_init = rec.run.refinement.probe_init
-        print(f"  {name}: {seconds:.2f} s, {rec.run.refinement.epochs_run} refinement epochs "
-              f"({rec.run.refinement.stopped or 'none'}), phase SSIM {final['phase_ssim']:.3f}", flush=True)
+            chosen_init = ref.probe_init
+        print(f"  {name}: {seconds:.2f} s, {ref.epochs_run if ref else 0} refinement epochs "
+              f"({ref.stopped if ref else 'none'}), phase SSIM {final['phase_ssim']:.3f}", flush=True)
 
     if with_iterative:
         runs_it = [(a, rp, nm, guess, "") for a, rp, nm in METHODS_ITERATIVE]
