@@ -124,8 +124,12 @@ def test_ptychodus_product_takes_its_photon_count_from_the_record(scans, tmp_pat
     write_ptychodus_product(d, tmp_path / "p.h5")
     with h5py.File(tmp_path / "p.h5") as f:
         assert f.attrs["probe_photon_count"] == pytest.approx(d.record.photons_per_pattern)
-    plain = PtychoData(diffraction=d.diffraction, xcoords=d.xcoords, ycoords=d.ycoords, probe=d.probe,
-                       object=d.object, metadata={"photons_per_pattern": 5.0})
-    write_ptychodus_product(plain, tmp_path / "q.h5")
-    with h5py.File(tmp_path / "q.h5") as f:
-        assert f.attrs["probe_photon_count"] == 0.0  # no record: ptychodus's 'unknown'
+    # a measured scan (no record) keeps the dose it noted; without a usable one, ptychodus's
+    # 'unknown' (0)
+    for noted, written in ((5.0, 5.0), ("lots", 0.0), (None, 0.0), (float("nan"), 0.0)):
+        meta = {} if noted is None else {"photons_per_pattern": noted}
+        plain = PtychoData(diffraction=d.diffraction, xcoords=d.xcoords, ycoords=d.ycoords, probe=d.probe,
+                           object=d.object, metadata=meta)
+        write_ptychodus_product(plain, tmp_path / "q.h5", overwrite=True)
+        with h5py.File(tmp_path / "q.h5") as f:
+            assert f.attrs["probe_photon_count"] == written, noted
