@@ -32,6 +32,7 @@ Masks are (N, N) when shared by every pattern, (M, N, N) per pattern, True = not
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from pathlib import Path
 from typing import Literal, overload
 
@@ -105,7 +106,7 @@ def flag_values(values: np.ndarray, *, kind: Kind = "counts", saturation: float 
 
 
 def _check_saturation(saturation: float | None) -> None:
-    if saturation is not None and (isinstance(saturation, bool) or not isinstance(saturation, (int, float))
+    if saturation is not None and (isinstance(saturation, bool) or not isinstance(saturation, numbers.Real)
                                    or not np.isfinite(saturation) or saturation <= 0):
         raise ValueError(f"saturation: expected None or a positive number of counts, got {saturation!r}")
 
@@ -164,9 +165,9 @@ def diffraction_from_file(path: Path, key: str, values: np.ndarray, *, kind: Kin
     if reasons:
         flagged, text = _summary(reasons)
         if not mask_flagged:
-            raise ValueError(f"{path}: key '{key}' holds {text}; {kind}s must be finite and >= 0. "
-                             "Pass mask_flagged=True (ptycho_nb.load or the reader) to set them to "
-                             "0 and mark them in PtychoData.mask")
+            raise ValueError(f"{path}: key '{key}' holds {text} (markers of pixels that measured "
+                             f"nothing, not {kind}). Pass mask_flagged=True (ptycho_nb.load or the "
+                             "reader) to set them to 0 and mark them in PtychoData.mask")
         v = np.where(flagged, 0, v)
         flags = compact_mask(flagged)
     return (np.sqrt(v.astype(np.float64)) if kind == "counts" else v), flags

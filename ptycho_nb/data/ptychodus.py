@@ -495,7 +495,8 @@ def read_ptychodus_diffraction(path: str | os.PathLike[str]) -> PtychodusDiffrac
     return PtychodusDiffraction(indexes=_index_array(p, "indexes", indexes), patterns=patterns,
                                 bad_pixels=None if bad is None else bad.astype(bool),
                                 detector_pixel_width_m=dpw, detector_pixel_height_m=dph,
-                                bad_pixels_per_pattern=None if per_pattern is None else per_pattern.astype(bool))
+                                bad_pixels_per_pattern=(None if per_pattern is None
+                                                        else per_pattern.astype(bool)))
 
 
 def write_ptychodus_diffraction(data: PtychoData, path: str | os.PathLike[str], *,
@@ -532,11 +533,14 @@ def write_ptychodus_diffraction(data: PtychoData, path: str | os.PathLike[str], 
             d.attrs["detector_pixel_height_m"] = size
             d.attrs["units"] = "photons"
             mask = data.mask
-            shared = np.zeros(patterns.shape[1:], dtype=bool) if mask is None else \
-                mask if mask.ndim == 2 else mask.any(axis=0)
-            f.create_dataset("bad_pixels", data=shared)
-            if mask is not None and mask.ndim == 3:
+            if mask is None:
+                shared = np.zeros(patterns.shape[1:], dtype=bool)  # ptychodus always has one
+            elif mask.ndim == 2:
+                shared = mask
+            else:  # ptychodus holds one mask for all: keep it off every pixel unmeasured anywhere
+                shared = mask.any(axis=0)
                 f.create_dataset(_PER_PATTERN_MASK, data=mask, compression="gzip", compression_opts=4)
+            f.create_dataset("bad_pixels", data=shared)
     return Path(path)
 
 

@@ -2,7 +2,8 @@
 
 This module decides what a scan is made of from :func:`simulate`'s arguments; the measurement,
 its photon scaling (see :mod:`ptycho_nb.physics.assemble`), the imperfections of a realistic scan
-(:mod:`ptycho_nb.physics.imperfections`) and the scan's record are the shared scan assembly's. ``measure`` lives there too and is importable from here as before.
+(:mod:`ptycho_nb.physics.imperfections`) and the scan's record are the shared scan assembly's.
+``measure`` lives there too and is importable from here as before.
 """
 
 from __future__ import annotations
