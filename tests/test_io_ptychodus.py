@@ -124,15 +124,16 @@ def test_bad_diffraction_files(tmp_path):
         read_ptychodus(pp, tmp_path / "nothere.h5")
 
 
-def test_bad_pixels_zeroed_with_warning(tmp_path):
+def test_bad_pixels_become_the_mask_values_left_alone(tmp_path):
     d = make_data()
     pp = write_ptychodus_product(d, tmp_path / "prod.h5")
     dp = write_ptychodus_diffraction(d, tmp_path / "diff.h5")
+    assert read_ptychodus(pp, dp).mask is None  # ptychodus's all-False /bad_pixels: no mask
     with h5py.File(dp, "r+") as f:
         f["bad_pixels"][2, 3] = True
-    with pytest.warns(UserWarning, match="bad pixel"):
-        r = read_ptychodus(pp, dp)
-    assert np.all(r.diffraction[:, 2, 3] == 0) and r.metadata["bad_pixels_zeroed"] == 1
+    r = read_ptychodus(pp, dp)
+    assert r.mask.shape == (N, N) and r.mask.sum() == 1 and r.mask[2, 3]
+    np.testing.assert_array_equal(r.diffraction, d.diffraction)  # not zeroed: the mask says it
 
 
 def test_product_missing_attrs_and_truncated(tmp_path):

@@ -1,6 +1,7 @@
-"""Dataset container, file readers/writers and neighbour grouping."""
+"""Dataset container, file readers/writers, detector masks and flag values, neighbour grouping."""
 
 from .container import PtychoData
+from .detector import SATURATION_MARKER, flag_values, mask_flagged
 from .grouping import Groups, group_neighbors
 from .hdf5 import read_hdf5, write_hdf5
 from .io import load, save
@@ -12,6 +13,7 @@ from .ptychodus import (PtychodusDiffraction, PtychodusProduct, read_ptychodus,
 
 __all__ = [
     "PtychoData", "SimulatedScan", "SCAN_SOURCES", "load", "save",
+    "mask_flagged", "flag_values", "SATURATION_MARKER",
     "read_npz", "write_npz", "read_hdf5", "write_hdf5",
     "read_ptychodus", "read_ptychodus_product", "write_ptychodus_product",
     "read_ptychodus_diffraction", "write_ptychodus_diffraction",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .container import PtychoData
+from .detector import union_masks
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -53,13 +55,17 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-def build(path: Path, keys: dict[str, str], **fields: Any) -> PtychoData:
+def build(path: Path, keys: dict[str, str], flags: np.ndarray | None = None, **fields: Any) -> PtychoData:
     """Construct PtychoData, re-raising its ValueError with the file and the source key named.
 
     ``keys`` maps container field names to the key/dataset each came from in the file.
+    ``flags`` (the mask of the flag values a reader set to 0, see
+    :func:`~ptycho_nb.data.detector.diffraction_from_file`) joins the file's own mask once the
+    container has checked that one.
     """
     try:
-        return PtychoData(**fields)
+        data = PtychoData(**fields)
+        return data if flags is None else dataclasses.replace(data, mask=union_masks(data.mask, flags))
     except ValueError as exc:
         msg = str(exc)
         src = [f"{f} <- '{k}'" for f, k in keys.items() if f"PtychoData.{f}" in msg]
@@ -87,17 +93,3 @@ def metadata_from_json(path: Path, key: str, text: Any) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: key '{key}' should hold a JSON object, got {type(meta).__name__}")
     return meta
-
-
-def amplitudes_from_counts(path: Path, key: str, counts: np.ndarray) -> np.ndarray:
-    """sqrt of photon counts as float32; ValueError naming file/key for NaN/inf or negatives."""
-    c = np.asarray(counts)
-    if np.iscomplexobj(c) or not np.issubdtype(c.dtype, np.number):
-        raise ValueError(f"{path}: key '{key}' should hold real photon counts, got dtype {c.dtype}")
-    c = c.astype(np.float64)
-    if not np.all(np.isfinite(c)):
-        raise ValueError(f"{path}: key '{key}' contains {int(np.sum(~np.isfinite(c)))} NaN/inf counts")
-    if np.any(c < 0):
-        raise ValueError(f"{path}: key '{key}' holds negative photon counts (minimum {c.min():g}); "
-                         "counts must be >= 0 (mask or clip detector flag values first)")
-    return np.sqrt(c).astype(np.float32)

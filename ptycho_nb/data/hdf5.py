@@ -1,17 +1,26 @@
 """ptycho_nb's own HDF5 layout (gzip-compressed datasets, units as attributes).
 
-Layout (``format_version`` 1)::
+Layout (``format_version`` 1, or 2 for a file with a mask)::
 
-    /                 attrs: format = "ptycho_nb", format_version = 1, metadata = JSON string
+    /                 attrs: format = "ptycho_nb", format_version, metadata = JSON string
     /diffraction      (M, N, N) float32, attrs units = "sqrt(photons)"   (amplitudes)
     /xcoords          (M,) float64, attrs units = "pixel" (patch-centre column)
     /ycoords          (M,) float64, attrs units = "pixel" (patch-centre row)
     /probe            (N, N) or (K, N, N) complex64, attrs units = "sqrt(photons)"
     /object           optional (H, W) complex64, attrs units = "transmission"
     /scan_index       optional (M,) int64
+    /mask             optional (N, N) or (M, N, N) bool, True = pixel not measured   (version 2)
+    /probe_truth      optional (K, N, N) complex64, attrs units = "sqrt(photons)"  (ground truth)
+    /xcoords_truth    optional (M,) float64, attrs units = "pixel"                  (ground truth)
+    /ycoords_truth    optional (M,) float64, attrs units = "pixel"                  (ground truth)
+
+A file with a mask declares version 2: a version-1 reader ignores datasets it does not know, and
+would take the unmeasured pixels for measured zeros; it refuses version 2 instead. The ground
+truth is safe to ignore, so it leaves the version alone.
 
 A reader seeing ``/diffraction`` with ``units = "photons"`` square-roots it (the units say so);
-any other unit is refused.
+any other unit is refused. Detector flag values in it are refused, or with ``mask_flagged=True``
+set to 0 and masked (:mod:`ptycho_nb.data.detector`).
 """
 
 from __future__ import annotations
@@ -26,14 +35,19 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
+from ._common import build, existing_file, metadata_from_json, metadata_to_json
 from .container import PtychoData
+from .detector import diffraction_from_file
 
 __all__ = ["read_hdf5", "write_hdf5", "FORMAT_NAME", "FORMAT_VERSION", "is_ptycho_nb_hdf5",
            "MAX_DATASET_BYTES"]
 
 FORMAT_NAME = "ptycho_nb"
-FORMAT_VERSION = 1
+#: The newest layout this module reads and writes (2: ``/mask``).
+FORMAT_VERSION = 2
+#: Written for files without a mask, which every reader of version 1 reads correctly.
+_PLAIN_VERSION = 1
+_TRUTH = (("probe_truth", "sqrt(photons)"), ("xcoords_truth", "pixel"), ("ycoords_truth", "pixel"))
 _COMPRESS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4}
 
 
@@ -115,8 +129,12 @@ def is_ptycho_nb_hdf5(f: h5py.File) -> bool:
     return _attr_str(f.attrs.get("format")) == FORMAT_NAME
 
 
-def read_hdf5(path: str | os.PathLike[str]) -> PtychoData:
-    """Read a file written by :func:`write_hdf5` into a :class:`PtychoData`."""
+def read_hdf5(path: str | os.PathLike[str], *, mask_flagged: bool = False) -> PtychoData:
+    """Read a file written by :func:`write_hdf5` into a :class:`PtychoData`.
+
+    ``mask_flagged=True`` sets detector flag values in ``/diffraction`` to 0 and masks them,
+    instead of refusing the file.
+    """
     p = existing_file(path)
     with open_h5(p) as f:
         if not is_ptycho_nb_hdf5(f):
@@ -138,23 +156,23 @@ def read_hdf5(path: str | os.PathLike[str]) -> PtychoData:
         units = _attr_str(f["diffraction"].attrs.get("units", "sqrt(photons)"))
         xc = read_dataset(p, f, "xcoords")
         yc = read_dataset(p, f, "ycoords")
-        for key in ("xcoords", "ycoords"):
-            u = _attr_str(f[key].attrs.get("units", "pixel"))
+        optional = {k: read_dataset(p, f, k, required=False)
+                    for k in ("object", "scan_index", "mask", *(k for k, _ in _TRUTH))}
+        for key in ("xcoords", "ycoords", "xcoords_truth", "ycoords_truth"):
+            u = _attr_str(f[key].attrs.get("units", "pixel")) if key in f else "pixel"
             if u != "pixel":
                 raise ValueError(f"{p}: dataset '/{key}' has units {u!r}, expected 'pixel'")
         probe = read_dataset(p, f, "probe")
-        obj = read_dataset(p, f, "object", required=False)
-        scan = read_dataset(p, f, "scan_index", required=False)
     assert diff is not None
-    if units == "photons":
-        diff = amplitudes_from_counts(p, "diffraction", diff)
-    elif units != "sqrt(photons)":
+    if units not in ("photons", "sqrt(photons)"):
         raise ValueError(f"{p}: dataset '/diffraction' has units {units!r}; expected "
                          "'sqrt(photons)' (amplitudes) or 'photons' (counts)")
+    diff, flags = diffraction_from_file(p, "diffraction", diff, mask_flagged=mask_flagged,
+                                        kind="counts" if units == "photons" else "amplitude")
     meta["diffraction"] = "amplitude"
-    return build(p, {k: k for k in ("diffraction", "xcoords", "ycoords", "probe", "object", "scan_index")},
-                 diffraction=diff, xcoords=xc, ycoords=yc, probe=probe, object=obj,
-                 scan_index=scan, metadata=meta)
+    return build(p, {k: k for k in ("diffraction", "xcoords", "ycoords", "probe", *optional)},
+                 flags=flags, diffraction=diff, xcoords=xc, ycoords=yc, probe=probe, metadata=meta,
+                 **optional)
 
 
 def write_hdf5(data: PtychoData, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
@@ -169,7 +187,7 @@ def write_hdf5(data: PtychoData, path: str | os.PathLike[str], overwrite: bool =
     with atomic_path(path, overwrite=overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["format_version"] = FORMAT_VERSION if data.mask is not None else _PLAIN_VERSION
             f.attrs["metadata"] = metadata_to_json(meta)
             d = f.create_dataset("diffraction", data=data.diffraction.astype(np.float32), **_COMPRESS)
             d.attrs["units"] = "sqrt(photons)"
@@ -185,4 +203,13 @@ def write_hdf5(data: PtychoData, path: str | os.PathLike[str], overwrite: bool =
                 o.attrs["units"] = "transmission"
             if data.scan_index is not None:
                 f.create_dataset("scan_index", data=data.scan_index.astype(np.int64), **_COMPRESS)
+            if data.mask is not None:
+                mk = f.create_dataset("mask", data=data.mask, **_COMPRESS)
+                mk.attrs["description"] = ("True = detector pixel not measured; (N, N) shared by "
+                                           "every pattern or (M, N, N) per pattern")
+            for key, units in _TRUTH:
+                if getattr(data, key) is not None:
+                    t = f.create_dataset(key, data=getattr(data, key), **_COMPRESS)
+                    t.attrs["units"] = units
+                    t.attrs["description"] = "ground truth of a simulation, for scoring only"
     return Path(path)

@@ -30,7 +30,7 @@ def _no_kw(path: Path, fmt: str, kw: dict[str, Any]) -> None:
         raise TypeError(f"load({path}): the {fmt} reader takes no keyword(s) {sorted(kw)}")
 
 
-def load(path: str | os.PathLike[str], **kw: Any) -> PtychoData:
+def load(path: str | os.PathLike[str], *, mask_flagged: bool = False, **kw: Any) -> PtychoData:
     """Load a scan from ``path`` as :class:`PtychoData`.
 
     Parameters
@@ -38,6 +38,10 @@ def load(path: str | os.PathLike[str], **kw: Any) -> PtychoData:
     path : str or PathLike
         ``.npz`` (PtychoPINN contract), or HDF5: ptycho_nb's layout (root attribute
         ``format='ptycho_nb'``) or a ptychodus product file (has ``/probe_position_x_m``).
+    mask_flagged : bool
+        Detector flag values in the diffraction (negative, NaN/inf, saturation markers: see
+        :mod:`ptycho_nb.data.detector`) are refused by default; True sets them to 0 and marks
+        them in ``PtychoData.mask``. The file's own mask is read either way.
     **kw
         ``diffraction_kind=`` for NPZ (see :func:`read_npz`); ``diffraction_path=`` for a
         ptychodus product (default: the sibling file, ``diffraction.h5`` beside ``product.h5``
@@ -50,13 +54,15 @@ def load(path: str | os.PathLike[str], **kw: Any) -> PtychoData:
     ValueError
         Unknown, truncated or corrupt file, naming it and what was found.
     """
+    if not isinstance(mask_flagged, bool):
+        raise TypeError(f"mask_flagged: expected True or False, got {mask_flagged!r}")
     p = existing_file(path)
     kind = sniff(p)
     if kind == "zip":
-        return read_npz(p, **kw)
+        return read_npz(p, mask_flagged=mask_flagged, **kw)
     if kind != "hdf5":
         if p.suffix.lower() == ".npz":
-            return read_npz(p, **kw)  # gives the precise NPZ error
+            return read_npz(p, mask_flagged=mask_flagged, **kw)  # gives the precise NPZ error
         raise ValueError(f"{p}: neither an NPZ (zip) nor an HDF5 file (suffix {p.suffix!r}); "
                          f"supported formats: {', '.join(FORMATS)}")
     with open_h5(p) as f:
@@ -70,7 +76,7 @@ def load(path: str | os.PathLike[str], **kw: Any) -> PtychoData:
             raise ValueError(f"{p}: HDF5 file whose metadata cannot be read; corrupt? ({exc})") from exc
     if ours:
         _no_kw(p, "ptycho_nb HDF5", kw)
-        return read_hdf5(p)
+        return read_hdf5(p, mask_flagged=mask_flagged)
     if product:
         dpath = kw.pop("diffraction_path", None)
         _no_kw(p, "ptychodus", kw)
@@ -79,7 +85,7 @@ def load(path: str | os.PathLike[str], **kw: Any) -> PtychoData:
             if not dpath.exists():
                 raise ValueError(f"{p}: is a ptychodus product file; its diffraction patterns live in a "
                                  f"separate file. Pass diffraction_path=..., or put it at {dpath}")
-        return read_ptychodus(p, dpath)
+        return read_ptychodus(p, dpath, mask_flagged=mask_flagged)
     if diffraction:
         raise ValueError(f"{p}: is a ptychodus diffraction file (patterns only, no probe/positions); "
                          "load its product file with load(product_path, diffraction_path=this file)")

@@ -9,6 +9,12 @@ Keys (upstream-compatible):
 ``xcoords``     (M,) patch-centre column, object pixels
 ``ycoords``     (M,) patch-centre row, object pixels
 ``scan_index``  optional (M,) int
+``bad_pixels``  optional (N, N) bool, True = pixel not measured (upstream's key) → ``mask``;
+                an (M, N, N) array is read as a per-pattern mask
+``bad_pixels_per_pattern`` optional (M, N, N) bool (ours): a per-pattern mask, read in
+                preference to ``bad_pixels`` (which then holds their union, for upstream)
+``probe_truth`` optional (K, N, N) complex: the true probe modes (simulations; scoring only)
+``xcoords_truth``, ``ycoords_truth`` optional (M,): the true positions (simulations; scoring only)
 ``metadata_json`` optional JSON object (ours); ``diffraction`` in it says 'amplitude'/'counts'
 ==============  =========================================================================
 
@@ -21,8 +27,12 @@ Amplitude or counts is never guessed silently. ``read_npz(path, diffraction_kind
   amplitudes would square the photon scale -- then a ``ValueError`` asks the caller to pass
   ``diffraction_kind`` explicitly.
 
-Files are opened with ``allow_pickle=False``: object arrays are refused, never unpickled. Upstream
-extras (``xcoords_start``, ``ycoords_start``, ``bad_pixels``, ...) are ignored. Coordinates are
+Detector flag values in the diffraction (negative, NaN/inf, and in counts the saturation markers
+of :mod:`ptycho_nb.data.detector`) are refused, naming the key and how many; with
+``mask_flagged=True`` they are set to 0 and masked.
+
+Files are opened with ``allow_pickle=False``: object arrays are refused, never unpickled. Other
+upstream extras (``xcoords_start``, ``ycoords_start``, ...) are ignored. Coordinates are
 taken as-is in our patch-centre convention (note: ptychodus's own NPZ export writes its
 ``(N-1)/2``-centred pixel coordinates, half a pixel below ours; see ``ptycho_nb.data.ptychodus``).
 """
@@ -38,12 +48,20 @@ from typing import Any, Literal
 import numpy as np
 
 from ..atomic import atomic_path
-from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
+from ._common import build, existing_file, metadata_from_json, metadata_to_json
 from .container import PtychoData
+from .detector import diffraction_from_file
 
-__all__ = ["read_npz", "write_npz", "COUNTS_LIKE_MAX", "METADATA_KEY", "MAX_MEMBER_BYTES"]
+__all__ = ["read_npz", "write_npz", "COUNTS_LIKE_MAX", "METADATA_KEY", "MAX_MEMBER_BYTES",
+           "MASK_KEY", "PER_PATTERN_MASK_KEY"]
 
 METADATA_KEY = "metadata_json"
+#: Upstream PtychoPINN's detector mask, (N, N) bool, True = not measured.
+MASK_KEY = "bad_pixels"
+#: Ours: a per-pattern (M, N, N) mask (``MASK_KEY`` then holds its union, for upstream readers).
+PER_PATTERN_MASK_KEY = "bad_pixels_per_pattern"
+#: Optional container fields stored under their own names: ground truth for scoring.
+_TRUTH_KEYS = ("probe_truth", "xcoords_truth", "ycoords_truth")
 #: An unlabelled file whose values are all integers with a maximum above this is treated as
 #: ambiguous (probably counts) and refused until ``diffraction_kind`` is given.
 COUNTS_LIKE_MAX = 50.0
@@ -107,7 +125,8 @@ def _looks_like_counts(d: np.ndarray) -> bool:
                 and np.all(d == np.round(d)))
 
 
-def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | None = None) -> PtychoData:
+def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | None = None, *,
+             mask_flagged: bool = False) -> PtychoData:
     """Read a PtychoPINN-contract NPZ file.
 
     Parameters
@@ -117,6 +136,8 @@ def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | N
     diffraction_kind : {'amplitude', 'counts', None}
         What the diffraction array holds; None → what the file's metadata records (see module
         docstring for the unlabelled case).
+    mask_flagged : bool
+        Set detector flag values to 0 and add them to the mask, instead of refusing the file.
 
     Returns
     -------
@@ -166,6 +187,9 @@ def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | N
         yc = _get(p, npz, "ycoords")
         obj = _get(p, npz, "objectGuess") if "objectGuess" in keys else None
         scan = _get(p, npz, "scan_index") if "scan_index" in keys else None
+        mask_key = PER_PATTERN_MASK_KEY if PER_PATTERN_MASK_KEY in keys else MASK_KEY
+        mask = _get(p, npz, mask_key) if mask_key in keys else None
+        truth = {k: _get(p, npz, k) for k in _TRUTH_KEYS if k in keys}
 
     recorded = meta.get("diffraction")
     if recorded is not None and recorded not in _KINDS:
@@ -185,28 +209,27 @@ def read_npz(path: str | os.PathLike[str], diffraction_kind: DiffractionKind | N
                 "says amplitudes. Pass diffraction_kind='counts' (values are square-rooted) or "
                 "diffraction_kind='amplitude' to load them as they are.")
         kind = "amplitude"
-    if np.iscomplexobj(diff) or not np.issubdtype(diff.dtype, np.number):
-        raise ValueError(f"{p}: key '{diff_key}' should hold real {kind}s, got dtype {diff.dtype}")
-    if kind == "counts":
-        diff = amplitudes_from_counts(p, diff_key, diff)
-    elif np.any(np.isfinite(diff) & (diff < 0)):
-        raise ValueError(f"{p}: key '{diff_key}' holds negative amplitudes (minimum {np.nanmin(diff):g})")
+    diff, flags = diffraction_from_file(p, diff_key, diff, kind=kind, mask_flagged=mask_flagged)
 
     meta = dict(meta)
     meta["diffraction"] = "amplitude"
     meta["source_diffraction_kind"] = kind
     return build(p, {"diffraction": diff_key, "probe": "probeGuess", "object": "objectGuess",
-                     "xcoords": "xcoords", "ycoords": "ycoords", "scan_index": "scan_index"},
-                 diffraction=diff, xcoords=xc, ycoords=yc, probe=probe, object=obj,
-                 scan_index=scan, metadata=meta)
+                     "xcoords": "xcoords", "ycoords": "ycoords", "scan_index": "scan_index",
+                     "mask": mask_key, **{k: k for k in _TRUTH_KEYS}},
+                 flags=flags, diffraction=diff, xcoords=xc, ycoords=yc, probe=probe, object=obj,
+                 scan_index=scan, metadata=meta, mask=mask, **truth)
 
 
 def write_npz(data: PtychoData, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Write ``data`` as a PtychoPINN-contract NPZ (compressed), atomically.
 
     ``diffraction`` holds float32 amplitudes and ``metadata_json`` records
-    ``diffraction='amplitude'``; ``objectGuess`` is written when ``data.object`` is known.
-    Returns the path written. FileExistsError when it exists and ``overwrite`` is False.
+    ``diffraction='amplitude'``; ``objectGuess`` is written when ``data.object`` is known, the
+    mask as ``bad_pixels`` (N, N) when there is one (a per-pattern mask also as
+    ``bad_pixels_per_pattern``, ``bad_pixels`` then its union), and the ground-truth fields
+    under their own names when set. Returns the path written. FileExistsError when it exists and
+    ``overwrite`` is False.
     """
     if not isinstance(data, PtychoData):
         raise TypeError(f"write_npz: expected PtychoData, got {type(data).__name__}")
@@ -224,6 +247,15 @@ def write_npz(data: PtychoData, path: str | os.PathLike[str], overwrite: bool = 
         arrays["objectGuess"] = data.object.astype(np.complex64)
     if data.scan_index is not None:
         arrays["scan_index"] = data.scan_index.astype(np.int64)
+    if data.mask is not None:
+        # Upstream reads an (N, N) mask: a per-pattern one goes beside it, the union (every
+        # pixel unmeasured in some pattern) keeping upstream off all of them.
+        arrays[MASK_KEY] = data.mask if data.mask.ndim == 2 else data.mask.any(axis=0)
+        if data.mask.ndim == 3:
+            arrays[PER_PATTERN_MASK_KEY] = data.mask
+    for key in _TRUTH_KEYS:
+        if getattr(data, key) is not None:
+            arrays[key] = getattr(data, key)
     with atomic_path(path, overwrite=overwrite) as tmp:
         # A file handle, not a name: np.savez would otherwise append '.npz' to odd suffixes.
         with open(tmp, "wb") as fh:

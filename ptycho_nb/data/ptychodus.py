@@ -17,8 +17,18 @@ Diffraction file (``save_diffraction_data`` / ``load_diffraction_data``)::
     /indexes                  (M,) int
     /patterns                 (M, N, N) photon COUNTS; attrs detector_pixel_width_m,
                               detector_pixel_height_m
-    /bad_pixels               (N, N) bool
+    /bad_pixels               (N, N) bool, True = pixel not measured
     /probe_photon_counts      optional
+
+Masks: ``/bad_pixels`` becomes ``PtychoData.mask`` (the pattern values are left as stored; an
+all-False ``/bad_pixels``, which ptychodus writes when nothing is masked, is no mask). ptychodus
+holds one (N, N) mask for every pattern, so a per-pattern mask is written as its union in
+``/bad_pixels`` (every pixel unmeasured in some pattern is kept out of ptychodus's likelihood)
+and exactly in the extra dataset ``/ptycho_nb_bad_pixels`` (M, N, N), which our reader prefers.
+Detector flag values in ``/patterns`` (negative, NaN/inf, saturation markers, see
+:mod:`ptycho_nb.data.detector`) are refused, or with ``mask_flagged=True`` set to 0 and masked.
+Ground-truth fields (``probe_truth``, ``xcoords_truth``/``ycoords_truth``) are not written: a
+ptychodus product has no place for them (use NPZ or our HDF5).
 
 Half-pixel decision
 -------------------
@@ -59,8 +69,9 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ._common import amplitudes_from_counts, build, existing_file, metadata_from_json, metadata_to_json
+from ._common import build, existing_file, metadata_from_json, metadata_to_json
 from .container import PtychoData
+from .detector import SATURATION_MARKER, diffraction_from_file
 from .hdf5 import open_h5, read_dataset
 
 __all__ = [
@@ -84,6 +95,7 @@ PLACEHOLDER_DETECTOR_PIXEL_SIZE_M = 75e-6
 _PLACEHOLDERS_ATTR = "ptycho_nb_placeholders"
 _META_ATTR = "ptycho_nb_metadata"
 _SCAN_INDEX = "ptycho_nb_scan_index"
+_PER_PATTERN_MASK = "ptycho_nb_bad_pixels"
 
 
 # ---------------------------------------------------------------------------- coordinates
@@ -140,13 +152,16 @@ class PtychodusProduct:
 @dataclasses.dataclass
 class PtychodusDiffraction:
     """A ptychodus diffraction file: ``patterns`` (M, N, N) photon counts as stored, ``indexes``
-    (M,), ``bad_pixels`` (N, N) bool, detector pixel size (m; None when a ptycho_nb placeholder)."""
+    (M,), ``bad_pixels`` (N, N) bool (True = not measured), detector pixel size (m; None when a
+    ptycho_nb placeholder), and ``bad_pixels_per_pattern`` (M, N, N) bool when the file holds
+    ptycho_nb's exact per-pattern mask (rows in the order of ``patterns``)."""
 
     indexes: np.ndarray
     patterns: np.ndarray
     bad_pixels: np.ndarray | None
     detector_pixel_width_m: float | None
     detector_pixel_height_m: float | None
+    bad_pixels_per_pattern: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -451,6 +466,7 @@ def read_ptychodus_diffraction(path: str | os.PathLike[str]) -> PtychodusDiffrac
         patterns = read_dataset(p, f, "patterns")
         indexes = read_dataset(p, f, "indexes")
         bad = read_dataset(p, f, "bad_pixels", required=False)
+        per_pattern = read_dataset(p, f, _PER_PATTERN_MASK, required=False)
         where = "dataset '/patterns'"
         dpw = _float_attr(p, f["patterns"], "detector_pixel_width_m", where, None)
         dph = _float_attr(p, f["patterns"], "detector_pixel_height_m", where, None)
@@ -468,13 +484,19 @@ def read_ptychodus_diffraction(path: str | os.PathLike[str]) -> PtychodusDiffrac
     if patterns.dtype.kind not in "iuf":
         raise ValueError(f"{p}: dataset '/patterns' should hold real photon counts, got dtype "
                          f"{patterns.dtype}")
-    if bad is not None and not (bad.dtype.kind == "b" or (bad.dtype.kind in "iu"
-                                                          and np.all((bad == 0) | (bad == 1)))):
-        raise ValueError(f"{p}: dataset '/bad_pixels' should hold booleans (or 0/1), got dtype "
-                         f"{bad.dtype}")
+    if per_pattern is not None and per_pattern.shape != patterns.shape:
+        raise ValueError(f"{p}: dataset '/{_PER_PATTERN_MASK}' has shape {per_pattern.shape}, "
+                         f"expected {patterns.shape} (one mask per pattern)")
+    for key, m in (("bad_pixels", bad), (_PER_PATTERN_MASK, per_pattern)):
+        if m is not None and not (m.dtype.kind == "b" or (m.dtype.kind in "iu"
+                                                          and np.all((m == 0) | (m == 1)))):
+            raise ValueError(f"{p}: dataset '/{key}' should hold booleans (or 0/1), got dtype "
+                             f"{m.dtype}")
     return PtychodusDiffraction(indexes=_index_array(p, "indexes", indexes), patterns=patterns,
                                 bad_pixels=None if bad is None else bad.astype(bool),
-                                detector_pixel_width_m=dpw, detector_pixel_height_m=dph)
+                                detector_pixel_width_m=dpw, detector_pixel_height_m=dph,
+                                bad_pixels_per_pattern=(None if per_pattern is None
+                                                        else per_pattern.astype(bool)))
 
 
 def write_ptychodus_diffraction(data: PtychoData, path: str | os.PathLike[str], *,
@@ -483,14 +505,16 @@ def write_ptychodus_diffraction(data: PtychoData, path: str | os.PathLike[str], 
     """Write ``data``'s diffraction as a ptychodus diffraction file of COUNTS, atomically.
 
     Counts are amplitude². When they are integers to float32 precision (Poisson data) they are
-    stored as uint32, else as float32 (noise-free simulations), so nothing is rounded away.
+    stored as uint32 (below its 2³²−1 flag value), else as float32 (noise-free simulations), so
+    nothing is rounded away. ``data.mask`` goes to ``/bad_pixels`` (module docstring: a
+    per-pattern mask as its union, and exactly in ``/ptycho_nb_bad_pixels``).
     """
     if not isinstance(data, PtychoData):
         raise TypeError(f"write_ptychodus_diffraction: expected PtychoData, got {type(data).__name__}")
     counts = np.square(data.diffraction.astype(np.float64))
     rounded = np.round(counts)
     # float32 amplitudes carry ~6e-8 relative error, so squared integers come back within ~1e-7.
-    if np.all(np.abs(counts - rounded) <= np.maximum(1e-3, 3e-7 * counts)) and rounded.max() < 2**32:
+    if np.all(np.abs(counts - rounded) <= np.maximum(1e-3, 3e-7 * counts)) and rounded.max() < SATURATION_MARKER:
         patterns: np.ndarray = rounded.astype(np.uint32)
     else:
         patterns = counts.astype(np.float32)
@@ -508,16 +532,26 @@ def write_ptychodus_diffraction(data: PtychoData, path: str | os.PathLike[str], 
             d.attrs["detector_pixel_width_m"] = size
             d.attrs["detector_pixel_height_m"] = size
             d.attrs["units"] = "photons"
-            f.create_dataset("bad_pixels", data=np.zeros(patterns.shape[1:], dtype=bool))
+            mask = data.mask
+            if mask is None:
+                shared = np.zeros(patterns.shape[1:], dtype=bool)  # ptychodus always has one
+            elif mask.ndim == 2:
+                shared = mask
+            else:  # ptychodus holds one mask for all: keep it off every pixel unmeasured anywhere
+                shared = mask.any(axis=0)
+                f.create_dataset(_PER_PATTERN_MASK, data=mask, compression="gzip", compression_opts=4)
+            f.create_dataset("bad_pixels", data=shared)
     return Path(path)
 
 
 def read_ptychodus(product_path: str | os.PathLike[str],
-                   diffraction_path: str | os.PathLike[str]) -> PtychoData:
+                   diffraction_path: str | os.PathLike[str], *, mask_flagged: bool = False) -> PtychoData:
     """Combine a ptychodus product (probe, object, positions) and diffraction file into PtychoData.
 
     Patterns are matched to positions through ``/probe_position_indexes`` ↔ ``/indexes``; counts
-    become amplitudes (sqrt). Bad pixels flagged in ``/bad_pixels`` are set to 0 with a warning.
+    become amplitudes (sqrt). ``/bad_pixels`` becomes ``PtychoData.mask`` (values left as stored);
+    detector flag values in ``/patterns`` are refused, or with ``mask_flagged=True`` set to 0 and
+    masked.
     """
     prod = read_ptychodus_product(product_path)
     dp = existing_file(diffraction_path)
@@ -533,13 +567,10 @@ def read_ptychodus(product_path: str | os.PathLike[str],
         raise ValueError(f"{pp}: '/probe_position_indexes' names {len(missing)} pattern(s) absent from "
                          f"'/indexes' of {dp} (first: {missing[0]})")
     rows = np.array([lookup[int(i)] for i in prod.indexes], dtype=np.int64)
-    amp = amplitudes_from_counts(dp, "patterns", diff.patterns[rows])
+    amp, flags = diffraction_from_file(dp, "patterns", diff.patterns[rows], kind="counts",
+                                       mask_flagged=mask_flagged)
+    mask = diff.bad_pixels if diff.bad_pixels_per_pattern is None else diff.bad_pixels_per_pattern[rows]
     meta = dict(prod.metadata)
-    if diff.bad_pixels is not None and diff.bad_pixels.any():
-        n_bad = int(diff.bad_pixels.sum())
-        warnings.warn(f"{dp}: {n_bad} bad pixel(s) in '/bad_pixels' set to 0", UserWarning, stacklevel=2)
-        amp[:, diff.bad_pixels] = 0.0
-        meta["bad_pixels_zeroed"] = n_bad
     n = amp.shape[-1]
     if prod.probe.shape[-2:] != (n, n):
         raise ValueError(f"{pp}: '/probe' is {prod.probe.shape[-2:]} but the patterns of {dp} are {n}x{n}")
@@ -561,6 +592,8 @@ def read_ptychodus(product_path: str | os.PathLike[str],
     meta.setdefault("source", {"format": "ptychodus", "product": str(pp), "diffraction": str(dp),
                                "name": prod.name})
     return build(pp, {"xcoords": "probe_position_x_m", "ycoords": "probe_position_y_m",
-                      "probe": "probe", "object": "object", "diffraction": f"{dp}:/patterns"},
-                 diffraction=amp, xcoords=prod.xcoords, ycoords=prod.ycoords, probe=prod.probe,
-                 object=prod.object, scan_index=prod.scan_index, metadata=meta)
+                      "probe": "probe", "object": "object", "diffraction": f"{dp}:/patterns",
+                      "mask": f"{dp}:/bad_pixels"},
+                 flags=flags, diffraction=amp, xcoords=prod.xcoords, ycoords=prod.ycoords,
+                 probe=prod.probe, object=prod.object, scan_index=prod.scan_index, metadata=meta,
+                 mask=mask)

@@ -75,6 +75,22 @@ def _ints(v: Any) -> tuple[int, ...]:
     return tuple(_count(0)(x) for x in v)
 
 
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):  # 1 or "true" from a hand-written file is not a flag
+        raise _Bad
+    return v
+
+
+def _fractions(v: Any) -> tuple[float, ...]:
+    """Power fractions: positive, non-increasing (the first is the dominant mode), summing to 1."""
+    if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Sequence) or not v:
+        raise _Bad
+    out = tuple(_real(0.0, lo_open=True)(x) for x in v)
+    if any(b > a for a, b in zip(out, out[1:])) or abs(sum(out) - 1.0) > 1e-6:
+        raise _Bad
+    return out
+
+
 def _seed(v: Any) -> int | tuple[int, ...]:
     # SeedSequence entropy: one int (the usual seed) or a sequence of them
     return _count(0)(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else _ints(v)
@@ -105,10 +121,11 @@ def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _field(check: Callable[[Any], Any], rule: str, default: Any = dataclasses.MISSING, *,
-           factory: Any = dataclasses.MISSING, omit_none: bool = False) -> Any:
+           factory: Any = dataclasses.MISSING, omit_default: bool = False) -> Any:
     """A record field: its check (normalises or raises _Bad), the rule it states, and whether
-    ``as_dict`` leaves it out while it is None (facts only some producers record)."""
-    meta = {"check": check, "rule": rule, "omit_none": omit_none}
+    ``as_dict`` leaves it out while it holds its default (facts only some producers or some
+    scans record: an ideal scan's metadata stays what it was before they existed)."""
+    meta = {"check": check, "rule": rule, "omit_default": omit_default}
     return dataclasses.field(default=default, default_factory=factory, metadata=meta)
 
 
@@ -177,6 +194,26 @@ class SimulatedScan:
         ``VariedSpec.to_dict()`` of the distribution the scan was drawn from.
     simulate_seconds : float or None
         Wall time of the simulation (s).
+    probe_modes : int
+        Incoherent probe modes K the patterns were made with (1: a coherent beam).
+    mode_powers : tuple of floats
+        Fraction of the beam's power in each mode, non-increasing, summing to 1 ((1.0,) for K = 1).
+    probe_exact : bool
+        Whether the stored ``PtychoData.probe`` is exactly the probe that made the data (one
+        mode, or every mode stored). False when it is only the dominant mode of a partially
+        coherent beam: a reconstruction should then refine it.
+    position_error : float
+        Std (px, per axis) of the Gaussian error of the stored (nominal) positions: the
+        patterns were measured at ``PtychoData.xcoords_truth/ycoords_truth``.
+    position_drift : float
+        Slow drift (px) of the true positions from the nominal ones, reached at the last pattern.
+    gap_rows, gap_columns : tuple of ints
+        Detector rows / columns of module gaps (pixel indices, not measured).
+    dead_pixel_fraction : float
+        Fraction of the detector's pixels that are dead (read 0, masked).
+
+    The last seven are left out of :meth:`as_dict` while they hold their defaults (an ideal
+    scan), so metadata written before they existed reads back as an ideal scan.
 
     Raises
     ------
@@ -196,21 +233,21 @@ class SimulatedScan:
     noise: str | None = _field(_choice("poisson", None), "'poisson' or None")
     seed: int | tuple[int, ...] = _field(_seed, "an int >= 0 or a list of them")
     spawn_key: tuple[int, ...] | None = _field(_optional(_ints), "a list of ints >= 0 or None",
-                                               None, omit_none=True)
+                                               None, omit_default=True)
     object_kind: str = _field(_text, "a non-empty string")
     object_shape: tuple[int, int] = _field(_pair(_count(1)), "an (H, W) pair of ints >= 1")
     object_kwargs: dict[str, Any] = _field(_json_mapping, "a JSON-ready mapping with str keys",
                                            factory=dict)
-    object_seed: int | None = _field(_optional(_count(0)), "an int >= 0 or None", None, omit_none=True)
+    object_seed: int | None = _field(_optional(_count(0)), "an int >= 0 or None", None, omit_default=True)
     amplitude_mode: str | None = _field(_optional(_text), "a non-empty string or None", None,
-                                        omit_none=True)
+                                        omit_default=True)
     amplitude_range: tuple[float, float] = _field(_pair(_real()), "a (min, max) pair of finite numbers")
     phase_range: tuple[float, float] = _field(_pair(_real()), "a (min, max) pair of finite numbers")
     probe_kind: str = _field(_text, "a non-empty string")
     probe_kwargs: dict[str, Any] = _field(_json_mapping, "a JSON-ready mapping with str keys",
                                           factory=dict)
     probe_target_diameter: float | None = _field(_optional(_real(0.0, lo_open=True)),
-                                                 f"{_POSITIVE} or None", None, omit_none=True)
+                                                 f"{_POSITIVE} or None", None, omit_default=True)
     probe_diameter: float = _field(_real(0.0, lo_open=True), _POSITIVE)
     scan: str = _field(_text, "a non-empty string")
     step: float = _field(_real(0.0, lo_open=True), _POSITIVE)
@@ -220,9 +257,19 @@ class SimulatedScan:
     grid: tuple[int, int] | None = _field(_optional(_pair(_count(1))),
                                           "an (ny, nx) pair of ints >= 1 or None", None)
     varied_spec: dict[str, Any] | None = _field(_optional(_json_mapping), "a JSON-ready mapping or None",
-                                                None, omit_none=True)
+                                                None, omit_default=True)
     simulate_seconds: float | None = _field(_optional(_real(0.0)), "a finite number >= 0 or None", None,
-                                            omit_none=True)
+                                            omit_default=True)
+    # What a real scan has that an ideal simulation lacks (ptycho_nb.physics.imperfections).
+    probe_modes: int = _field(_count(1), "an int >= 1", 1, omit_default=True)
+    mode_powers: tuple[float, ...] = _field(
+        _fractions, "a non-increasing list of positive fractions summing to 1", (1.0,), omit_default=True)
+    probe_exact: bool = _field(_flag, "True or False", True, omit_default=True)
+    position_error: float = _field(_real(0.0), "a finite number >= 0", 0.0, omit_default=True)
+    position_drift: float = _field(_real(0.0), "a finite number >= 0", 0.0, omit_default=True)
+    gap_rows: tuple[int, ...] = _field(_ints, "a list of ints >= 0", (), omit_default=True)
+    gap_columns: tuple[int, ...] = _field(_ints, "a list of ints >= 0", (), omit_default=True)
+    dead_pixel_fraction: float = _field(_real(0.0), "a finite number >= 0", 0.0, omit_default=True)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -233,6 +280,9 @@ class SimulatedScan:
             except (_Bad, TypeError, ValueError, OverflowError):
                 raise ValueError(f"SimulatedScan.{f.name}: expected {f.metadata['rule']}, "
                                  f"got {value!r}") from None
+        if len(self.mode_powers) != self.probe_modes:
+            raise ValueError(f"SimulatedScan.mode_powers: expected one fraction per probe mode "
+                             f"(probe_modes = {self.probe_modes}), got {list(self.mode_powers)!r}")
 
     @property
     def stream_index(self) -> int | None:
@@ -248,7 +298,7 @@ class SimulatedScan:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None and f.metadata["omit_none"]:
+            if f.metadata["omit_default"] and value == f.default:
                 continue
             out[f.name] = _lists(value)
             if f.name == "spawn_key":

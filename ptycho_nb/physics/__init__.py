@@ -2,6 +2,7 @@
 
 from .forward import (FFT_NORM, exit_waves, extract_patches, far_field,
                       forward_amplitude, forward_from_object, place_patches, poisson_nll, stitch)
+from .imperfections import Imperfections
 from .objects import OBJECT_KINDS, make_object, object_maps
 from .probes import (PROBE_KINDS, canonical_probe_kind, defocused_pupil_probe, disc_probe,
                      fresnel_propagate, gaussian_probe, make_probe, probe_diameter,
@@ -24,7 +25,7 @@ __all__ = [
     "fresnel_propagate", "PROBE_KINDS", "canonical_probe_kind",
     "make_scan", "raster_scan", "spiral_scan", "random_scan", "step_from_overlap",
     "overlap_from_step", "SCAN_KINDS",
-    "simulate", "scattering_strength", "pattern_estimate", "inverse_far_field",
+    "simulate", "Imperfections", "scattering_strength", "pattern_estimate", "inverse_far_field",
     "object_maps", "VariedSpec", "draw_scan", "iter_scans", "scan_seed",
     "draw_object", "draw_probe", "AMPLITUDE_MODES", "PROBE_FAMILIES",
 ]

@@ -6,7 +6,9 @@ the same for both and lives here: the object shape that holds a scan (:func:`fit
 asked before the object and positions are made), the measurement (:func:`measure`: the one
 forward model, photon scaling, Poisson counts → float32 amplitudes) and the scan's typed record
 (:class:`~ptycho_nb.data.scan_record.SimulatedScan`) written into the returned
-:class:`~ptycho_nb.data.container.PtychoData` (:func:`assemble_scan`).
+:class:`~ptycho_nb.data.container.PtychoData` (:func:`assemble_scan`), and with it what a real
+scan has that an ideal one lacks (:mod:`ptycho_nb.physics.imperfections`: probe modes, position
+errors, detector defects), applied to the measurement and recorded.
 
 Photon scaling: with the unit probe (sum|P|² = 1) the noise-free intensities
 ``I_j = |F{P·O_j}|²`` (ortho FFT) are scaled by ``s = photons_per_pattern / mean_j sum I_j``;
@@ -26,6 +28,7 @@ import torch
 from ..data.container import PtychoData
 from ..data.scan_record import SimulatedScan
 from .forward import FFT_NORM, forward_from_object
+from .imperfections import Imperfections, coherent_modes, detector_mask, true_positions
 from .probes import probe_diameter
 from .scan import overlap_from_step
 
@@ -119,17 +122,19 @@ def measure(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoords: np
 
 def assemble_scan(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray, *,
                   photons_per_pattern: float, noise_rng: np.random.Generator | None, step: float,
-                  started: float, batch_size: int = 256, **facts: Any) -> PtychoData:
+                  started: float, batch_size: int = 256, imperfections: Imperfections | None = None,
+                  imperfection_seed: np.random.SeedSequence | None = None, **facts: Any) -> PtychoData:
     """Measure a scan and return it with its record: the common end of every simulation.
 
     Parameters
     ----------
     probe : (N, N) or (K, N, N) complex
-        Probe with unit total intensity (sum|P|² = 1).
+        Probe with unit total intensity (sum|P|² = 1); (N, N) when ``imperfections`` asks for
+        probe modes (the main probe they are made from).
     obj : (H, W) complex64
         Object transmission; holds every patch (the container checks it).
     xcoords, ycoords : (M,) float64
-        Patch centres (column, row), object pixels.
+        Nominal patch centres (column, row), object pixels: where the scan meant to measure.
     photons_per_pattern : float
         Mean total counts per pattern (> 0).
     noise_rng : numpy Generator or None
@@ -140,6 +145,10 @@ def assemble_scan(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoor
         ``time.perf_counter()`` when the simulation began (the record's ``simulate_seconds``).
     batch_size : int
         Patterns per forward chunk.
+    imperfections : Imperfections, optional
+        What departs from the ideal scan (None: nothing, the output is the ideal scan's).
+    imperfection_seed : SeedSequence, optional
+        The draws of the position errors and dead pixels; required when there are any.
     **facts
         The record's descriptive fields (:class:`~ptycho_nb.data.scan_record.SimulatedScan`):
         ``source``, ``seed``, ``object_kind``, ``amplitude_range``, ``phase_range``,
@@ -152,21 +161,50 @@ def assemble_scan(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoor
     PtychoData
         ``diffraction`` sqrt(counts) (M, N, N) float32, probe ``sqrt(s)·P`` complex64, the
         object as ground truth, ``scan_index`` zeros and ``metadata = record.as_dict()``.
+        With imperfections: the patterns are the incoherent sum over the probe modes at the
+        true positions; ``probe`` is ``sqrt(s)·P`` of the main probe (the whole power in the
+        dominant mode) or every mode (``store_probe_modes``), ``probe_truth`` the K modes
+        ``sqrt(s)·P_k`` when K > 1; ``xcoords/ycoords`` stay the nominal positions and
+        ``xcoords_truth/ycoords_truth`` hold the true ones when they differ; gap and dead
+        pixels read 0 and are True in ``mask`` ((N, N)). ``s`` is set by the mean counts over
+        the whole detector, before its defects.
 
     Raises
     ------
     ValueError
         A fact breaks the record's rules (named), or the container refuses the arrays.
     """
-    diffraction, stored_probe, s = measure(probe, obj, xcoords, ycoords, photons_per_pattern,
-                                           noise_rng=noise_rng, batch_size=batch_size)
+    imp = Imperfections() if imperfections is None else imperfections
     n = probe.shape[-1]
-    diam = probe_diameter(probe)
+    imp.check_size(n)
+    if imperfection_seed is None and (imp.moves_positions or imp.dead_pixel_fraction > 0):
+        raise ValueError("imperfection_seed: required to draw position errors or dead pixels")
+    if imp.probe_modes > 1 and probe.ndim != 2:
+        raise ValueError(f"probe: expected the (N, N) main probe to make {imp.probe_modes} modes "
+                         f"from, got shape {probe.shape}")
+    modes = coherent_modes(probe, imp.mode_powers) if imp.probe_modes > 1 else probe
+    x_true, y_true = (true_positions(xcoords, ycoords, imp, imperfection_seed, obj.shape, n)
+                      if imp.moves_positions else (xcoords, ycoords))
+    diffraction, stored_probe, s = measure(modes, obj, x_true, y_true, photons_per_pattern,
+                                           noise_rng=noise_rng, batch_size=batch_size)
+    mask = detector_mask(n, imp, imperfection_seed)
+    if mask is not None:
+        diffraction[:, mask] = 0.0  # dead and gap pixels count nothing
+    probe_truth = None
+    if imp.probe_modes > 1:
+        probe_truth = stored_probe
+        if not imp.store_probe_modes:
+            # the main probe itself, carrying the whole power: what a single-mode guess holds
+            stored_probe = (np.asarray(probe) * np.sqrt(s)).astype(np.complex64)
+    diam = probe_diameter(modes)  # of the whole illumination
     record = SimulatedScan(
         photons_per_pattern=photons_per_pattern, intensity_scale=s, fft_norm=FFT_NORM,
         dc_pixel=(n // 2, n // 2), noise="poisson" if noise_rng is not None else None,
         object_shape=obj.shape, probe_diameter=diam, step=step, overlap=overlap_from_step(step, diam),
-        n_positions=xcoords.size, simulate_seconds=round(time.perf_counter() - started, 3), **facts)
+        n_positions=xcoords.size, simulate_seconds=round(time.perf_counter() - started, 3),
+        **imp.record_facts(), **facts)
     return PtychoData(diffraction=diffraction, xcoords=xcoords, ycoords=ycoords, probe=stored_probe,
                       object=obj, scan_index=np.zeros(xcoords.size, dtype=np.int64),
-                      metadata=record.as_dict())
+                      metadata=record.as_dict(), mask=mask, probe_truth=probe_truth,
+                      xcoords_truth=x_true if imp.moves_positions else None,
+                      ycoords_truth=y_true if imp.moves_positions else None)

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..data.container import PtychoData
 from .assemble import assemble_scan, fit_object_shape
+from .imperfections import Imperfections
 from .objects import OBJECT_KINDS, object_maps
 from .probes import PROBE_KINDS, make_probe, probe_diameter
 from .scan import SCAN_KINDS, make_scan
@@ -54,6 +55,7 @@ are drawn: :func:`_draw_probe`."""
 
 # Child indices of a scan's SeedSequence: one independent stream per part of the draw.
 _K_OBJECT, _K_OBJECT_MAPS, _K_PROBE, _K_SCAN, _K_POSITIONS, _K_DOSE, _K_NOISE = range(7)
+_K_IMPERFECTIONS = 7  # added later: the streams above stay what they were
 
 _WeightsIn = Mapping[str, float] | Sequence[str] | Sequence[tuple[str, float]]
 
@@ -158,6 +160,10 @@ class VariedSpec:
         an int: a square object of that side (px, >= N), the scan truncated to ``n_positions``.
     noise : 'poisson' or None
         Photon noise; None gives noise-free amplitudes (tests, references).
+    imperfections : Imperfections, mapping or None
+        What every drawn scan has of a real one (:class:`~ptycho_nb.physics.imperfections.Imperfections`
+        or its ``to_dict()``: probe modes, position errors, detector gaps and dead pixels); the
+        errors and dead pixels are drawn per scan from its seed. None (default): ideal scans.
 
     Weighted fields accept a mapping, a list of names (equal weights) or of (name, weight) pairs
     and are stored as ``((name, weight), ...)``; weights need not sum to 1.
@@ -190,6 +196,7 @@ class VariedSpec:
     n_positions: tuple[int, int] = (64, 256)
     object_size: str | int = "fit"
     noise: str | None = "poisson"
+    imperfections: Imperfections | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         def set_(name: str, value: Any) -> None:  # frozen: normalise each field once, here
@@ -237,6 +244,20 @@ class VariedSpec:
             set_("object_size", int(size))
         if self.noise not in ("poisson", None):
             _fail("noise", self.noise, "'poisson' or None")
+        imp = self.imperfections
+        if isinstance(imp, Mapping):
+            try:
+                imp = Imperfections.from_dict(imp)
+            except ValueError as exc:
+                raise ValueError(f"VariedSpec.imperfections: {exc}") from None
+        if imp is not None and not isinstance(imp, Imperfections):
+            _fail("imperfections", imp, "an Imperfections, its to_dict() mapping, or None")
+        if imp is not None:
+            try:
+                imp.check_size(self.N)
+            except ValueError as exc:
+                raise ValueError(f"VariedSpec.imperfections: {exc}") from None
+        set_("imperfections", imp)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description (weights as dicts, ranges as lists); inverse of
@@ -246,6 +267,10 @@ class VariedSpec:
             v = getattr(self, f.name)
             if f.name in ("object_kinds", "amplitude_modes", "probe_families", "scan_kinds"):
                 v = {k: w for k, w in v}
+            elif f.name == "imperfections":
+                if v is None:
+                    continue  # an ideal spec's dict stays what it was before the field existed
+                v = v.to_dict()
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
@@ -480,7 +505,10 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
         the facts of :func:`~ptycho_nb.physics.simulate`'s scans plus ``amplitude_mode``,
         ``object_seed``, ``probe_target_diameter``, ``seed`` / ``spawn_key`` (``draw_scan(spec,
         SeedSequence(seed, spawn_key=spawn_key))`` redraws it), ``stream_index`` (scan number in
-        its stream, or None) and ``varied_spec`` (:meth:`VariedSpec.to_dict`).
+        its stream, or None) and ``varied_spec`` (:meth:`VariedSpec.to_dict`). With
+        ``spec.imperfections``, also what :func:`~ptycho_nb.physics.simulate` gives a realistic
+        scan: ``mask``, ``probe_truth``, ``xcoords_truth``/``ycoords_truth`` and their record
+        fields; a fitted object grows by their position margin.
     """
     t0 = time.perf_counter()
     if not isinstance(spec, VariedSpec):
@@ -507,6 +535,11 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
     pos_seed = _int_seed(_child(ss, _K_POSITIONS))
     x, y = make_scan(scan, shape, N, step=step, jitter=jitter, seed=pos_seed, n_positions=n_request)
     x, y = x[:n], y[:n]
+    if spec.object_size == "fit" and spec.imperfections is not None:
+        # room for the true positions beyond the scan (a fixed object size stays as asked)
+        margin = spec.imperfections.position_margin
+        shape = (shape[0] + 2 * margin, shape[1] + 2 * margin)
+        x, y = x + margin, y + margin
 
     obj, object_info = _draw_object(spec, ss, shape)
 
@@ -517,7 +550,9 @@ def draw_scan(spec: VariedSpec, seed: int | np.random.SeedSequence | None = 0, *
     facts = {k: v for k, v in {**object_info, **probe_info}.items()
              if k not in ("object_shape", "probe_diameter")}
     return assemble_scan(p, obj, x, y, photons_per_pattern=photons, noise_rng=noise_rng, step=step,
-                         started=t0, batch_size=batch_size, source="ptycho_nb.physics.varied.draw_scan",
+                         started=t0, batch_size=batch_size, imperfections=spec.imperfections,
+                         imperfection_seed=_child(ss, _K_IMPERFECTIONS),
+                         source="ptycho_nb.physics.varied.draw_scan",
                          seed=entropy, spawn_key=ss.spawn_key, scan=scan, jitter=float(jitter),
                          grid=None, varied_spec=spec.to_dict(), **facts)
 
