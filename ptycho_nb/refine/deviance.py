@@ -17,21 +17,25 @@ from ..physics.forward import gather_patches
 __all__ = ["poisson_deviance", "predicted_counts", "batch_deviance", "scan_deviance"]
 
 
-def poisson_deviance(pred_counts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def poisson_deviance(pred_counts: torch.Tensor, counts: torch.Tensor,
+                     weight: torch.Tensor | None = None) -> torch.Tensor:
     """Poisson deviance per pixel, ``λ - k + k·log(k / λ)`` (≥ 0, 0 for a perfect fit), summed.
 
     Parameters
     ----------
     pred_counts, counts : real tensors of one shape (expected and measured counts)
+    weight : real tensor broadcasting to them, optional
+        1 where a pixel was measured, 0 where not (left out of the sum).
 
     Returns
     -------
-    scalar float64 tensor: the sum over all pixels.
+    scalar float64 tensor: the sum over all (measured) pixels.
     """
     lam = pred_counts.double().clamp_min(EPS)
     k = counts.double()
     klog = torch.where(k > 0, k * torch.log(k.clamp_min(EPS) / lam), torch.zeros_like(k))
-    return (lam - k + klog).sum()
+    dev = lam - k + klog
+    return dev.sum() if weight is None else (dev * weight.double()).sum()
 
 
 def predicted_counts(probe: torch.Tensor, patches: torch.Tensor,
@@ -63,11 +67,15 @@ def predicted_counts(probe: torch.Tensor, patches: torch.Tensor,
 
 
 def batch_deviance(lam: torch.Tensor, counts: torch.Tensor, klogk: torch.Tensor,
-                   dtype: torch.dtype) -> torch.Tensor:
+                   dtype: torch.dtype, weight: torch.Tensor | None = None) -> torch.Tensor:
     """The summed deviance of a batch from its expected counts ``lam`` and measured ``counts``
     (one order, both (B, N, N)) and the patterns' constants ``klogk`` (B,), as a 0-d ``dtype``
-    tensor (no value read back from the device)."""
-    return (lam.sum(dtype=dtype) - (counts * torch.log(lam)).sum(dtype=dtype) + klogk.sum(dtype=dtype))
+    tensor (no value read back from the device). ``weight`` (N, N) or (B, N, N), 1 where
+    measured and 0 elsewhere, leaves unmeasured pixels out."""
+    if weight is None:
+        return (lam.sum(dtype=dtype) - (counts * torch.log(lam)).sum(dtype=dtype) + klogk.sum(dtype=dtype))
+    return ((lam * weight).sum(dtype=dtype) - (counts * torch.log(lam) * weight).sum(dtype=dtype)
+            + klogk.sum(dtype=dtype))
 
 
 def scan_deviance(state: RefineState, scan: PreparedScan, idx: torch.Tensor,
@@ -78,6 +86,8 @@ def scan_deviance(state: RefineState, scan: PreparedScan, idx: torch.Tensor,
     with torch.no_grad():
         for part in scan.chunks(idx, chunk):
             _, lam = predicted_counts(state.probe * scan.checker,
-                                      gather_patches(state.object, scan.taps(part)), state.scale)
-            total += batch_deviance(lam, scan.counts(part), scan.klogk[part], scan.accumulate)
+                                      gather_patches(state.object, scan.taps(part, state.x, state.y)),
+                                      state.scale)
+            total += batch_deviance(lam, scan.counts(part), scan.klogk[part], scan.accumulate,
+                                    scan.weights(part))
     return total

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..physics.forward import gather_patches
+from .deviance import predicted_counts
 from .scan import PreparedScan
 
 __all__ = ["Frame", "scan_frame", "flat_amplitude", "flat_start", "match_counts", "probe_mismatch"]
@@ -49,18 +50,29 @@ def scan_frame(xcoords: np.ndarray, ycoords: np.ndarray, n: int) -> Frame:
                  w=math.ceil(x.max() + n / 2) - col0 + 1)
 
 
-def _probe_power(probe: torch.Tensor) -> float:
-    return float(torch.sum(probe.abs() ** 2))  # modes add in intensity
+def _probe_power(probe: torch.Tensor, scan: PreparedScan) -> float:
+    """What a flat object of amplitude 1 under ``probe`` puts on the detector's measured pixels,
+    per pattern (at scale 1): Σ|P|², the orthonormal FFT keeping energy (modes add in
+    intensity); with a mask, the probe's far field on the measured pixels."""
+    p = torch.as_tensor(probe)
+    if scan.measured_fraction is None:
+        return float(torch.sum(p.abs() ** 2))
+    far = torch.fft.fft2(p.to(scan.device) * scan.checker, norm="ortho")  # DC-centred, as the data
+    inten = far.real.square() + far.imag.square()
+    if inten.ndim == 3:
+        inten = inten.sum(dim=0)
+    return float((inten * scan.measured_fraction).sum(dtype=scan.accumulate))
 
 
 def flat_amplitude(scan: PreparedScan, probe: torch.Tensor, scale: Any) -> float:
     """The flat object's amplitude that predicts the scan's mean counts per pattern.
 
     A flat object c under probe P predicts ``scale · c² · sum|P|²`` counts per pattern (the
-    orthonormal FFT keeps energy), so the control's start uses only the data and the probe.
+    orthonormal FFT keeps energy; with a detector mask, the sum over the measured pixels), so the
+    control's start uses only the data and the probe.
     """
     counts = scan.mean_counts()
-    power = _probe_power(torch.as_tensor(probe)) * float(scale)
+    power = _probe_power(torch.as_tensor(probe), scan) * float(scale)
     if not (counts > 0 and power > 0):
         raise ValueError("refine_start='flat': the scan's patterns hold no counts (or the probe "
                          "no power); a flat start cannot be scaled")
@@ -90,7 +102,12 @@ def match_counts(start: Any, scan: PreparedScan, probe: torch.Tensor, scale: Any
     idx = torch.arange(scan.m, device=scan.device)
     for part in scan.chunks(idx, chunk):  # chunks: a whole scan's patches need not fit in memory
         patches = gather_patches(obj, scan.taps(part))
-        total += (p_int * patches.abs() ** 2).sum(dtype=scan.accumulate)
+        weight = scan.weights(part)
+        if weight is None:
+            total += (p_int * patches.abs() ** 2).sum(dtype=scan.accumulate)
+        else:  # the predicted counts on the measured pixels: the far field itself
+            _, lam = predicted_counts(p * scan.checker, patches, torch.ones((), device=scan.device))
+            total += (lam * weight).sum(dtype=scan.accumulate)
     predicted = float(total) * float(scale) / max(scan.m, 1)
     counts = scan.mean_counts()
     if not (predicted > 0 and counts > 0):

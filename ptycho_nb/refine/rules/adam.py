@@ -15,7 +15,7 @@ from ...physics.forward import forward_amplitude, gather_patches
 from ..deviance import poisson_deviance
 from ..scan import EPS, PreparedScan
 from ..settings import RefineSettings
-from ..state import RefineState
+from ..state import RefineState, Updates
 
 __all__ = ["adam_update"]
 
@@ -23,7 +23,7 @@ __all__ = ["adam_update"]
 def adam_update(state: RefineState, scan: PreparedScan,
                 settings: RefineSettings) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     """The 'adam' rule: a function updating ``state`` in place from one batch of patterns
-    (``step(idx, update_probe)`` → the batch's summed deviance before the update, 0-d)."""
+    (``step(idx, updates)`` → the batch's summed deviance before the update, 0-d)."""
     state.object = torch.nn.Parameter(state.object)
     params = [state.object]
     if settings.refine_probe:
@@ -33,22 +33,28 @@ def adam_update(state: RefineState, scan: PreparedScan,
     chunk = scan.chunk_size(state.modes, settings.chunk_patterns)
     npix = scan.n * scan.n
 
-    def step(idx: torch.Tensor, update_probe: bool) -> torch.Tensor:
+    def step(idx: torch.Tensor, updates: Updates) -> torch.Tensor:
         if settings.refine_probe:
-            state.probe.requires_grad_(update_probe)
+            state.probe.requires_grad_(updates.probe)
         opt.zero_grad()
         dev = torch.zeros((), dtype=scan.accumulate, device=scan.device)
         with torch.enable_grad():
             for part in scan.chunks(idx, chunk):
-                amp = forward_amplitude(state.probe, gather_patches(state.object, scan.taps(part)),
+                amp = forward_amplitude(state.probe,
+                                        gather_patches(state.object, scan.taps(part, state.x, state.y)),
                                         scale=state.scale)
                 meas = scan.amplitudes[part]
                 lam, k = amp.square(), meas.square()
-                # the mean NLL over the whole batch, accumulated chunk by chunk
-                loss = (lam - k * torch.log(lam + EPS)).sum() / (len(idx) * npix)
+                weight = scan.weights(part)
+                nll = lam - k * torch.log(lam + EPS)
+                if weight is None:
+                    # the mean NLL over the whole batch, accumulated chunk by chunk
+                    loss = nll.sum() / (len(idx) * npix)
+                else:  # over its measured pixels
+                    loss = (nll * weight).sum() / scan.pixels[idx].sum().to(nll.dtype)
                 loss.backward()
                 with torch.no_grad():
-                    dev += poisson_deviance(amp.detach().double().square(), k).to(scan.accumulate)
+                    dev += poisson_deviance(amp.detach().double().square(), k, weight).to(scan.accumulate)
         opt.step()
         return dev
 
