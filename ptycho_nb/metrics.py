@@ -290,7 +290,7 @@ def illuminated_mask(shape: Sequence[int], xcoords: Any, ycoords: Any, probe: An
         Object frame size in pixels.
     xcoords, ycoords : array_like, shape (M,)
         Patch centres in object pixels: x = column, y = row. Rounded to the nearest pixel.
-    probe : array_like, complex, shape (Ny, Nx)
+    probe : array_like, complex, shape (Ny, Nx), or (K, Ny, Nx) incoherent modes (summed in intensity)
         The patch of centre (x, y) covers ``obj[y - Ny//2 : y - Ny//2 + Ny, x - Nx//2 : ...]``
         (for even N this is ``obj[y-N//2 : y+N//2, x-N//2 : x+N//2]``); parts outside the frame
         are clipped.
@@ -310,7 +310,10 @@ def illuminated_mask(shape: Sequence[int], xcoords: Any, ycoords: Any, probe: An
         raise ValueError(f"xcoords and ycoords: expected equal lengths, got {xs.size} and {ys.size}")
     if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
         raise ValueError("xcoords/ycoords: expected finite values")
-    p = _as_2d(probe, "probe")
+    p = np.asarray(probe)
+    if p.ndim == 3:  # incoherent modes light the object together: their intensities add
+        p = np.sqrt(np.sum(np.abs(p.astype(np.complex128)) ** 2, axis=0))
+    p = _as_2d(p, "probe")
     if not (0.0 <= float(threshold) < 1.0):
         raise ValueError(f"threshold: expected a fraction in [0, 1), got {threshold!r}")
     inten = np.abs(p.astype(np.complex128)) ** 2

@@ -55,6 +55,14 @@ def test_results_are_those_of_the_refinement_before_it_moved(reference, case):
         probe = np.stack([true, 0.3 * np.roll(true, 2, axis=0)]).astype(np.complex64)
     flat = np.ones(tuple(reference["scan/object_shape"]), np.complex64)
     res = refine(flat, d, x, y, probe, 1.0, **kw)
+    if case == "joint_modes":
+        # Changed on purpose since the reference: incoherent modes are re-orthogonalised after
+        # every epoch that moves them (ptycho_nb.refine.modes), so they cannot drift into one.
+        g = res.probe.reshape(2, -1)
+        gram = (g.conj() @ g.T).abs()
+        assert float(gram[0, 1]) < 1e-4 * float(gram[0, 0]) and float(gram[1, 1]) < float(gram[0, 0])
+        assert res.deviance[-1] <= 1.05 * reference[f"{case}/deviance"][-1]
+        return
     assert [res.epochs_run, res.best_epoch] == list(reference[f"{case}/epochs"])
     for what, got in (("object", res.object), ("probe", res.probe)):
         want = reference[f"{case}/{what}"]
@@ -144,7 +152,7 @@ def test_a_new_update_rule_is_one_function_and_one_registry_line(small, monkeypa
     from ptycho_nb.physics.forward import gather_patches
 
     def scale_rule(state, scan, settings):
-        def step(idx, update_probe):
+        def step(idx, updates):
             _, lam = predicted_counts(state.probe * scan.checker,
                                       gather_patches(state.object, scan.taps(idx)), state.scale)
             counts = scan.counts(idx)

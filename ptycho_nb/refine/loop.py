@@ -39,7 +39,9 @@ from .result import RefineProgress, RefineResult
 from .rules import rule_for
 from .scan import PreparedScan
 from .settings import RefineSettings
-from .state import RefineState
+from .modes import orthogonalize, with_modes
+from .positions import constrain
+from .state import RefineState, Updates
 
 __all__ = ["refine", "refine_scan", "refine_object"]
 
@@ -54,6 +56,8 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
            patience: int = 5, holdout: float = 0.0, seed: int = 0,
            momentum: float = 0.0, grow_batch: bool = True, poisson_step: str = "auto",
            device: torch.device | str = "cpu", chunk_patterns: int | None = None,
+           mask: Any = None, correct_positions: bool = False, position_start: int = 10,
+           probe_modes: int = 0,
            callback: Callback | None = None) -> RefineResult:
     """Refine an object (and optionally the probe) against measured amplitudes until converged.
 
@@ -108,6 +112,16 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
         Where the refinement runs (the data are copied there once).
     chunk_patterns : int, optional
         Patterns whose exit waves are held at once (default: what fits 32 MiB per buffer).
+    mask : bool array (N, N) or (M, N, N), optional
+        True where a detector pixel was not measured (a gap, a dead pixel): left out of the
+        likelihood (:mod:`ptycho_nb.refine.scan`).
+    correct_positions : bool
+        Refine each pattern's position too, after epoch ``position_start``
+        (:mod:`ptycho_nb.refine.positions`); ``RefineResult.positions`` holds them.
+    position_start : int
+    probe_modes : int
+        With ``refine_probe``: incoherent modes to refine, made from the probe when it has fewer
+        (:mod:`ptycho_nb.refine.modes`); 0 = as given.
     callback : callable(RefineProgress) -> bool, optional
         Called after every epoch; returning True stops the run.
 
@@ -130,7 +144,8 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
         noise=noise, poisson_step=poisson_step, device=device, max_epochs=max_epochs,
         method=method, step=step, alpha=alpha, batch_size=batch_size, refine_probe=refine_probe,
         probe_start=probe_start, tol=tol, patience=patience, holdout=holdout, seed=seed,
-        momentum=momentum, grow_batch=grow_batch, chunk_patterns=chunk_patterns)
+        momentum=momentum, grow_batch=grow_batch, chunk_patterns=chunk_patterns,
+        correct_positions=correct_positions, position_start=position_start, probe_modes=probe_modes)
     rule_for(settings.method)  # an unknown method fails before any work
     p = torch.as_tensor(probe)
     if p.ndim not in (2, 3) or p.shape[-1] != p.shape[-2]:
@@ -138,16 +153,19 @@ def refine(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoor
     shape = tuple(torch.as_tensor(obj).shape)
     if len(shape) != 2:
         raise ValueError(f"obj: expected a 2-D complex object (H, W), got shape {shape}")
-    scan = PreparedScan.build(diffraction, xcoords, ycoords, int(p.shape[-1]), shape, settings.device)
+    scan = PreparedScan.build(diffraction, xcoords, ycoords, int(p.shape[-1]), shape, settings.device,
+                              mask=mask)
     return refine_scan(scan, obj, probe, intensity_scale, settings, callback=callback)
 
 
 def refine_scan(scan: PreparedScan, obj: Any, probe: Any, intensity_scale: Any,
-                settings: RefineSettings, *, callback: Callback | None = None) -> RefineResult:
+                settings: RefineSettings, *, callback: Callback | None = None,
+                positions: torch.Tensor | None = None) -> RefineResult:
     """:func:`refine` on a scan already placed on its device (several runs share one copy).
 
     ``obj`` must have ``scan.shape`` and the probe ``scan.n``; ``settings.device`` must be the
-    scan's device.
+    scan's device. ``positions`` (M, 2) [x, y], frame pixels, start a position-correcting run
+    from corrected positions (a previous run's ``RefineResult.positions``) instead of the scan's.
     """
     t0 = time.perf_counter()
     update = rule_for(settings.method)
@@ -159,6 +177,14 @@ def refine_scan(scan: PreparedScan, obj: Any, probe: Any, intensity_scale: Any,
     if state.probe.shape[-1] != scan.n:
         raise ValueError(f"probe: expected {scan.n}x{scan.n} to match the patterns, got "
                          f"{tuple(state.probe.shape)}")
+    if settings.refine_probe and settings.probe_modes:
+        state.probe = with_modes(state.probe, settings.probe_modes)
+    if settings.correct_positions:  # corrected in the state; the scan keeps the nominal ones
+        start = torch.stack([scan.x, scan.y], 1) if positions is None else torch.as_tensor(positions)
+        if tuple(start.shape) != (scan.m, 2):
+            raise ValueError(f"positions: expected ({scan.m}, 2) [x, y], got {tuple(start.shape)}")
+        start = start.to(device=scan.device, dtype=torch.float64)
+        state.x, state.y = start[:, 0].clone(), start[:, 1].clone()
     lit = None
     if callback is not None:  # for a live view: computed once, from the starting probe
         p = state.probe
@@ -174,16 +200,21 @@ def refine_scan(scan: PreparedScan, obj: Any, probe: Any, intensity_scale: Any,
         raise ValueError(f"holdout: {settings.holdout} of {m} patterns leaves none to refine with")
     held_t = torch.from_numpy(np.sort(order[:n_hold])).to(scan.device)
     train_t = torch.from_numpy(train).to(scan.device)
-    npix = scan.n * scan.n
     chunk = scan.chunk_size(state.modes, settings.chunk_patterns)
+    # the deviance per measured pixel: its normalisation, read once
+    train_pixels = float(scan.pixels[train_t].sum())
+    held_pixels = float(scan.pixels[held_t].sum()) if n_hold else 0.0
 
-    def mean_deviance(idx: torch.Tensor) -> float:
-        return float(scan_deviance(state, scan, idx, chunk)) / (len(idx) * npix)
+    def mean_deviance(idx: torch.Tensor, pixels: float) -> float:
+        return float(scan_deviance(state, scan, idx, chunk)) / pixels
 
-    dev_hist = [mean_deviance(train_t)]
-    hold_hist = [mean_deviance(held_t)] if n_hold else []
+    dev_hist = [mean_deviance(train_t, train_pixels)]
+    hold_hist = [mean_deviance(held_t, held_pixels)] if n_hold else []
+    def positions_now() -> torch.Tensor | None:
+        return None if state.x is None else torch.stack([state.x, state.y], 1)
+
     best = (0, state.object.detach().clone(), state.probe.detach().clone(),
-            hold_hist[0] if n_hold else math.inf)
+            hold_hist[0] if n_hold else math.inf, positions_now())
     step = update(state, scan, settings)
     epoch_s: list[float] = []
     stopped = "max_epochs"
@@ -194,18 +225,23 @@ def refine_scan(scan: PreparedScan, obj: Any, probe: Any, intensity_scale: Any,
     vel_o = torch.zeros_like(state.object.detach()) if momentum > 0 else None
     for ep in range(1, settings.max_epochs + 1):
         perm = torch.from_numpy(rng.permutation(train)).to(scan.device)
-        update_probe = settings.refine_probe and ep > settings.probe_start
+        updates = Updates(probe=settings.refine_probe and ep > settings.probe_start,
+                          positions=settings.correct_positions and ep > settings.position_start)
         with torch.no_grad():
             o_prev = state.object.detach().clone() if vel_o is not None else None
             tot = torch.zeros((), dtype=scan.accumulate, device=scan.device)
             for i in range(0, len(perm), batch):
-                tot += step(perm[i:i + batch], update_probe)
+                tot += step(perm[i:i + batch], updates)
             if vel_o is not None:
                 vel_o.mul_(momentum).add_(state.object - o_prev)
                 state.object.add_(vel_o, alpha=momentum)
+            if updates.positions:
+                constrain(state.x, state.y, scan.x, scan.y, train_t, scan.n, scan.shape)
+            if updates.probe and state.modes > 1:  # orthogonal modes, strongest first
+                state.probe.copy_(orthogonalize(state.probe))
         # The deviance accumulated during the pass (each batch before its own update) is the
         # cheap per-epoch estimate, and the one value read back from the device per epoch.
-        dev = float(tot) / (len(train) * npix)
+        dev = float(tot) / train_pixels
         if not math.isfinite(dev):
             raise FloatingPointError(f"refinement: the deviance became {dev} at epoch {ep}; lower "
                                      f"the step (step={settings.step}) or raise alpha "
@@ -213,10 +249,10 @@ def refine_scan(scan: PreparedScan, obj: Any, probe: Any, intensity_scale: Any,
         dev_hist.append(dev)
         hd = None
         if n_hold:
-            hd = mean_deviance(held_t)
+            hd = mean_deviance(held_t, held_pixels)
             hold_hist.append(hd)
             if hd < best[3]:
-                best = (ep, state.object.detach().clone(), state.probe.detach().clone(), hd)
+                best = (ep, state.object.detach().clone(), state.probe.detach().clone(), hd, positions_now())
         epoch_s.append(time.perf_counter() - t0)
         if callback is not None and callback(RefineProgress(
                 epoch=ep, max_epochs=settings.max_epochs, deviance=dev, holdout_deviance=hd,
@@ -238,16 +274,16 @@ def refine_scan(scan: PreparedScan, obj: Any, probe: Any, intensity_scale: Any,
                 batch_sizes.append((ep, batch))
     epochs_run = ep if settings.max_epochs else 0
     if n_hold and epochs_run:
-        best_epoch, o_out, p_out = best[0], best[1], best[2]
+        best_epoch, o_out, p_out, pos_out = best[0], best[1], best[2], best[4]
     else:
-        best_epoch, o_out, p_out = epochs_run, state.object.detach(), state.probe.detach()
+        best_epoch, o_out, p_out, pos_out = epochs_run, state.object.detach(), state.probe.detach(), positions_now()
     return RefineResult(object=o_out.detach().to(torch.complex64), probe=p_out.detach().to(torch.complex64),
                         deviance=tuple(dev_hist), holdout_deviance=tuple(hold_hist),
                         epochs_run=epochs_run, best_epoch=best_epoch, stopped=stopped,
                         seconds=time.perf_counter() - t0, epoch_seconds=tuple(epoch_s),
                         batch_schedule=tuple(batch_sizes),
                         step_rule=settings.rule if settings.method == "pie" else "",
-                        device=str(scan.device))
+                        device=str(scan.device), positions=pos_out)
 
 
 def refine_object(obj: torch.Tensor | np.ndarray, diffraction: Any, xcoords: Any, ycoords: Any,

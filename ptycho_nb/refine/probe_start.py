@@ -22,12 +22,13 @@ import torch
 
 from ..physics.probes import probe_from_patterns
 from .loop import refine_scan
-from .result import RefineProgress, RefineResult
+from .result import ModeChoice, RefineProgress, RefineResult
 from .scan import PreparedScan
 from .settings import PROBE_INITS, RefineSettings
 
-__all__ = ["PROBE_INITS", "PROBE_TRIAL_EPOCHS", "ProbeStart", "probe_candidates",
-           "choose_probe_start", "refine_from_probe_start"]
+__all__ = ["PROBE_INITS", "PROBE_TRIAL_EPOCHS", "MODE_TRIAL_EPOCHS", "MODE_GAIN", "ProbeStart",
+           "ModeChoice", "probe_candidates", "choose_probe_start", "choose_modes",
+           "refine_from_probe_start"]
 
 #: Joint epochs each candidate runs before the choice. Measured on 1,000-pattern scans (siemens
 #: star / zone plate at 10³, 10⁴, 10⁶ photons; lines / disc at 10³, 10⁴; dead leaves / Gaussian
@@ -123,44 +124,117 @@ def choose_probe_start(scan: PreparedScan, obj: Any, candidates: dict[str, torch
                       stopped=any(r.stopped == "callback" for r in trials.values()))
 
 
+def _chain(first: RefineResult, rest: RefineResult, first_seconds: float) -> RefineResult:
+    """One result of two runs in a row: ``rest`` continued from where ``first`` ended (its
+    epochs follow ``first``'s, which took ``first_seconds`` with any trials)."""
+    e0, s0 = first.epochs_run, first_seconds
+    return dataclasses.replace(
+        rest, deviance=first.deviance + rest.deviance[1:],
+        holdout_deviance=first.holdout_deviance + rest.holdout_deviance[1:] if first.holdout_deviance
+        else rest.holdout_deviance, epochs_run=e0 + rest.epochs_run,
+        best_epoch=e0 + rest.best_epoch, seconds=s0 + rest.seconds,
+        epoch_seconds=first.epoch_seconds[:-1] + (s0,) + tuple(s0 + t for t in rest.epoch_seconds)
+        if first.epoch_seconds else tuple(s0 + t for t in rest.epoch_seconds),
+        batch_schedule=first.batch_schedule + tuple((e0 + e, b) for e, b in rest.batch_schedule))
+
+
+def _after(callback: Callback | None, epochs: int, seconds: float, max_epochs: int) -> Callback | None:
+    """``callback`` seeing a later stage's epochs counted on from ``epochs`` done."""
+    if callback is None:
+        return None
+    return lambda progress: callback(dataclasses.replace(
+        progress, epoch=epochs + progress.epoch, max_epochs=max_epochs, seconds=seconds + progress.seconds))
+
+
+#: Joint epochs each mode count runs before the choice (``RefineSettings.auto_modes``).
+MODE_TRIAL_EPOCHS = 8
+#: The relative drop in deviance the extra modes must bring to be kept: fitting noise with two
+#: more modes lowers it by far less on a coherent beam (README "Partial coherence").
+MODE_GAIN = 0.05
+
+
+def choose_modes(scan: PreparedScan, obj: Any, probe: torch.Tensor, intensity_scale: Any,
+                 settings: RefineSettings, *, positions: torch.Tensor | None = None,
+                 trial_epochs: int = MODE_TRIAL_EPOCHS,
+                 callback: Callback | None = None) -> tuple[RefineResult, ModeChoice]:
+    """Run ``trial_epochs`` joint epochs with one mode and with ``settings.auto_modes`` from the
+    same start; keep the extra modes when they lower the deviance by :data:`MODE_GAIN` or more.
+
+    Returns the chosen trial (continue from it) and the choice.
+    """
+    _check_joint(settings)
+    t0 = time.perf_counter()
+    k = settings.auto_modes
+    trial = settings.replace(max_epochs=trial_epochs, tol=0.0, patience=trial_epochs + 1, auto_modes=0)
+    runs: dict[int, RefineResult] = {}
+    for count in (1, k):
+        stage = f"probe modes {count}"
+        report = None if callback is None else (
+            lambda progress, stage=stage: callback(dataclasses.replace(progress, stage=stage)))
+        runs[count] = refine_scan(scan, obj, probe, intensity_scale, trial.replace(probe_modes=count),
+                                  callback=report, positions=positions)
+        if runs[count].stopped == "callback":
+            return runs[count], ModeChoice(modes=count, deviance={c: r.deviance[-1] for c, r in runs.items()},
+                                           epochs=trial_epochs, seconds=time.perf_counter() - t0)
+    dev = {c: float(r.deviance[-1]) for c, r in runs.items()}
+    modes = k if dev[k] < (1 - MODE_GAIN) * dev[1] else 1
+    return runs[modes], ModeChoice(modes=modes, deviance=dev, epochs=trial_epochs,
+                                   seconds=time.perf_counter() - t0)
+
+
 def refine_from_probe_start(scan: PreparedScan, obj: Any, probe: torch.Tensor | np.ndarray,
                             intensity_scale: Any, settings: RefineSettings, *,
                             trial_epochs: int = PROBE_TRIAL_EPOCHS,
                             callback: Callback | None = None) -> tuple[RefineResult, ProbeStart | None]:
     """A joint object+probe refinement from the probe start the data choose
-    (:func:`choose_probe_start` over :func:`probe_candidates` of ``settings.probe_init``).
+    (:func:`choose_probe_start` over :func:`probe_candidates` of ``settings.probe_init``), with
+    as many incoherent modes as the data ask for when ``settings.auto_modes`` (:func:`choose_modes`),
+    then the rest of the epochs.
 
     Returns the whole run as one :class:`~ptycho_nb.refine.result.RefineResult` (the chosen
-    trial's epochs first, then the continuation's; ``seconds`` counts every trial) and the
-    choice (None when only the given probe is a candidate or ``max_epochs`` is 0: a plain
-    refinement then).
+    trials' epochs first, then the continuation's; ``seconds`` counts every trial) and the start
+    choice (None when only the given probe is a candidate or ``max_epochs`` is 0). The modes'
+    choice is the result's ``modes``.
     """
     _check_joint(settings)
     max_epochs = settings.max_epochs
-    candidates = probe_candidates(settings.probe_init, probe, scan)
-    if max_epochs <= 0 or list(candidates) == ["given"]:
+    if max_epochs <= 0:
         return refine_scan(scan, obj, probe, intensity_scale, settings, callback=callback), None
-    trial_epochs = min(trial_epochs, max_epochs)
-    start = choose_probe_start(scan, obj, candidates, intensity_scale, settings,
-                               trial_epochs=trial_epochs, callback=callback)
-    first = start.trial
-    if start.stopped:
-        return dataclasses.replace(first, seconds=start.seconds, stopped="callback"), start
-    if max_epochs == trial_epochs:
-        return dataclasses.replace(first, seconds=start.seconds), start
-    e0, s0 = first.epochs_run, start.seconds
-    # The continuation's epochs follow the chosen trial's in what the callback sees, as in the
-    # merged result: epoch e0 + k of the whole cap.
-    report = None if callback is None else (lambda progress: callback(dataclasses.replace(
-        progress, epoch=e0 + progress.epoch, max_epochs=max_epochs, seconds=s0 + progress.seconds)))
+    candidates = probe_candidates(settings.probe_init, probe, scan)
+    done: RefineResult | None = None   # the stages run so far, as one result
+    seconds, start = 0.0, None
+    if list(candidates) != ["given"]:
+        trial_epochs = min(trial_epochs, max_epochs)
+        start = choose_probe_start(scan, obj, candidates, intensity_scale, settings.replace(auto_modes=0),
+                                   trial_epochs=trial_epochs, callback=callback)
+        done, seconds = start.trial, start.seconds
+        if start.stopped:
+            return dataclasses.replace(done, seconds=seconds, stopped="callback"), start
+    probe_now = done.probe if done is not None else torch.as_tensor(probe)
+    if settings.auto_modes > 1 and probe_now.ndim == 2:
+        epochs_left = max_epochs - (done.epochs_run if done is not None else 0)
+        if epochs_left > 0:
+            e0 = done.epochs_run if done is not None else 0
+            stage_settings = settings if done is None else settings.replace(
+                probe_start=0, position_start=max(settings.position_start - e0, 0))
+            run, modes = choose_modes(scan, obj if done is None else done.object, probe_now, intensity_scale,
+                                      stage_settings, positions=None if done is None else done.positions,
+                                      trial_epochs=min(MODE_TRIAL_EPOCHS, epochs_left),
+                                      callback=_after(callback, e0, seconds, max_epochs))
+            done = run if done is None else _chain(done, run, seconds)
+            seconds += modes.seconds  # both trials ran
+            done = dataclasses.replace(done, seconds=seconds, modes=modes)
+            if run.stopped == "callback":
+                return dataclasses.replace(done, stopped="callback"), start
+    if done is None:
+        return refine_scan(scan, obj, probe, intensity_scale, settings.replace(auto_modes=0),
+                           callback=callback), start
+    e0 = done.epochs_run
+    if e0 >= max_epochs:
+        return done, start
     # The probe already moves: the continuation updates it from its first epoch.
-    rest = refine_scan(scan, first.object, first.probe, intensity_scale,
-                       settings.replace(max_epochs=max_epochs - trial_epochs, probe_start=0),
-                       callback=report)
-    merged = dataclasses.replace(
-        rest, deviance=first.deviance + rest.deviance[1:],
-        holdout_deviance=rest.holdout_deviance, epochs_run=e0 + rest.epochs_run,
-        best_epoch=e0 + rest.best_epoch, seconds=s0 + rest.seconds,
-        epoch_seconds=first.epoch_seconds[:-1] + (s0,) + tuple(s0 + s for s in rest.epoch_seconds),
-        batch_schedule=first.batch_schedule + tuple((e0 + e, b) for e, b in rest.batch_schedule))
-    return merged, start
+    rest = refine_scan(scan, done.object, done.probe, intensity_scale,
+                       settings.replace(max_epochs=max_epochs - e0, probe_start=0, auto_modes=0,
+                                        probe_modes=0, position_start=max(settings.position_start - e0, 0)),
+                       callback=_after(callback, e0, done.seconds, max_epochs), positions=done.positions)
+    return dataclasses.replace(_chain(done, rest, done.seconds), modes=done.modes), start

@@ -12,11 +12,23 @@ import dataclasses
 import numpy as np
 import torch
 
-__all__ = ["RefineResult", "RefineProgress"]
+__all__ = ["RefineResult", "RefineProgress", "ModeChoice"]
 
 
 def _host(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.complex64).numpy().copy()
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeChoice:
+    """What a probe-modes trial chose (:func:`ptycho_nb.refine.probe_start.choose_modes`):
+    ``modes`` (1 or the count tried), each count's mean deviance per pixel after ``epochs``
+    joint epochs, and the trials' wall ``seconds``."""
+
+    modes: int
+    deviance: dict[int, float]
+    epochs: int
+    seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +63,11 @@ class RefineResult:
         The far-field step that ran: 'fisher', 'newton' or 'gaussian' ('' for ``method='adam'``).
     device : str
         Where it ran ('cpu', 'cuda:0', ...).
+    positions : float64 tensor (M, 2) or None
+        The patterns' positions [x, y] in the frame's pixels as refined, on :attr:`device`
+        (None without position correction: the scan's own).
+    modes : ModeChoice or None
+        How many incoherent probe modes the data chose (None: no choice was made).
     """
 
     object: torch.Tensor
@@ -65,6 +82,8 @@ class RefineResult:
     batch_schedule: tuple[tuple[int, int], ...] = ()
     step_rule: str = ""
     device: str = "cpu"
+    positions: torch.Tensor | None = None
+    modes: ModeChoice | None = None
 
     def object_array(self) -> np.ndarray:
         """The object as a host array, (H, W) complex64 (a copy)."""

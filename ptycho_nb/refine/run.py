@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from .loop import refine_scan
@@ -13,6 +14,8 @@ from .scan import PreparedScan
 from .settings import RefineSettings
 
 __all__ = ["run_refinement"]
+
+log = logging.getLogger(__name__)
 
 
 def run_refinement(scan: PreparedScan, start: Any, probe: Any, intensity_scale: Any,
@@ -37,6 +40,10 @@ def run_refinement(scan: PreparedScan, start: Any, probe: Any, intensity_scale: 
         res, chosen = refine_from_probe_start(scan, start, probe, intensity_scale, settings,
                                               callback=report)
         init = chosen.name if chosen is not None else ("given" if settings.max_epochs > 0 else "")
+        if res.modes is not None:
+            log.info("refinement: %d incoherent probe mode(s) (deviance per pixel after %d epochs: %s)",
+                     res.modes.modes, res.modes.epochs,
+                     ", ".join(f"{k} mode(s) {v:.4g}" for k, v in res.modes.deviance.items()))
     else:
         res = refine_scan(scan, start, probe, intensity_scale, settings, callback=report)
     if bar is not None:

@@ -161,6 +161,21 @@ class RefineSettings:
         Whose probe lights the object: 'model' or 'scan' (:data:`PROBE_SOURCES`).
     start : str
         'network' or 'flat' (:data:`STARTS`).
+    probe_modes : int
+        With ``refine_probe``: incoherent modes to refine (:mod:`ptycho_nb.refine.modes`); more
+        than the probe has are made from it; 0 = as many as it has.
+    auto_modes : int
+        With ``refine_probe`` and a single-mode probe: the mode count the data may choose
+        instead of one (:func:`ptycho_nb.refine.probe_start.choose_modes`); 0 = no choice.
+    correct_positions : bool
+        Refine each pattern's position too (:mod:`ptycho_nb.refine.positions`), after epoch
+        ``position_start``; 'pie' only.
+    position_start : int
+        Epochs the object settles before the positions move.
+    position_step : float
+        In (0, 1]: fraction of each pattern's least-squares shift taken per update.
+    max_position_shift : float
+        Bound of each position update per pattern and epoch, px.
     device : torch.device
         Where every tensor of the refinement lives.
     chunk_patterns : int or None
@@ -185,6 +200,12 @@ class RefineSettings:
     probe_init: str = "auto"
     probe_source: str = "scan"
     start: str = "network"
+    probe_modes: int = 0
+    auto_modes: int = 0
+    correct_positions: bool = False
+    position_start: int = 10
+    position_step: float = 1.0
+    max_position_shift: float = 0.5
     device: torch.device = torch.device("cpu")
     chunk_patterns: int | None = None
 
@@ -200,8 +221,15 @@ class RefineSettings:
         _count("patience", self.patience, 1)
         _count("probe_start", self.probe_start, 0)
         _count("seed", self.seed, 0)
+        _count("position_start", self.position_start, 0)
+        _count("probe_modes", self.probe_modes, 0)
+        _count("auto_modes", self.auto_modes, 0)
+        if self.correct_positions and self.method != "pie":
+            raise ValueError(f"correct_positions: position correction is a step of the 'pie' update, "
+                             f"not of method={self.method!r}")
         for name, lo, hi in (("step", 0.0, 10.0), ("alpha", 0.0, 1.0), ("momentum", 0.0, 0.99),
-                             ("tol", 0.0, 1.0), ("holdout", 0.0, 0.5)):
+                             ("tol", 0.0, 1.0), ("holdout", 0.0, 0.5), ("position_step", 0.0, 1.0),
+                             ("max_position_shift", 0.0, 16.0)):
             _number(name, getattr(self, name), lo, hi)
         if not self.step > 0:
             raise ValueError(f"step: expected > 0, got {self.step!r}")

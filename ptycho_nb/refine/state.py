@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RefineState"]
+__all__ = ["RefineState", "Updates"]
 
 
 @dataclasses.dataclass
@@ -21,11 +21,16 @@ class RefineState:
     probe : complex64 tensor, (N, N) or (K, N, N) incoherent modes
     scale : float32 0-d tensor
         Photons per unit of |F{P·O}|² (1 when the probe is in counts units).
+    x, y : float64 tensors, (M,), or None
+        The patterns' positions (column, row) in the frame's pixels, when the refinement
+        corrects them; None: the scan's own (:class:`~ptycho_nb.refine.scan.PreparedScan`).
     """
 
     object: torch.Tensor
     probe: torch.Tensor
     scale: torch.Tensor
+    x: torch.Tensor | None = None
+    y: torch.Tensor | None = None
 
     @property
     def modes(self) -> int:
@@ -57,3 +62,11 @@ class RefineState:
             raise ValueError("obj: expected a non-zero initial object")
         o = torch.where(cover, o, torch.full_like(o, complex(float(o[cover].abs().mean()), 0.0)))
         return cls(object=o, probe=p, scale=scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Updates:
+    """What one epoch's batches update besides the object."""
+
+    probe: bool = False
+    positions: bool = False

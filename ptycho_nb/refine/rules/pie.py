@@ -33,7 +33,8 @@ from ...physics.forward import PatchTaps, gather_patches, scatter_patches
 from ..deviance import batch_deviance, predicted_counts
 from ..scan import PreparedScan
 from ..settings import RefineSettings
-from ..state import RefineState
+from ..positions import shift_estimates
+from ..state import RefineState, Updates
 
 __all__ = ["pie_update", "joint_steps", "FAR_FIELD_STEPS", "FISHER_CAP", "MAX_JOINT_STEP"]
 
@@ -138,11 +139,13 @@ class _Canvas:
 
 
 def pie_update(state: RefineState, scan: PreparedScan,
-               settings: RefineSettings) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+               settings: RefineSettings) -> Callable[[torch.Tensor, Updates], torch.Tensor]:
     """The 'pie' rule: a function updating ``state`` in place from one batch of patterns.
 
-    The returned ``step(idx, update_probe)`` takes the batch's pattern indices (a long tensor on
-    the scan's device) and returns the batch's summed deviance before the update, a 0-d tensor.
+    The returned ``step(idx, updates)`` takes the batch's pattern indices (a long tensor on the
+    scan's device) and what to update besides the object (the probe; the positions:
+    :mod:`ptycho_nb.refine.positions`), and returns the batch's summed deviance before the
+    update, a 0-d tensor.
     """
     far_field_step = FAR_FIELD_STEPS[settings.rule]
     alpha, step_size = settings.alpha, settings.step
@@ -154,17 +157,21 @@ def pie_update(state: RefineState, scan: PreparedScan,
     def correction(idx: torch.Tensor, pm: torch.Tensor) -> tuple[PatchTaps, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The taps, the patches, the wanted exit-wave change (times the checkerboard) and the
         deviance of ``idx`` under the checkerboarded probe ``pm``."""
-        taps = scan.taps(idx)
+        taps = scan.taps(idx, state.x, state.y)
         patches = gather_patches(state.object, taps)                      # (B, N, N)
         far, lam = predicted_counts(pm, patches, state.scale)             # DC-centred, as the data
         counts = scan.counts(idx)
-        dev = batch_deviance(lam, counts, scan.klogk[idx], acc)
+        weight = scan.weights(idx)
+        dev = batch_deviance(lam, counts, scan.klogk[idx], acc, weight)
         factor = far_field_step(counts, lam)
+        if weight is not None:  # an unmeasured pixel keeps its predicted amplitude
+            factor.mul_(weight)
         # The far-field correction, back in real space (ifft2 is fft2's exact inverse here).
         d_psi = torch.fft.ifft2(far.mul_(factor[:, None] if pm.ndim == 3 else factor), norm="ortho")
         return taps, patches, d_psi, dev
 
-    def step(idx: torch.Tensor, update_probe: bool) -> torch.Tensor:
+    def step(idx: torch.Tensor, updates: Updates) -> torch.Tensor:
+        update_probe = updates.probe
         pm = state.probe * c   # the checkerboard is ±1: |pm| = |P|, and pm* · (c·Δψ) = P* · Δψ
         multi = pm.ndim == 3
         p_int = pm.real.square() + pm.imag.square()
@@ -179,6 +186,11 @@ def pie_update(state: RefineState, scan: PreparedScan,
             back = (pm.conj()[None] * d_psi).sum(dim=1) if multi else pm.conj() * d_psi
             canvas.add(back, p_int.expand(patches.shape).contiguous(), taps)
             dev = d if dev is None else dev + d
+            if updates.positions:  # from the exit waves of the object before this batch moves it
+                dx, dy = shift_estimates(pm, patches, d_psi, step=settings.position_step,
+                                         max_shift=settings.max_position_shift, dtype=acc)
+                state.x.index_add_(0, part, dx.to(state.x.dtype))
+                state.y.index_add_(0, part, dy.to(state.y.dtype))
             if update_probe:
                 n_p = (patches.conj()[:, None] * d_psi if multi else patches.conj() * d_psi).sum(dim=0)
                 i_p = (patches.real.square() + patches.imag.square()).sum(dim=0)   # (N, N)
