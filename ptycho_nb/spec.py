@@ -44,7 +44,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def _type(f: dataclasses.Field) -> str:
     kind = f.metadata["kind"]
-    t = {"int_or_auto": "int or 'auto'"}.get(kind, kind)
+    t = {"int_or_auto": "int or 'auto'", "bool_or_auto": "bool or 'auto'"}.get(kind, kind)
     return f"{t} or None" if f.metadata["optional"] else t
 
 

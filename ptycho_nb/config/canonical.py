@@ -261,12 +261,31 @@ class InferenceConfig(ConfigBase):
         modes=_INFER, lands="physics refinement (stopping rule)",
         help="Epochs over which the plateau rule (and the holdout guard) looks back.",
     )
-    refine_probe: bool = config_field(
-        False, category="refinement", kind="bool", flags=("--refine-probe",),
-        neg_flags=("--no-refine-probe",), modes=_INFER, lands="physics refinement (probe updates)",
+    refine_probe: bool | str = config_field(
+        "auto", category="refinement", kind="bool_or_auto", choices=("auto", True, False),
+        flags=("--refine-probe",), neg_flags=("--no-refine-probe",), modes=_INFER,
+        lands="physics refinement (probe updates)",
         help="Refine the probe too (from the third epoch on), starting from the model's probe or "
              "the scan's own when the model reads it, or from the mean pattern "
-             "(refine_probe_init).",
+             "(refine_probe_init). 'auto' = refine unless the probe is known exact (a simulated "
+             "scan's record says so and the refinement lights the object with that probe).",
+    )
+    refine_probe_modes: int | str = config_field(
+        "auto", category="refinement", kind="int_or_auto", min=1, max=6,
+        flags=("--refine-probe-modes",), modes=_INFER, lands="physics refinement (partial coherence)",
+        help="With probe refinement: incoherent probe modes refined (a partially coherent beam); "
+             "more than the probe has are made from it. 'auto' = a single-mode probe gets 3 "
+             "modes when a short trial shows they explain the data better than one "
+             "(deviance 5 % lower), else stays one.",
+    )
+    refine_positions: bool | str = config_field(
+        "auto", category="refinement", kind="bool_or_auto", choices=("auto", True, False),
+        flags=("--refine-positions",), neg_flags=("--no-refine-positions",), modes=_INFER,
+        lands="physics refinement (position correction)",
+        help="Correct each pattern's scan position from the data (after the object settles, the "
+             "mean shift held at zero); the corrected positions come back in the reconstruction. "
+             "'auto' = correct unless the positions are known exact (a simulated scan's record "
+             "says so).",
     )
     refine_probe_init: str = config_field(
         "auto", category="refinement", kind="str", choices=("auto", "given", "patterns"),

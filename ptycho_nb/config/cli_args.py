@@ -84,7 +84,7 @@ def _help(cls: type, f: dataclasses.Field, *, negative: bool = False) -> str:
         return f"Set {f.name}=False."
     text = m["help"].replace("%", "%%")
     rule = describe_rule(f).replace("%", "%%")
-    if m["kind"] == "bool":
+    if m["kind"] in ("bool", "bool_or_auto"):
         return f"{text} Sets {f.name}=True. (default: {format_value(default).replace('%', '%%')})"
     return f"{text} Rule: {rule}. (default: {format_value(default).replace('%', '%%')})"
 
@@ -98,7 +98,7 @@ def add_config_arguments(
         m = f.metadata
         if mode not in m["modes"] or not m["flags"]:
             continue
-        if m["kind"] == "bool":
+        if m["kind"] in ("bool", "bool_or_auto"):  # 'auto' is the default: neither flag given
             parser.add_argument(*m["flags"], dest=f.name, action="store_const", const=True,
                                 default=argparse.SUPPRESS, help=_help(cls, f))
             if m["neg_flags"]:

@@ -47,7 +47,7 @@ CANONICAL_CATEGORIES: tuple[str, ...] = ("model", "data", "training", "loss", "r
 CATEGORIES: tuple[str, ...] = EXECUTION_CATEGORIES + CANONICAL_CATEGORIES
 
 #: Value kinds understood by validation, the CLI converters and the widget builders.
-KINDS: tuple[str, ...] = ("bool", "int", "float", "str", "path", "int_or_auto")
+KINDS: tuple[str, ...] = ("bool", "int", "float", "str", "path", "int_or_auto", "bool_or_auto")
 
 
 class ConfigError(ValueError):
@@ -251,6 +251,10 @@ def _check_kind(owner: str, name: str, kind: str, value: Any) -> Any:
                 return int(value)
             raise bad("an integer")
         return int(value)
+    if kind == "bool_or_auto":
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise bad("True, False or 'auto'")
     if kind == "int_or_auto":
         if value == "auto":
             return value

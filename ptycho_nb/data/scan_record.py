@@ -18,7 +18,7 @@ import math
 import numbers
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["SimulatedScan", "SCAN_SOURCES"]
+__all__ = ["SimulatedScan", "SCAN_SOURCES", "probe_checksum"]
 
 #: Producers whose metadata carries a record (``source``); ``PtychoData.record`` is None for others.
 SCAN_SOURCES = ("ptycho_nb.physics.simulate", "ptycho_nb.physics.varied.draw_scan")
@@ -270,6 +270,9 @@ class SimulatedScan:
     gap_rows: tuple[int, ...] = _field(_ints, "a list of ints >= 0", (), omit_default=True)
     gap_columns: tuple[int, ...] = _field(_ints, "a list of ints >= 0", (), omit_default=True)
     dead_pixel_fraction: float = _field(_real(0.0), "a finite number >= 0", 0.0, omit_default=True)
+    # Which probe the record speaks of (probe_checksum of the stored probe): a scan whose probe
+    # was replaced by a guess keeps its record, and then `probe_exact` no longer applies to it.
+    probe_checksum: str | None = _field(_optional(_text), "a hex digest or None", None, omit_default=True)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -342,3 +345,14 @@ class SimulatedScan:
     def describes(metadata: Mapping[str, Any]) -> bool:
         """Whether ``metadata`` claims to hold a record (its ``source`` is a simulator's)."""
         return isinstance(metadata, Mapping) and metadata.get("source") in SCAN_SOURCES
+
+
+def probe_checksum(probe: Any) -> str:
+    """A short digest of a probe's values (complex64, with its shape): the same probe, the same
+    digest, on any machine."""
+    import hashlib
+
+    import numpy as np
+
+    p = np.ascontiguousarray(np.asarray(probe, dtype=np.complex64))
+    return hashlib.sha256(repr(p.shape).encode() + p.tobytes()).hexdigest()[:16]

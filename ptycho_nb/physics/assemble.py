@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data.container import PtychoData
-from ..data.scan_record import SimulatedScan
+from ..data.scan_record import SimulatedScan, probe_checksum
 from .forward import FFT_NORM, forward_from_object
 from .imperfections import Imperfections, coherent_modes, detector_mask, true_positions
 from .probes import probe_diameter
@@ -202,7 +202,7 @@ def assemble_scan(probe: np.ndarray, obj: np.ndarray, xcoords: np.ndarray, ycoor
         dc_pixel=(n // 2, n // 2), noise="poisson" if noise_rng is not None else None,
         object_shape=obj.shape, probe_diameter=diam, step=step, overlap=overlap_from_step(step, diam),
         n_positions=xcoords.size, simulate_seconds=round(time.perf_counter() - started, 3),
-        **imp.record_facts(), **facts)
+        probe_checksum=probe_checksum(stored_probe), **imp.record_facts(), **facts)
     return PtychoData(diffraction=diffraction, xcoords=xcoords, ycoords=ycoords, probe=stored_probe,
                       object=obj, scan_index=np.zeros(xcoords.size, dtype=np.int64),
                       metadata=record.as_dict(), mask=mask, probe_truth=probe_truth,

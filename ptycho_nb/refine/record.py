@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
+
+from .modes import power_fractions
 from .result import RefineResult
 from .settings import RefineSettings
 
@@ -46,6 +49,17 @@ class RefineRecord:
         Mean Poisson deviance per pixel: the start, then one per epoch.
     holdout_loss : tuple of float
         The held-out patterns' deviance (empty without a holdout).
+    probe_modes : int
+        Incoherent probe modes refined (1: a coherent probe).
+    mode_powers : tuple of float
+        Each mode's share of the probe's power, strongest first.
+    positions : bool
+        Whether the positions were corrected (``Reconstruction.xcoords``/``ycoords`` are then
+        the corrected ones).
+    position_shift_rms : float
+        Rms of the corrections, px (0 without position correction).
+    why : tuple of (str, str)
+        How the scan-dependent 'auto' settings were resolved (setting, reason).
     seconds : float
         Wall time of the refinement, probe-start trials included.
     """
@@ -66,11 +80,23 @@ class RefineRecord:
     stopped: str
     loss: tuple[float, ...]
     holdout_loss: tuple[float, ...]
+    probe_modes: int
+    mode_powers: tuple[float, ...]
+    positions: bool
+    position_shift_rms: float
+    why: tuple[tuple[str, str], ...]
     seconds: float
 
     @classmethod
-    def of(cls, result: RefineResult, settings: RefineSettings, probe_init: str = "") -> RefineRecord:
-        """The record of ``result``, run with ``settings``."""
+    def of(cls, result: RefineResult, settings: RefineSettings, probe_init: str = "", *,
+           nominal: torch.Tensor | None = None) -> RefineRecord:
+        """The record of ``result``, run with ``settings``; ``nominal`` (M, 2) the positions the
+        scan gave (for the corrections' rms)."""
+        shift = 0.0
+        if result.positions is not None and nominal is not None:
+            d = result.positions.to(torch.float64) - nominal.to(result.positions.device, torch.float64)
+            shift = float(d.square().sum(dim=1).mean().sqrt())
+        powers = tuple(float(v) for v in power_fractions(result.probe).cpu())
         return cls(device=result.device, max_epochs=settings.max_epochs, epochs_run=result.epochs_run,
                    stopped=result.stopped, loss=tuple(result.deviance),
                    holdout_loss=tuple(result.holdout_deviance), start=settings.start,
@@ -78,7 +104,9 @@ class RefineRecord:
                    alpha=settings.alpha, momentum=settings.momentum,
                    batch_schedule=tuple(result.batch_schedule), probe=settings.refine_probe,
                    probe_source=settings.probe_source, probe_init=probe_init,
-                   seconds=result.seconds)
+                   probe_modes=len(powers), mode_powers=powers,
+                   positions=result.positions is not None, position_shift_rms=shift,
+                   why=tuple(settings.why), seconds=result.seconds)
 
     def as_dict(self) -> dict[str, Any]:
         """Field name → value (JSON-ready: tuples become lists when dumped)."""

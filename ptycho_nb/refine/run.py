@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+import torch
+
 from .loop import refine_scan
 from .probe_start import refine_from_probe_start
 from .progress import RefineProgressBar, chain_callbacks
@@ -48,4 +50,4 @@ def run_refinement(scan: PreparedScan, start: Any, probe: Any, intensity_scale: 
         res = refine_scan(scan, start, probe, intensity_scale, settings, callback=report)
     if bar is not None:
         bar.close(res.stopped)
-    return res, RefineRecord.of(res, settings, init)
+    return res, RefineRecord.of(res, settings, init, nominal=torch.stack([scan.x, scan.y], 1))

@@ -38,6 +38,11 @@ STARTS = ("network", "flat")
 #: :func:`ptycho_nb.refine.start.probe_mismatch` above which a scan's probe counts as another than
 #: the model's (``refine_probe_source='auto'`` then lights the object with the scan's).
 PROBE_MISMATCH_WARN = 0.05
+#: probe_mismatch up to which a model's probe counts as the scan's own (the same beam up to scale
+#: and a global phase, to float rounding).
+EXACT_MISMATCH = 1e-4
+#: The mode count ``refine_probe_modes='auto'`` tries against one (:func:`~ptycho_nb.refine.probe_start.choose_modes`).
+AUTO_MODES = 3
 #: ``InferenceConfig.refine_momentum=None``: the object-only momentum, and the one with
 #: ``refine_probe`` (joint least-squares steps; momentum on the coupled pair measured worse in
 #: phase SSIM on 1,000-pattern scans at 10³–10⁶ photons, README "How it compares").
@@ -110,6 +115,13 @@ def probe_source_for(requested: str, *, model: bool = True, probe_conditioned: b
     return requested
 
 
+def _resolve_flag(value: bool | str, name: str, auto: bool, why_on: str, why_off: str) -> tuple[bool, str]:
+    """A bool-or-'auto' setting resolved, and why: ``auto`` decides 'auto'."""
+    if value != "auto":
+        return bool(value), f"{name}={value} was asked for"
+    return auto, f"{name}='auto': " + (why_on if auto else why_off)
+
+
 def _number(name: str, v: Any, lo: float, hi: float) -> float:
     if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
         raise ValueError(f"{name}: expected a finite number in [{lo}, {hi}], got {v!r}")
@@ -178,6 +190,9 @@ class RefineSettings:
         Bound of each position update per pattern and epoch, px.
     device : torch.device
         Where every tensor of the refinement lives.
+    why : tuple of (str, str)
+        How the 'auto' choices that depend on the scan were made (setting name, reason), for the
+        run record and the log.
     chunk_patterns : int or None
         Patterns whose exit waves are held at once; a larger batch is accumulated chunk by chunk
         (the same update, bounded memory). None: from :data:`ptycho_nb.refine.scan.CHUNK_BYTES`.
@@ -208,6 +223,7 @@ class RefineSettings:
     max_position_shift: float = 0.5
     device: torch.device = torch.device("cpu")
     chunk_patterns: int | None = None
+    why: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # ``method`` is checked against the rule registry where the rule is looked up
@@ -254,14 +270,16 @@ class RefineSettings:
     @classmethod
     def from_configs(cls, inference: InferenceConfig, execution: PyTorchExecutionConfig, *,
                      seed: int = 0, model: bool = True, probe_conditioned: bool = False,
-                     probe_mismatch: float | None = None) -> RefineSettings:
+                     probe_mismatch: float | None = None, scan_probe_exact: bool = False,
+                     positions_exact: bool = False) -> RefineSettings:
         """The settings ``infer``/``reconstruct`` refine with.
 
         Parameters
         ----------
         inference : InferenceConfig
-            Its ``refine_*`` fields (``refine_noise_model``, ``refine_poisson_step`` and
-            ``refine_momentum`` resolved here).
+            Its ``refine_*`` fields ('auto' of ``refine_probe``, ``refine_probe_modes``,
+            ``refine_positions``, ``refine_noise_model``, ``refine_poisson_step``,
+            ``refine_momentum`` and ``refine_probe_source`` resolved here; :attr:`why` says how).
         execution : PyTorchExecutionConfig
             ``accelerator`` picks the device ('auto' = a GPU when torch sees one).
         seed : int
@@ -271,19 +289,40 @@ class RefineSettings:
             model made the start, whether it reads the scan's own probe, and how far the scan's
             probe is from the model's (:func:`ptycho_nb.refine.start.probe_mismatch`; None when
             they cannot be compared).
+        scan_probe_exact, positions_exact : bool
+            What the scan's record says (a simulation's: ``SimulatedScan.probe_exact``, no
+            position errors); a measured scan knows neither.
         """
         icfg = inference
+        source = probe_source_for(icfg.refine_probe_source, model=model,
+                                  probe_conditioned=probe_conditioned, mismatch=probe_mismatch)
+        # The scan's exact probe also lights the object when the model's is the same up to scale
+        # and phase (a model trained on such scans without moving its probe).
+        same = source == "scan" or (probe_mismatch is not None and probe_mismatch <= EXACT_MISMATCH)
+        refine_probe, probe_why = _resolve_flag(
+            icfg.refine_probe, "refine_probe", not (scan_probe_exact and same),
+            "the probe is a guess (no record says it is the exact one, or the model's is another)",
+            "the scan's record says the probe that lights the object is the exact one")
+        correct, positions_why = _resolve_flag(
+            icfg.refine_positions, "refine_positions", not positions_exact,
+            "the positions are nominal (no record says they are exact)",
+            "the scan's record says its positions are exact")
+        modes, auto_modes = 0, 0
+        if refine_probe:
+            if icfg.refine_probe_modes == "auto":
+                auto_modes = AUTO_MODES
+            else:
+                modes = int(icfg.refine_probe_modes)
         return cls(
             max_epochs=icfg.refine_epochs, method="pie",
-            rule=far_field_rule(icfg.refine_noise_model, icfg.refine_poisson_step, icfg.refine_probe),
+            rule=far_field_rule(icfg.refine_noise_model, icfg.refine_poisson_step, refine_probe),
             step=icfg.refine_step, alpha=icfg.refine_alpha, batch_size=icfg.refine_batch_size,
             tol=icfg.refine_tolerance, patience=icfg.refine_patience, holdout=icfg.refine_holdout,
-            seed=int(seed), momentum=momentum_for(icfg.refine_momentum, icfg.refine_probe),
-            refine_probe=bool(icfg.refine_probe), probe_init=icfg.refine_probe_init,
-            probe_source=probe_source_for(icfg.refine_probe_source, model=model,
-                                          probe_conditioned=probe_conditioned, mismatch=probe_mismatch),
-            start=icfg.refine_start if model else "flat",
-            device=refinement_device(execution.accelerator))
+            seed=int(seed), momentum=momentum_for(icfg.refine_momentum, refine_probe),
+            refine_probe=refine_probe, probe_init=icfg.refine_probe_init, probe_source=source,
+            start=icfg.refine_start if model else "flat", probe_modes=modes, auto_modes=auto_modes,
+            correct_positions=correct, device=refinement_device(execution.accelerator),
+            why=(("refine_probe", probe_why), ("refine_positions", positions_why)))
 
     def replace(self, **changes: Any) -> RefineSettings:
         """A copy with ``changes`` (validated again)."""

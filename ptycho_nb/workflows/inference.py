@@ -14,6 +14,7 @@ it (``reconstruction.npz``, ``product.h5`` for ptychodus, ``reconstruction.png``
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import time
 import warnings
@@ -26,6 +27,7 @@ from ..config.canonical import InferenceConfig
 from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig
 from ..data.container import PtychoData
+from ..data.scan_record import probe_checksum
 from ..engine.datamodule import dataloader_kwargs, group_scan
 from ..engine.predict import own_patches
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
@@ -38,6 +40,8 @@ from .payload import InferencePayload, create_inference_payload
 from .reconstruction import OUTPUT_FILES, Reconstruction, assemble
 
 __all__ = ["Reconstruction", "infer", "run_inference", "refine_frame", "OUTPUT_FILES"]
+
+log = logging.getLogger(__name__)
 
 
 def infer(model_or_archive: Any, data: Any, *, execution: PyTorchExecutionConfig | None = None,
@@ -72,6 +76,22 @@ def _scan_subset(diffraction: np.ndarray, own: np.ndarray) -> np.ndarray:
     return diffraction[own]
 
 
+def scan_facts(data: PtychoData) -> dict[str, bool]:
+    """What a scan's record says is exact (``RefineSettings.from_configs``' ``scan_probe_exact``,
+    ``positions_exact``): a simulation knows; a measured scan (no record, or one that does not
+    read) knows neither."""
+    try:
+        record = data.record
+    except ValueError:
+        record = None
+    if record is None:
+        return {"scan_probe_exact": False, "positions_exact": False}
+    # the record speaks of the probe it was made with; a probe replaced since (a guess) is not it
+    same = record.probe_checksum is None or record.probe_checksum == probe_checksum(data.probe)
+    return {"scan_probe_exact": bool(record.probe_exact) and same,
+            "positions_exact": record.position_error == 0 and record.position_drift == 0}
+
+
 def refine_frame(data: PtychoData, own: np.ndarray, start: Any, probe: Any, scale: Any,
                  settings: RefineSettings, execution: PyTorchExecutionConfig, *,
                  refine_callback: Any = None, match: bool = False) -> tuple[Any, Any, float]:
@@ -86,8 +106,11 @@ def refine_frame(data: PtychoData, own: np.ndarray, start: Any, probe: Any, scal
     n = int(np.shape(probe)[-1])
     x, y = data.xcoords[own], data.ycoords[own]
     frame = scan_frame(x, y, n)
+    mask = data.mask if data.mask is None or data.mask.ndim == 2 else data.mask[own]
     scan = PreparedScan.build(_scan_subset(data.diffraction, own), x - frame.col0, y - frame.row0, n,
-                              frame.shape, settings.device)
+                              frame.shape, settings.device, mask=mask)
+    for name, why in settings.why:
+        log.info("refinement: %s", why)
     if start is None:
         start = flat_start(scan, torch.as_tensor(probe), scale)
     elif match:
@@ -106,6 +129,9 @@ def refined_reconstruction(data: PtychoData, own: np.ndarray, res: Any, executio
     x, y = data.xcoords[own], data.ycoords[own]
     frame = scan_frame(x, y, int(probe.shape[-1]))
     xl, yl = x - frame.col0, y - frame.row0
+    if res.positions is not None:  # the positions the object was refined at, corrected
+        xl, yl = (res.positions.cpu().numpy()[:, k].astype(np.float64) for k in (0, 1))
+        x, y = xl + frame.col0, yl + frame.row0
     weight = coverage(xl, yl, probe, frame.shape, middle_trim=execution.middle_trim)
     obj = res.object_array()
     if fields.get("patches") is None:
@@ -184,7 +210,7 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
     if icfg.refine_epochs > 0:
         settings = RefineSettings.from_configs(icfg, ecfg, seed=0 if tcfg.seed is None else tcfg.seed,
                                                probe_conditioned=bool(mcfg.probe_input),
-                                               probe_mismatch=mismatch)
+                                               probe_mismatch=mismatch, **scan_facts(data))
         probe, scale = model_probe, module.intensity_scale.detach().cpu()
         rescale = settings.probe_source == "scan" and not mcfg.probe_input
         if rescale:  # the scan's own probe is in counts units: scale 1, the start rescaled to it

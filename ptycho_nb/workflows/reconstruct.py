@@ -28,7 +28,7 @@ from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..model.catalog import DEFAULT_PRETRAINED, default_model
 from ..model.io import save_model
 from ..refine import RefineSettings
-from .inference import refine_frame, refined_reconstruction, run_inference
+from .inference import refine_frame, refined_reconstruction, run_inference, scan_facts
 from .reconstruction import Reconstruction
 from .payload import InferencePayload, create_inference_payload
 
@@ -153,7 +153,7 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         raise ValueError("reconstruct without a model needs the scan's probe: this scan has none; "
                          "pass model=... (an archive, a trained model or pretrained:NAME)")
     probe = torch.from_numpy(np.asarray(data.probe, dtype=np.complex64))
-    settings = RefineSettings.from_configs(icfg, ecfg, seed=0, model=False)
+    settings = RefineSettings.from_configs(icfg, ecfg, seed=0, model=False, **scan_facts(data))
     own = np.arange(data.n_patterns)
     res, record, refine_s = refine_frame(data, own, None, probe, 1.0, settings, ecfg,
                                          refine_callback=refine_callback)
