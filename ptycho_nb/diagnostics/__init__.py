@@ -1,0 +1,44 @@
+"""Diagnostics a user can trust without ground truth.
+
+A measured scan has no true object to compare with; what it has is its own data. Three checks
+use only those:
+
+- :mod:`~ptycho_nb.diagnostics.fit` — the counts the reconstruction predicts against the
+  counts measured: normalised residuals per pixel, the deviance of every pattern, and the mean
+  residual per detector pixel (a defect or a misplaced DC centre shows there);
+- :mod:`~ptycho_nb.diagnostics.noise_floor` — the deviance a perfect model would still have,
+  pixel by pixel from its predicted counts; deviance / floor ≈ 1 means the model explains the
+  data down to the photon noise;
+- :mod:`~ptycho_nb.diagnostics.resolution` — two reconstructions from alternate patterns
+  (:func:`split_half`), and :mod:`~ptycho_nb.diagnostics.halves` — the FRC of their phases: the
+  resolution the data support (½-bit and 1/7 thresholds).
+
+:mod:`~ptycho_nb.diagnostics.summary` condenses them into a typed record of numbers
+(:func:`report`) and :mod:`~ptycho_nb.diagnostics.figure` into one figure
+(:func:`plot_diagnostics`). Only :mod:`~ptycho_nb.diagnostics.resolution` runs
+reconstructions; the rest read given ones.
+
+Example
+-------
+>>> import ptycho_nb
+>>> from ptycho_nb import diagnostics
+>>> scan = ptycho_nb.simulate(N=32, object_shape=(96, 96), n_positions=120)
+>>> rec = ptycho_nb.reconstruct(scan)
+>>> res = diagnostics.residuals(rec, scan)          # or mask=... for bad detector pixels
+>>> half = diagnostics.split_half(scan)
+>>> print(diagnostics.report(res, half))            # doctest: +SKIP
+>>> diagnostics.plot_diagnostics(res, half);        # residual map, deviance/floor, FRC
+"""
+
+from .figure import plot_diagnostics
+from .fit import EPS, Residuals, match_patterns, normalised_residuals, predicted_counts, residuals
+from .halves import LIT_THRESHOLD, SplitHalf, compare_halves, pixel_size_of
+from .noise_floor import SERIES_FROM, expected_deviance
+from .resolution import split_half
+from .summary import DiagnosticsReport, report
+
+__all__ = [
+    "residuals", "Residuals", "predicted_counts", "normalised_residuals", "match_patterns",
+    "expected_deviance", "split_half", "compare_halves", "SplitHalf", "pixel_size_of",
+    "report", "DiagnosticsReport", "plot_diagnostics", "EPS", "SERIES_FROM", "LIT_THRESHOLD",
+]
