@@ -3,9 +3,10 @@
 A measured scan has no true object to compare with; what it has is its own data. Three checks
 use only those:
 
-- :mod:`~ptycho_nb.diagnostics.fit` — the counts the reconstruction predicts against the
-  counts measured: normalised residuals per pixel, the deviance of every pattern, and the mean
-  residual per detector pixel (a defect or a misplaced DC centre shows there);
+- :mod:`~ptycho_nb.diagnostics.predict` — the counts the reconstruction predicts, against the
+  counts measured: normalised residuals per pixel; :mod:`~ptycho_nb.diagnostics.fit` — the
+  deviance of every pattern and the residual of every detector pixel over all patterns (a
+  defect or a misplaced DC centre shows there);
 - :mod:`~ptycho_nb.diagnostics.noise_floor` — the deviance a perfect model would still have,
   pixel by pixel from its predicted counts; deviance / floor ≈ 1 means the model explains the
   data down to the photon noise;
@@ -31,9 +32,10 @@ Example
 """
 
 from .figure import plot_diagnostics
-from .fit import EPS, Residuals, match_patterns, normalised_residuals, predicted_counts, residuals
+from .fit import Residuals, residuals
 from .halves import LIT_THRESHOLD, SplitHalf, compare_halves, pixel_size_of
 from .noise_floor import SERIES_FROM, expected_deviance
+from .predict import EPS, match_patterns, normalised_residuals, predicted_counts
 from .resolution import split_half
 from .summary import DiagnosticsReport, report
 
