@@ -319,7 +319,7 @@ def test_mismatched_scan_and_reconstruction_are_clear_errors(rec, scan, res):
     with pytest.raises(ValueError, match="scan: 3 patterns"):
         D.split_half(scan.subset(np.arange(3)))
     far = dataclasses.replace(rec, offset=(rec.offset[0] + 500, rec.offset[1]))
-    with pytest.raises(ValueError, match="halves: their frames"):
+    with pytest.raises(ValueError, match="a/b: their frames"):
         D.compare_halves(rec, far)
     with pytest.raises(ValueError, match="b: expected a Reconstruction"):
         D.compare_halves(rec, scan)

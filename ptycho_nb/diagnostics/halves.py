@@ -104,7 +104,7 @@ def _common_grid(a: Any, b: Any) -> tuple[tuple[int, int], tuple[slice, slice], 
     r1 = min(ra + a.object.shape[0], rb + b.object.shape[0])
     c1 = min(ca + a.object.shape[1], cb + b.object.shape[1])
     if r1 - r0 < 4 or c1 - c0 < 4:
-        raise ValueError(f"halves: their frames (offsets {a.offset} and {b.offset}, shapes "
+        raise ValueError(f"a/b: their frames (offsets {a.offset} and {b.offset}, shapes "
                          f"{a.object.shape} and {b.object.shape}) share less than 4x4 pixels; "
                          "they are not reconstructions of one scan")
     return ((r0, c0), (slice(r0 - ra, r1 - ra), slice(c0 - ca, c1 - ca)),
@@ -143,7 +143,7 @@ def compare_halves(a: Any, b: Any, *, pixel_size_m: float | None = None,
     wa, wb = np.asarray(a.weight)[sa], np.asarray(b.weight)[sb]
     lit = (wa > lit_threshold * float(np.max(a.weight))) & (wb > lit_threshold * float(np.max(b.weight)))
     if lit.sum() < 16:
-        raise ValueError(f"halves: only {int(lit.sum())} pixels are lit above {lit_threshold} of "
+        raise ValueError(f"a/b: only {int(lit.sum())} pixels are lit above {lit_threshold} of "
                          "the maximum weight in both; too few for an FRC")
     aligned, removed = align(ob, oa, lit, subpixel_shift=True, remove_ramp=remove_ramp)
     za = oa.astype(np.complex128)
