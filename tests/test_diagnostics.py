@@ -165,6 +165,30 @@ def test_the_object_and_its_patches_predict_the_same_counts(rec, scan, res):
     assert out.source == "patches" and out.overall == pytest.approx(res.overall, rel=1e-6)
     with pytest.raises(ValueError, match="source='object'.*pad_eval=True"):
         D.residuals(cropped, scan, source="object")
+    # a network's patches are not the refined object's: a cropped frame cannot be judged
+    assert D.patches_are_the_objects(cropped)
+    rng = np.random.default_rng(0)
+    network = dataclasses.replace(cropped, patches=cropped.patches * np.exp(
+        0.1j * rng.standard_normal(cropped.patches.shape)).astype(np.complex64))
+    assert not D.patches_are_the_objects(network)
+    with pytest.raises(ValueError, match="source='auto'.*not its object's.*pad_eval=True"):
+        D.residuals(network, scan)
+    assert D.residuals(network, scan, source="patches").overall > 1.3  # judged as they are
+
+
+def test_a_models_reconstruction_is_judged_by_its_refined_object(scan, tmp_path):
+    trained = ptycho_nb.train(scan, output_dir=tmp_path, nepochs=1, batch_size=8,
+                              n_filters_scale=1, enable_progress_bar=False)
+    rec = ptycho_nb.infer(trained, scan, pad_eval=True)
+    assert rec.run.refinement.probe_source == "model"  # lit by the model's probe, in its units
+    out = D.residuals(rec, scan)
+    assert out.source == "object" and 0.8 < out.overall < 1.3  # measured 0.967
+    # the fitted scale is the model's intensity scale, which the Reconstruction does not keep
+    assert out.scale == pytest.approx(float(trained.module.intensity_scale.detach()), rel=1e-3)
+    # its patches are the network's, not the refined object: a cropped frame is refused
+    assert D.residuals(rec, scan, source="patches").overall > 50  # measured 254
+    with pytest.raises(ValueError, match="pad_eval=True"):
+        D.residuals(ptycho_nb.infer(trained, scan), scan)
 
 
 # --------------------------------------------------------------------------- detector defects
@@ -281,7 +305,7 @@ def test_the_figure_shows_residuals_ratio_and_frc(res, halves, tmp_path):
     fig = D.plot_diagnostics(res, halves[1e2][1], path, show=False)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[-1] == "split-half FRC" and path.stat().st_size > 1000
-    frc_ax = [ax for ax in fig.axes if ax.get_title() == "split-half FRC"][0]
+    frc_ax = next(ax for ax in fig.axes if ax.get_title() == "split-half FRC")
     assert {"½-bit threshold", "1/7"} <= {t.get_text() for t in frc_ax.get_legend().get_texts()}
 
 

@@ -24,7 +24,7 @@ Example
 >>> import ptycho_nb
 >>> from ptycho_nb import diagnostics
 >>> scan = ptycho_nb.simulate(N=32, object_shape=(96, 96), n_positions=120)
->>> rec = ptycho_nb.reconstruct(scan)
+>>> rec = ptycho_nb.reconstruct(scan, pad_eval=True)  # a frame that holds every full patch
 >>> res = diagnostics.residuals(rec, scan)          # or mask=... for bad detector pixels
 >>> half = diagnostics.split_half(scan)
 >>> print(diagnostics.report(res, half))            # doctest: +SKIP
@@ -35,12 +35,14 @@ from .figure import plot_diagnostics
 from .fit import Residuals, residuals
 from .halves import LIT_THRESHOLD, SplitHalf, compare_halves, pixel_size_of
 from .noise_floor import SERIES_FROM, expected_deviance
-from .predict import EPS, match_patterns, normalised_residuals, predicted_counts
+from .predict import (EPS, match_patterns, normalised_residuals, patches_are_the_objects,
+                      predicted_counts)
 from .resolution import split_half
 from .summary import DiagnosticsReport, report
 
 __all__ = [
     "residuals", "Residuals", "predicted_counts", "normalised_residuals", "match_patterns",
+    "patches_are_the_objects",
     "expected_deviance", "split_half", "compare_halves", "SplitHalf", "pixel_size_of",
     "report", "DiagnosticsReport", "plot_diagnostics", "EPS", "SERIES_FROM", "LIT_THRESHOLD",
 ]

@@ -99,8 +99,11 @@ def plot_diagnostics(residuals: Residuals, split: SplitHalf | None = None,
 
     Example
     -------
+    With ``rec`` and ``scan`` of :func:`ptycho_nb.diagnostics.residuals`' example:
+
     >>> from ptycho_nb import diagnostics
-    >>> diagnostics.plot_diagnostics(diagnostics.residuals(rec, scan), diagnostics.split_half(scan));  # doctest: +SKIP
+    >>> res, half = diagnostics.residuals(rec, scan), diagnostics.split_half(scan)
+    >>> diagnostics.plot_diagnostics(res, half);   # shown when the cell ends
     """
     check_results(residuals, split)
     ncols = 2 if split is None else 3

@@ -2,10 +2,10 @@
 
 Two reconstructions from independent data (the even- and odd-indexed patterns of a scan:
 :func:`ptycho_nb.diagnostics.split_half` makes them) are put on one grid (both frames are in
-scan coordinates: their overlap, whole pixels), the second is aligned to the first (sub-pixel shift, global phase, amplitude scale, optionally a phase ramp:
-:func:`ptycho_nb.metrics.align`), and the Fourier ring correlation of their phases (and
-amplitudes) over the pixels both light well says up to which spatial frequency the two agree —
-what the data determine, not the noise. The resolution is where the FRC falls below the ½-bit
+scan coordinates: their overlap, whole pixels), the second is aligned to the first (sub-pixel
+shift, global phase, amplitude scale, optionally a phase ramp: :func:`ptycho_nb.metrics.align`),
+and the Fourier ring correlation of their phases (and amplitudes) over the pixels both light
+well says up to which spatial frequency the two agree — what the data determine, not the noise. The resolution is where the FRC falls below the ½-bit
 threshold (:func:`ptycho_nb.metrics.half_bit_threshold`) or below 1/7.
 """
 

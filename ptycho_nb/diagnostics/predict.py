@@ -22,7 +22,8 @@ import torch
 from ..data.container import PtychoData
 from ..physics.forward import check_positions, extract_patches, forward_amplitude
 
-__all__ = ["predicted_counts", "normalised_residuals", "match_patterns", "EPS", "Source"]
+__all__ = ["predicted_counts", "normalised_residuals", "match_patterns", "patches_are_the_objects",
+           "EPS", "Source"]
 
 #: Smallest predicted count (photons); keeps log λ and 1/√λ finite, as the refinement clamps.
 EPS = 1e-6
@@ -94,14 +95,50 @@ def match_patterns(recon: Any, scan: PtychoData) -> np.ndarray:
     return out
 
 
+#: Largest relative RMS difference at which a reconstruction's patches count as its object's own.
+_SAME_PATCHES = 1e-3
+#: Patterns sampled to check that (evenly spread over the scan).
+_CHECKED_PATTERNS = 64
+
+
+def _frame_positions(recon: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The patch centres in the reconstruction's frame: scan pixel (r + row0, c + col0) is the
+    frame's pixel (r, c), so the positions move by −offset."""
+    return (np.asarray(recon.xcoords, np.float64) - recon.offset[1],
+            np.asarray(recon.ycoords, np.float64) - recon.offset[0])
+
+
+def patches_are_the_objects(recon: Any) -> bool:
+    """Whether ``recon.patches`` are its object's own, cut at the positions (a refinement's
+    patches from a flat start), rather than a network's predictions per pattern (``infer``'s,
+    refined or not): compared where the frame holds a patch's pixels, on up to 64 patterns."""
+    n = int(np.shape(recon.probe)[-1])
+    x, y = _frame_positions(recon)
+    pick = np.unique(np.linspace(0, len(x) - 1, min(len(x), _CHECKED_PATTERNS)).round().astype(int))
+    # A window may reach past a cropped frame: pad the object (and a map of where it is known)
+    # so every window can be cut, and compare only pixels whose bilinear taps are all known.
+    pad = n // 2 + 1
+    obj = np.pad(np.asarray(recon.object, np.complex128), pad)
+    known = np.pad(np.ones(np.shape(recon.object)), pad)
+    xs, ys = torch.from_numpy(x[pick] + pad), torch.from_numpy(y[pick] + pad)
+    with torch.no_grad():
+        cut = extract_patches(torch.from_numpy(obj), xs, ys, n).numpy()
+        inside = extract_patches(torch.from_numpy(known), xs, ys, n).numpy() > 1 - 1e-9
+    given = np.asarray(recon.patches)[pick]
+    if not inside.any():
+        return False
+    diff = np.linalg.norm((given - cut)[inside])
+    return bool(diff <= _SAME_PATCHES * max(np.linalg.norm(cut[inside]), np.finfo(float).tiny))
+
+
 def resolve_source(recon: Any, n: int, source: Source) -> str:
-    """'object' or 'patches': where the exit waves' object patches come from."""
+    """'object' or 'patches': where the exit waves' object patches come from (see
+    :func:`predicted_counts`); a ValueError naming ``source`` when neither serves."""
     if source not in ("auto", "object", "patches"):
         raise ValueError(f"source: expected 'auto', 'object' or 'patches', got {source!r}")
     if source == "patches":
         return source
-    x = np.asarray(recon.xcoords, np.float64) - recon.offset[1]
-    y = np.asarray(recon.ycoords, np.float64) - recon.offset[0]
+    x, y = _frame_positions(recon)
     try:
         check_positions(torch.from_numpy(x), torch.from_numpy(y), n, np.shape(recon.object))
     except ValueError as exc:
@@ -109,12 +146,20 @@ def resolve_source(recon: Any, n: int, source: Source) -> str:
             raise ValueError(f"source='object': the reconstruction's frame does not hold every "
                              f"full patch ({exc}); reconstruct with pad_eval=True, or use "
                              "source='patches'") from None
-        return "patches"  # a cropped frame (pad_eval=False): the patches cut before the crop
+        if patches_are_the_objects(recon):
+            return "patches"  # a cropped frame (pad_eval=False): the patches cut before the crop
+        raise ValueError(
+            "source='auto': the reconstruction's frame does not hold every full patch "
+            "(pad_eval=False) and its patches are not its object's (a network's predictions per "
+            "pattern), so nothing predicts the edge patterns from the object; reconstruct with "
+            "pad_eval=True, or pass source='patches' to judge the network's predictions") from None
     return "object"
 
 
 def check_scale(scale: Any) -> float:
     """``scale`` as a positive finite float (a 0-d tensor, e.g. a model's intensity scale, too)."""
+    if hasattr(scale, "detach"):  # a trainable tensor: its value, without an autograd warning
+        scale = scale.detach()
     try:
         value = float(scale)
     except (TypeError, ValueError):
@@ -129,9 +174,7 @@ def unscaled_counts(recon: Any, idx: np.ndarray, source: str) -> np.ndarray:
     probe = torch.from_numpy(np.asarray(recon.probe)).to(torch.complex128)
     n = int(probe.shape[-1])
     if source == "object":
-        # the frame's pixel (r, c) is scan pixel (r + row0, c + col0): positions move by -offset
-        x = torch.from_numpy(np.asarray(recon.xcoords, np.float64)[idx] - recon.offset[1])
-        y = torch.from_numpy(np.asarray(recon.ycoords, np.float64)[idx] - recon.offset[0])
+        x, y = (torch.from_numpy(c[idx]) for c in _frame_positions(recon))
         obj = torch.from_numpy(np.asarray(recon.object)).to(torch.complex128)
         patches = extract_patches(obj, x, y, n)
     else:
@@ -155,10 +198,12 @@ def predicted_counts(recon: Any, patterns: Any = None, *, scale: float = 1.0,
     source : {'auto', 'object', 'patches'}
         'object': cut each patch from ``recon.object`` at its position (the frame's
         ``offset`` subtracted), as the refinement does; needs a frame that holds every full
-        patch (``pad_eval=True``). 'patches': ``recon.patches``, for a refined reconstruction the
-        refined object's own patches cut before the frame's crop (the same numbers), for the
-        network's single pass the network's per-pattern prediction. 'auto': 'object' when the
-        frame holds every patch, else 'patches'.
+        patch (``pad_eval=True``). 'patches': ``recon.patches`` — after a flat start (no model)
+        the refined object's own patches, cut before the frame's crop (the same numbers); with a
+        model (``infer``, ``reconstruct(model=...)``) the network's predictions per pattern,
+        not the refined object. 'auto': 'object' when the frame holds every patch, else
+        'patches' when they are the object's own (:func:`patches_are_the_objects`), else a
+        ``ValueError`` that says to reconstruct with ``pad_eval=True``.
 
     Returns
     -------

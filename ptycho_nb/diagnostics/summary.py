@@ -68,9 +68,9 @@ class DiagnosticsReport:
 
     def __str__(self) -> str:
         lines = [
-            f"deviance / noise floor: {self.ratio:.3f} overall (median {self.ratio_median:.3f}, "
-            f"max {self.ratio_max:.3f}) over {self.n_patterns} patterns; "
-            f"{self.deviance:.4g} vs {self.floor:.4g} per pixel",
+            (f"deviance / noise floor: {self.ratio:.3f} overall (median {self.ratio_median:.3f}, "
+             f"max {self.ratio_max:.3f}) over {self.n_patterns} patterns; "
+             f"{self.deviance:.4g} vs {self.floor:.4g} per pixel"),
             f"worst patterns: {', '.join(str(i) for i in self.worst_patterns)}",
             f"worst detector pixel: {self.worst_pixel} with z = {self.worst_pixel_z:+.1f}",
         ]
