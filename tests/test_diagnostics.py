@@ -271,6 +271,16 @@ def test_a_half_is_diagnosed_against_the_whole_scan(halves):
     assert rep.resolution_m == pytest.approx(split.resolution_m())
 
 
+def test_the_pixel_size_comes_from_the_metadata(scan):
+    def with_meta(**meta):
+        return dataclasses.replace(scan, metadata=meta)
+
+    assert D.pixel_size_of(with_meta(pixel_size_m=5e-9)) == 5e-9
+    assert D.pixel_size_of(with_meta(pixel_width_m=4e-9, pixel_height_m=4e-9)) == 4e-9
+    assert D.pixel_size_of(with_meta(pixel_width_m=4e-9, pixel_height_m=5e-9)) is None  # not square
+    assert D.pixel_size_of(with_meta()) is None and D.pixel_size_of(with_meta(pixel_size_m="?")) is None
+
+
 def test_compare_halves_of_one_reconstruction_agree_to_nyquist(rec):
     same = D.compare_halves(rec, rec)
     assert np.allclose(same.phase_frc[1:], 1.0) and math.isnan(same.phase_half_bit)

@@ -34,15 +34,15 @@ def pixel_size_of(scan: PtychoData) -> float | None:
     Square pixels only: a scan with different ``pixel_width_m`` and ``pixel_height_m`` has no
     one length per ring, so None.
     """
-    value = scan.metadata.get("pixel_size_m")
-    if value is None:
-        w, h = scan.metadata.get("pixel_width_m"), scan.metadata.get("pixel_height_m")
-        value = w if (w is not None and w == h) else None
+    meta = scan.metadata
+    value = meta.get("pixel_size_m")
+    if value is None and meta.get("pixel_width_m") == meta.get("pixel_height_m"):
+        value = meta.get("pixel_width_m")
     try:
-        value = None if value is None else float(value)
-    except (TypeError, ValueError):
+        value = float(value)
+    except (TypeError, ValueError):  # absent (None) or not a number
         return None
-    return value if value is not None and math.isfinite(value) and value > 0 else None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
