@@ -9,8 +9,10 @@ The public API:
   (a scan → the best reconstruction: model start, single pass, refinement to convergence), ``save_model``,
   ``load_model``; ``pretrained`` (shipped models: ``available()``, ``load(name)``, and
   ``"pretrained:NAME"`` wherever a model path goes);
-- submodules ``physics``, ``data``, ``config``, ``metrics``; the notebook layer (forms, panel,
-  ``start_training`` for background runs) is ``ptycho_nb.notebook``.
+- submodules ``physics``, ``data``, ``config``, ``metrics``, ``diagnostics`` (residuals, the
+  noise floor and the split-half resolution of a reconstruction, no ground truth needed); the
+  notebook layer (forms, panel, ``start_training`` for background runs) is
+  ``ptycho_nb.notebook``.
 
 Layers import only downward (README "Layout"): front ends → ``workflows`` → ``engine`` →
 ``model`` → ``physics`` / ``data`` / ``config`` → the ground floor.
@@ -36,11 +38,12 @@ from .config import InferenceConfig, ModelConfig, PyTorchExecutionConfig, Traini
 from .data import PtychoData, load, save
 from .physics import simulate
 from .workflows import Reconstruction, TrainResult, infer, load_model, reconstruct, save_model, train
-from . import metrics, pretrained
+from . import diagnostics, metrics, pretrained
 
 __all__ = [
     "PtychoData", "load", "save", "simulate",
     "PyTorchExecutionConfig", "ModelConfig", "TrainingConfig", "InferenceConfig",
     "train", "infer", "reconstruct", "TrainResult", "Reconstruction", "save_model", "load_model", "metrics", "pretrained",
+    "diagnostics",
     "__version__",
 ]

@@ -24,6 +24,8 @@ __all__ = [
     "psnr",
     "ssim",
     "frc",
+    "frc_crossing",
+    "half_bit_threshold",
     "compare",
 ]
 
@@ -464,21 +466,68 @@ def frc(a: Any, b: Any, mask: Any = None, *,
     crossings: dict[float, float] = {}
     for thr in thresholds:
         thr = float(thr)
-        crossings[thr] = _first_crossing(freqs, curve, thr)
+        crossings[thr] = frc_crossing(freqs, curve, thr)
     return {"frequencies": freqs, "curve": curve, "n_pixels": count, "crossings": crossings}
 
 
-def _first_crossing(freqs: np.ndarray, curve: np.ndarray, thr: float) -> float:
-    """First frequency (ring 0 skipped) where ``curve`` drops below ``thr``; NaN if never."""
-    prev_f, prev_c = None, None
-    for f, c in zip(freqs[1:], curve[1:]):
-        if np.isnan(c):
+def half_bit_threshold(n_pixels: Any) -> np.ndarray:
+    """The ½-bit information threshold of an FRC between two half data sets, per ring.
+
+    ``T(n) = (0.2071 + 1.9102/√n) / (1.2071 + 0.9102/√n)`` for a ring of ``n`` Fourier samples
+    (van Heel & Schatz, J. Struct. Biol. 151, 250 (2005)): the correlation two independent
+    halves reach when each ring holds half a bit of information. It falls from 1 (n → 0)
+    towards 0.1716 (n → ∞), so small rings near the centre need a higher correlation.
+
+    Parameters
+    ----------
+    n_pixels : array_like of int, shape (K,)
+        Fourier samples per ring (``frc(...)["n_pixels"]``).
+
+    Returns
+    -------
+    ndarray, float64, shape (K,); 1 where a ring is empty.
+    """
+    n = np.asarray(n_pixels, dtype=np.float64)
+    if np.any(n < 0) or not np.all(np.isfinite(n)):
+        raise ValueError("n_pixels: expected finite, non-negative ring sizes")
+    inv = 1.0 / np.sqrt(np.where(n > 0, n, 1.0))  # empty rings get 1 below, whatever this says
+    return np.where(n > 0, (0.2071 + 1.9102 * inv) / (1.2071 + 0.9102 * inv), 1.0)
+
+
+def frc_crossing(frequencies: Any, curve: Any, threshold: Any) -> float:
+    """First frequency (ring 0 skipped) where an FRC curve drops below a threshold.
+
+    Parameters
+    ----------
+    frequencies, curve : array_like, shape (K,)
+        Ring centres (cycles/px) and the FRC per ring (NaN rings are skipped), as :func:`frc`
+        returns them.
+    threshold : float or array_like, shape (K,)
+        A constant (1/7, 0.5) or one value per ring (:func:`half_bit_threshold`).
+
+    Returns
+    -------
+    float
+        Cycles/px, linearly interpolated between the last ring above and the first below
+        (the gap between curve and threshold is what is interpolated); NaN if the curve never
+        drops below (resolved to Nyquist).
+    """
+    freqs = np.asarray(frequencies, dtype=np.float64)
+    c = np.asarray(curve, dtype=np.float64)
+    if freqs.ndim != 1 or c.shape != freqs.shape:
+        raise ValueError(f"frequencies/curve: expected two 1-D arrays of one length, got shapes "
+                         f"{freqs.shape} and {c.shape}")
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), freqs.shape)
+    gap = c - thr  # > 0 above the threshold; a constant threshold leaves the old interpolation
+    prev_f, prev_g = None, None
+    for f, g in zip(freqs[1:], gap[1:]):
+        if np.isnan(g):
             continue
-        if c < thr:
-            if prev_c is None:
+        if g < 0:
+            if prev_g is None:
                 return float(f)
-            return float(prev_f + (prev_c - thr) / (prev_c - c) * (f - prev_f))
-        prev_f, prev_c = f, c
+            return float(prev_f + prev_g / (prev_g - g) * (f - prev_f))
+        prev_f, prev_g = f, g
     return math.nan
 
 

@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "physics": (2, "physics"), "plots": (2, "plots"),
     "model": (3, "model"), "refine": (3, "refine"), "iterative": (3, "iterative"),
     "engine": (4, "engine"),
-    "workflows": (5, "workflows"), "pretrained": (5, "workflows"),
+    "workflows": (5, "workflows"), "pretrained": (5, "workflows"), "diagnostics": (5, "workflows"),
     "cli": (6, "front"), "spec": (6, "front"), "notebook": (6, "front"), "__init__": (6, "front"),
 }
 

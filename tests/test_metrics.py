@@ -182,3 +182,30 @@ def test_bad_input_raises_value_error() -> None:
         M.compare(t, t, offset=(100, 0))
     with pytest.raises(ValueError, match="a and b"):
         M.frc(np.zeros((8, 8)), np.zeros((8, 9)))
+
+
+def test_half_bit_threshold_has_its_known_values() -> None:
+    # van Heel & Schatz 2005: 1 for a one-sample ring, → 0.2071/1.2071 for large rings
+    t = M.half_bit_threshold([0, 1, 100, 10**12])
+    assert t[0] == 1.0 and t[1] == pytest.approx(1.0, abs=1e-4)
+    assert t[2] == pytest.approx((0.2071 + 0.19102) / (1.2071 + 0.09102))
+    assert t[3] == pytest.approx(0.2071 / 1.2071, abs=1e-5)
+    assert np.all(np.diff(t[1:]) < 0)
+    with pytest.raises(ValueError, match="n_pixels"):
+        M.half_bit_threshold([-1])
+
+
+def test_frc_crossing_takes_a_constant_or_a_threshold_per_ring() -> None:
+    f = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    curve = np.array([1.0, 0.9, 0.6, 0.2, 0.1])
+    assert M.frc_crossing(f, curve, 0.5) == pytest.approx(0.2 + 0.1 * 0.1 / 0.4)
+    # a threshold per ring: the crossing of curve − threshold (here 0.2 − 0.3 < 0 at ring 3)
+    thr = np.array([1.0, 0.5, 0.4, 0.3, 0.3])
+    assert M.frc_crossing(f, curve, thr) == pytest.approx(0.2 + 0.1 * 0.2 / 0.3)
+    assert math.isnan(M.frc_crossing(f, curve, 0.05))  # never below: resolved to Nyquist
+    # frc's own crossings are the constant case
+    a, b = np.angle(_object(3)), np.angle(_object(4))
+    out = M.frc(a, b)
+    assert out["crossings"][0.5] == M.frc_crossing(out["frequencies"], out["curve"], 0.5)
+    with pytest.raises(ValueError, match="frequencies/curve"):
+        M.frc_crossing(f, curve[:3], 0.5)

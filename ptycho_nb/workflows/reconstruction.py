@@ -102,6 +102,21 @@ class Reconstruction:
         kwargs.setdefault("probe", self.probe)
         return compare(self.object, truth, offset=self.offset, **kwargs)
 
+    def diagnose(self, scan: PtychoData, *, mask: Any = None, scale: float | None = None,
+                 split: Any = None) -> Any:
+        """How well this reconstruction explains ``scan``, judged from the data alone.
+
+        Delegates to :func:`ptycho_nb.diagnostics.residuals` (arguments as there) and
+        :func:`ptycho_nb.diagnostics.report`; ``split`` is a
+        :func:`ptycho_nb.diagnostics.split_half` result to include. Returns a
+        :class:`~ptycho_nb.diagnostics.DiagnosticsReport` (``ratio``: deviance / noise floor).
+        """
+        # imported here: the diagnostics read Reconstructions, and this module must not need them
+        from ..diagnostics.fit import residuals
+        from ..diagnostics.summary import report
+
+        return report(residuals(self, scan, mask=mask, scale=scale), split)
+
     def plot(self, path: str | pathlib.Path | None = None, *, show: bool | None = None) -> Any:
         """Figure of amplitude and phase (and ground truth and error when known).
 
