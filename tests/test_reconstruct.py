@@ -102,10 +102,17 @@ def test_probe_refinement_from_a_rough_guess(scans, monkeypatch):
     # 60 patterns: with momentum a rough probe guess measured unstable at this size (1,000-pattern
     # scans are not: bench/compare_iterative.py), so this small test runs plain steps.
     kw = dict(refine_epochs=40, refine_momentum=0.0)
-    fixed = ptycho_nb.reconstruct(rough, **kw)
+    fixed = ptycho_nb.reconstruct(rough, refine_probe=False, **kw)
     moved = ptycho_nb.reconstruct(rough, refine_probe=True, **kw)
     assert moved.run.refinement.probe and not np.array_equal(moved.probe, guess)
     assert moved.run.refinement.loss[-1] < fixed.run.refinement.loss[-1]
+    # the default takes the guess for what it is (the scan's record speaks of another probe)
+    auto = ptycho_nb.reconstruct(rough, **kw)
+    why = dict(auto.run.refinement.why)["refine_probe"]
+    assert auto.run.refinement.probe and "guess" in why, why
+    assert auto.run.refinement.loss == moved.run.refinement.loss
+    exact = ptycho_nb.reconstruct(test, **kw)  # the simulation's own probe: kept as it is
+    assert not exact.run.refinement.probe and "exact" in dict(exact.run.refinement.why)["refine_probe"]
 
 
 def test_clear_errors(scans, monkeypatch):

@@ -1,7 +1,8 @@
 """The refinement's measure of fit: the Poisson deviance of predicted against measured counts.
 
-``D = Σ λ − k + k·log(k/λ)`` per pixel (≥ 0, 0 for a perfect fit; about 0.5 per pixel at the noise
-floor), k measured and λ predicted counts. It is computed as ``Σλ − Σ k·log λ + Σ(k·log k − k)``:
+``D = Σ λ − k + k·log(k/λ)`` per pixel (≥ 0, 0 for a perfect fit; at the noise floor its
+expectation, which is 0.5 per pixel only where counts are high and less where they are low:
+:func:`ptycho_nb.diagnostics.expected_deviance`), k measured and λ predicted counts. It is computed as ``Σλ − Σ k·log λ + Σ(k·log k − k)``:
 the last sum is each pattern's constant, made once (:attr:`PreparedScan.klogk`), so a batch costs
 one pass over its predicted counts.
 """

@@ -8,7 +8,8 @@ The loop is the same for every update rule (:mod:`ptycho_nb.refine.rules`):
   times the running sum of past epochs' changes; on every plateau the batch doubles (up to all
   patterns), so early epochs move fast and later ones average the noise of more patterns.
 * **Stopping rule**: after every epoch the Poisson deviance of the updated patterns (0 for a
-  perfect fit; about 0.5 per pixel at the noise floor); when it improved by less than ``tol``
+  perfect fit; at the noise floor 0.5 per pixel where counts are high, less where they are low);
+  when it improved by less than ``tol``
   (relative) over the last ``patience`` epochs at the whole-scan batch, the run stops; at
   ``max_epochs`` in any case.
 * **Noise guard** (``holdout`` > 0): a random fraction of the patterns is never used for updates;

@@ -220,7 +220,7 @@ def refine_from_probe_start(scan: PreparedScan, obj: Any, probe: torch.Tensor | 
             run, modes = choose_modes(scan, obj if done is None else done.object, probe_now, intensity_scale,
                                       stage_settings, positions=None if done is None else done.positions,
                                       trial_epochs=min(MODE_TRIAL_EPOCHS, epochs_left),
-                                      callback=_after(callback, e0, seconds, max_epochs))
+                                      callback=callback)  # trials count their own epochs, as the starts
             done = run if done is None else _chain(done, run, seconds)
             seconds += modes.seconds  # both trials ran
             done = dataclasses.replace(done, seconds=seconds, modes=modes)
