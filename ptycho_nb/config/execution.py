@@ -28,6 +28,7 @@ __all__ = [
     "MONITOR_METRICS",
     "METRIC_MODES",
     "FRONT_END_DEFAULTS",
+    "RECONSTRUCT_DEFAULTS",
     "LIVE_PLOT_BUDGET",
     "EXPONENTIAL_GAMMA",
     "PLATEAU_FACTOR",
@@ -63,6 +64,12 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 10
 #: Defaults the front ends (CLI, widget builders) start from, on purpose different from the
 #: dataclass defaults (which suit scripts and tests: CPU, silent).
 FRONT_END_DEFAULTS: dict[str, Any] = {"accelerator": "auto", "enable_progress_bar": True}
+
+#: Defaults of the ``reconstruct`` command (``ptycho_nb.reconstruct``, ``ptycho-nb reconstruct``,
+#: the panel's Reconstruct), above the front end's and below every config the user gives: the
+#: whole lit field (``pad_eval=True``), as every iterative engine returns it. ``infer`` keeps
+#: the dataclass default (the box of the scan centres).
+RECONSTRUCT_DEFAULTS: dict[str, Any] = {"pad_eval": True}
 
 _LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
 
