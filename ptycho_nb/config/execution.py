@@ -14,6 +14,7 @@ import importlib.util
 import logging
 from typing import Any
 
+from ..metrics import LIT_FRACTION
 from .fields import ConfigError, config_field, validate_fields
 from .serialize import ConfigBase
 
@@ -240,7 +241,9 @@ class PyTorchExecutionConfig(ConfigBase):
     pad_eval: bool = config_field(
         False, category="inference", kind="bool",
         flags=("--pad-eval",), neg_flags=("--no-pad-eval",), modes=_INFER, lands="stitching",
-        help="Evaluate with padding so that border scan points reconstruct fully.",
+        help="Return the whole lit field: the bounding box of every pixel the probe lit above "
+             f"{LIT_FRACTION:.0%} of the best-lit pixel's summed weight (border scan points in "
+             "full), rather than the box of the scan positions.",
     )
 
     def __post_init__(self) -> None:
