@@ -117,7 +117,8 @@ class Reconstruction:
         Returns
         -------
         Reconstruction
-            ``object`` and ``weight`` cut to the region (copies); everything else shared.
+            ``object`` and ``weight`` cut to the region (copies); everything else shared
+            (``run.pad_eval`` still records the frame the run returned).
 
         Raises
         ------
