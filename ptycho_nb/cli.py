@@ -1,4 +1,4 @@
-"""Command line: ``ptycho-nb simulate|train|infer|demo`` (one parser per command, built from metadata).
+"""Command line: ``ptycho-nb simulate|train|infer|reconstruct|demo`` (one parser per command, built from metadata).
 
 Errors a user can cause (bad values, missing files, outputs that exist) print one line to
 stderr and exit with status 2; any other error prints one line too and exits with status 1;
@@ -126,9 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Reconstruct a scan: the model's single pass (--model-path, else "
                                    "the packaged pretrained model for the scan's pattern size, else a "
                                    "flat start with the scan's probe), then physics refinement to convergence "
-                                   "(--refine-* flags). Without --test-data: the embedded default "
+                                   "(--refine-* flags). The object covers the whole lit field "
+                                   "(--no-pad-eval: the box of the scan positions, as infer). "
+                                   "Without --test-data: the embedded default "
                                    "scan (simulated, the demo's unseen scan).")
-    add_common_arguments(p, "infer")
+    add_common_arguments(p, "infer", command="reconstruct")
     _add_overwrite(p, "reconstruction.npz, product.h5 and reconstruction.png in --output-dir")
     p.set_defaults(func=_cmd_reconstruct)
 
@@ -227,7 +229,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         data = simulate(seed=recipe.test_seed, **recipe.simulate)
         print(f"no --test-data: reconstructing the embedded default scan ({data.n_patterns} "
               f"simulated patterns, seed {recipe.test_seed})")
-    payload = create_inference_payload(test_data=data, front_end="cli", layers=layers, require_model=False)
+    payload = create_inference_payload(test_data=data, front_end="cli", layers=layers, require_model=False,
+                                       command="reconstruct")
     for name in OUTPUT_FILES:  # before any work: a clash is found now, not after the refinement
         check_writable_target(payload.inference.output_dir / name, args._overwrite)
     recon = run_reconstruct(payload, verbose=args.verbose)

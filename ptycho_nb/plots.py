@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from .data.container import PtychoData
+from .metrics import lit_mask
 
 __all__ = ["plot_dataset", "plot_reconstruction", "show_figure", "figure_bundle"]
 
@@ -132,7 +133,9 @@ def plot_reconstruction(recon, path: str | os.PathLike | None = None, *,
     Parameters
     ----------
     recon : Reconstruction
-        From :func:`ptycho_nb.infer` (``object``, ``offset``, ``weight``, ``truth``).
+        From :func:`ptycho_nb.infer` (``object``, ``offset``, ``weight``, ``truth``), in any frame
+        (:meth:`~ptycho_nb.workflows.reconstruction.Reconstruction.crop`). Only its lit pixels
+        are drawn (:func:`ptycho_nb.metrics.lit_mask` of ``weight``).
     path : str or PathLike, optional
         Where to save a PNG (100 dpi).
     show : bool or None
@@ -143,7 +146,7 @@ def plot_reconstruction(recon, path: str | os.PathLike | None = None, *,
     ambiguity every ptychographic reconstruction has) so the error panel shows real differences.
     """
     obj = np.asarray(recon.object)
-    lit = np.asarray(recon.weight) > 0.05 * float(np.max(recon.weight) or 1.0)
+    lit = lit_mask(recon.weight)  # Reconstruction.lit: what the frame was chosen to hold
     truth = getattr(recon, "truth", None)
     crop = None
     if truth is not None:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from .config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from .config.cli_args import MODE_CLASSES, cli_default
-from .config.execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
+from .config.execution import FRONT_END_DEFAULTS, RECONSTRUCT_DEFAULTS, PyTorchExecutionConfig
 from .config.fields import EXECUTION_CATEGORIES, config_fields, describe_rule, format_value
 from .atomic import write_text_atomic
 from .config.legacy import legacy_key
@@ -62,10 +62,11 @@ def _execution_fields() -> str:
                     key=lambda f: EXECUTION_CATEGORIES.index(f.metadata["category"]))
     for f in by_cat:
         fe = FRONT_END_DEFAULTS.get(f.name, f.default)
+        rec = format_value(RECONSTRUCT_DEFAULTS[f.name]) if f.name in RECONSTRUCT_DEFAULTS else "—"
         rows.append([f.metadata["category"], f"`{f.name}`", _type(f), format_value(f.default),
-                     format_value(fe), describe_rule(f), f.metadata["lands"], _flags(f)])
-    return _table(["category", "field", "type", "default", "CLI/widget default", "rule (ValueError otherwise)",
-                   "lands in", "CLI flags"], rows)
+                     format_value(fe), rec, describe_rule(f), f.metadata["lands"], _flags(f)])
+    return _table(["category", "field", "type", "default", "CLI/widget default", "reconstruct default",
+                   "rule (ValueError otherwise)", "lands in", "CLI flags"], rows)
 
 
 def _canonical_fields() -> str:
@@ -124,6 +125,8 @@ def _flag_table(mode: str) -> str:
             else:
                 maps = f"`{section}.{f.name}`" + (" = True" if action.const is True else "")
                 default = format_value(cli_default(cls, f))
+                if mode == "infer" and cli_default(cls, f, "reconstruct") != cli_default(cls, f):
+                    default += f" (reconstruct: {format_value(cli_default(cls, f, 'reconstruct'))})"
                 text = f.metadata["help"]
         rows.append([flags, default, maps, text])
     return _table(["flag", "default", "maps to", "help"], rows)

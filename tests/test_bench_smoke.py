@@ -110,3 +110,17 @@ def test_device_check_toy_writes_every_figure_and_the_weights(tmp_path):
     assert scores["rows"] and all("phase_ssim" in row for row in scores["rows"])
     model = ptycho_nb.load_model(tmp_path / scores["archive"])
     assert model.model_card["name"].endswith("-device")
+
+
+def test_lit_field_quick_prints_every_scan_and_fraction():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "lit_field.py"), "--quick", "--threads", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ssim = r"-?\d\.\d{3}"
+    for scan in ("siemens / defocused pupil", "dead leaves / zone plate", "lines / disc"):
+        assert re.search(rf"^\| {scan} \| flat, 3 epochs \| \d+x\d+ \| \d+x\d+ \| \d+x\d+ \| {ssim} \| "
+                         rf"{ssim} \| {ssim} \|$", proc.stdout, re.M), proc.stdout
+    for fraction in ("0", "0.01", "0.05", "0.2"):
+        assert re.search(rf"^\| {re.escape(fraction)} \| \d+x\d+ {ssim} \|", proc.stdout, re.M), proc.stdout

@@ -55,6 +55,18 @@ def test_help_lists_every_flag_and_default(mode):
     assert "(default: 'auto')" in out  # accelerator's front-end default
 
 
+def test_reconstruct_help_shows_its_own_defaults():
+    """reconstruct takes infer's flags; its help shows the defaults it runs with (the lit field)."""
+    sub = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
+    rec, inf = (_norm(sub.choices[c].format_help()) for c in ("reconstruct", "infer"))
+    pad = "Sets pad_eval=True. (default: {})"
+    assert pad.format("True") in rec and pad.format("False") in inf
+    assert "(default: 'auto')" in rec  # the CLI's front-end default stays below it
+    f = next(f for f in config_fields(PyTorchExecutionConfig) if f.name == "pad_eval")
+    assert cli_default(PyTorchExecutionConfig, f, "reconstruct") is True
+    assert cli_default(PyTorchExecutionConfig, f) is False
+
+
 def test_train_flag_set_of_issue():
     text = cli.build_parser().format_help()
     sub = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]

@@ -12,7 +12,7 @@ import ipywidgets as w
 import traitlets
 
 from ptycho_nb import (InferenceConfig, ModelConfig, PyTorchExecutionConfig, TrainingConfig)
-from ptycho_nb.config import FRONT_END_DEFAULTS, ConfigError, read_config_file
+from ptycho_nb.config import FRONT_END_DEFAULTS, RECONSTRUCT_DEFAULTS, ConfigError, read_config_file
 from ptycho_nb.notebook import (INVALID_CLASS, CheckpointLoggingBuilder, ConfigBuilder,
                                 DataLoaderBuilder, ExecutionConfigBuilder, InferenceConfigBuilder,
                                 InferenceExecutionBuilder, ModelConfigBuilder, OptimizerBuilder,
@@ -60,6 +60,12 @@ def test_front_end_defaults_are_initial_and_labelled():
     assert "front-end default" in b.labels["accelerator"].value
     assert "front-end default" not in b.labels["precision"].value
     assert ExecutionConfigBuilder(front_end=None).value == PyTorchExecutionConfig()
+    # a command's defaults lie over the front end's, labelled as its own
+    rec = ExecutionConfigBuilder(command="reconstruct")
+    assert rec.value == PyTorchExecutionConfig(**FRONT_END_DEFAULTS, **RECONSTRUCT_DEFAULTS)
+    assert "reconstruct default" in rec.labels["pad_eval"].value
+    assert "Reconstruct default: True" in rec.controls["pad_eval"].tooltip
+    assert "default)" not in b.labels["pad_eval"].value
 
 
 def test_negative_workers_marked_with_api_message():

@@ -175,6 +175,26 @@ def test_panel_reconstruct_runs_in_the_background_with_its_progress_and_stops(sc
     assert p.refine_view.label.layout.display == "none" and p.refine_box.children == (p.refine_view,)
 
 
+def test_panel_reconstructs_the_lit_field_unless_pad_eval_is_unticked(scan):
+    """The execution form starts from Reconstruct's defaults (labelled); what it shows runs."""
+    p = Panel(data=scan, model=dict(N=32, n_filters_scale=1), inference=dict(refine_epochs=2))
+    assert p.execution_builder.value.pad_eval is True
+    assert "reconstruct default" in p.execution_builder.labels["pad_eval"].value
+    assert "front-end default" in p.execution_builder.labels["accelerator"].value
+    p.reconstruct()
+    lit = p.join(timeout=60)
+    assert lit is not None, p.last_error
+    box = lit.crop("scan")
+    assert lit.run.pad_eval and lit.object.size > box.object.size
+    p.execution_builder.controls["pad_eval"].value = False
+    p.reconstruct()
+    rec = p.join(timeout=60)
+    assert rec is not None, p.last_error
+    assert not rec.run.pad_eval and rec.frame == box.frame
+    # a config given to the panel is its own: the dataclass default (the box) stays
+    assert Panel(data=scan, execution=PyTorchExecutionConfig()).execution_builder.value.pad_eval is False
+
+
 def test_panel_starts_from_an_interactive_preset_and_flags_sections(monkeypatch):
     monkeypatch.setenv("PTYCHO_NB_QUICK", "1")
     p = Panel()

@@ -6,6 +6,7 @@ import pytest
 
 from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig, TrainingConfig
 from ptycho_nb.config import legacy
+from ptycho_nb.config.precedence import Layer
 from ptycho_nb.workflows import payload as payload_mod
 from ptycho_nb.workflows.payload import create_inference_payload, create_training_payload
 
@@ -171,3 +172,26 @@ def test_inference_payload(tmp_path, npz, calls):
         create_inference_payload(model_dir, npz, overrides={"inference_batchsize": 2}, legacy_cfg={})
     with pytest.raises(ValueError, match="front_end"):
         create_inference_payload(model_dir, npz, front_end="gui", legacy_cfg={})
+
+
+def test_reconstruct_defaults_lie_between_the_front_end_and_the_configs(tmp_path, npz, calls):
+    """command='reconstruct' (what reconstruct(), the CLI's reconstruct and the panel pass):
+    pad_eval=True unless a config object, a config file or an override says otherwise."""
+    model_dir = tmp_path / "train_out"
+    model_dir.mkdir()
+    p = create_inference_payload(model_dir, npz, front_end="cli", command="reconstruct", legacy_cfg={})
+    assert _src(p, "execution.pad_eval") == (True, "reconstruct")
+    assert _src(p, "execution.accelerator") == ("auto", "front_end:cli")
+    assert _src(create_inference_payload(model_dir, npz, legacy_cfg={}), "execution.pad_eval") == (
+        False, "default")  # infer's
+    p = create_inference_payload(model_dir, npz, command="reconstruct", legacy_cfg={},
+                                 execution=PyTorchExecutionConfig())
+    assert _src(p, "execution.pad_eval") == (False, "execution_config")
+    p = create_inference_payload(model_dir, npz, command="reconstruct", legacy_cfg={},
+                                 layers=[Layer("config file", {"execution": {"pad_eval": False}})])
+    assert _src(p, "execution.pad_eval") == (False, "config file")
+    p = create_inference_payload(model_dir, npz, command="reconstruct", legacy_cfg={},
+                                 overrides={"pad_eval": False})
+    assert _src(p, "execution.pad_eval") == (False, "override")
+    with pytest.raises(ValueError, match="command='demo' is invalid"):
+        create_inference_payload(model_dir, npz, command="demo", legacy_cfg={})

@@ -3,7 +3,8 @@
 import pytest
 
 from ptycho_nb.config import ModelConfig, PyTorchExecutionConfig
-from ptycho_nb.config.precedence import Layer, config_layer, front_end_layer, resolve, split_overrides
+from ptycho_nb.config.precedence import (Layer, command_layer, config_layer, default_layers, front_end_layer,
+                                         layer_defaults, resolve, split_overrides)
 
 CLASSES = {"model": ModelConfig, "execution": PyTorchExecutionConfig}
 
@@ -62,3 +63,18 @@ def test_split_overrides_routes_flat_and_qualified_names():
     with pytest.raises(ValueError, match="front_end"):
         front_end_layer("browser")
     assert front_end_layer(None) is None
+
+
+def test_a_commands_defaults_lie_above_the_front_end_and_below_every_config():
+    layers = default_layers("widget", "reconstruct")
+    assert [layer.source for layer in layers] == ["front_end:widget", "reconstruct"]
+    assert default_layers(None) == [] and command_layer(None) is None
+    src = _sources(resolve(CLASSES, layers)[1])
+    assert src["execution.pad_eval"] == (True, "reconstruct")
+    assert src["execution.accelerator"] == ("auto", "front_end:widget")
+    obj = config_layer("execution", PyTorchExecutionConfig(), PyTorchExecutionConfig)
+    assert _sources(resolve(CLASSES, [*layers, obj])[1])["execution.pad_eval"] == (False, "execution_config")
+    assert layer_defaults("execution", "cli", "reconstruct")["pad_eval"] == (True, "reconstruct")
+    assert "pad_eval" not in layer_defaults("execution", "cli")
+    with pytest.raises(ValueError, match="command='infer' is invalid"):
+        command_layer("infer")

@@ -36,11 +36,12 @@ def test_without_a_model_it_refines_a_flat_start_with_the_scans_probe(scans, mon
     rec = ptycho_nb.reconstruct(test, refine_tolerance=1e-2)
     assert rec.run.refinement.start == "flat" and rec.run.refinement.stopped == "plateau"
     assert 0 < rec.run.refinement.epochs_run < rec.run.refinement.max_epochs
-    assert rec.compare()["phase_ssim"] > 0.9
+    # the scan centres' box is the best-determined part; the lit border around it less so
+    assert rec.crop("scan").compare()["phase_ssim"] > 0.9 and rec.compare()["phase_ssim"] > 0.85
     assert rec.timings.refine_s > 0 and rec.timings.forward_s == 0
-    # the frame is the positions' bounding box, as infer() returns it
-    assert rec.offset[0] <= test.ycoords.min() and rec.offset[1] <= test.xcoords.min()
-    assert rec.offset[0] + rec.object.shape[0] >= test.ycoords.max()
+    # the frame is the lit field: past the positions' bounding box on every side
+    assert rec.offset[0] < test.ycoords.min() and rec.offset[1] < test.xcoords.min()
+    assert rec.offset[0] + rec.object.shape[0] > test.ycoords.max() + 1
     assert rec.weight.shape == rec.object.shape and rec.weight.max() > 0
 
 
@@ -76,9 +77,9 @@ def test_the_shipped_default_starts_a_scan_of_its_size():
 def test_with_a_model_it_starts_from_the_network_and_beats_the_network_alone(scans, trained):
     test = scans[1]
     alone = ptycho_nb.infer(trained, test, refine_epochs=0)
-    rec = ptycho_nb.reconstruct(test, trained, refine_tolerance=1e-2)
+    rec = ptycho_nb.reconstruct(test, trained, refine_tolerance=1e-2, pad_eval=False)
     assert rec.run.refinement.start == "network" and rec.run.refinement.epochs_run > 0
-    assert rec.object.shape == alone.object.shape and rec.offset == alone.offset
+    assert rec.object.shape == alone.object.shape and rec.offset == alone.offset  # infer's frame
     assert rec.compare()["phase_ssim"] > alone.compare()["phase_ssim"] + 0.2
     flat = ptycho_nb.reconstruct(test, trained, refine_start="flat", refine_epochs=3)
     assert flat.run.refinement.start == "flat" and flat.run.refinement.epochs_run == 3

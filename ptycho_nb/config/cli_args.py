@@ -15,9 +15,9 @@ import warnings
 from typing import Any, Callable
 
 from .canonical import InferenceConfig, ModelConfig, TrainingConfig
-from .execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
+from .execution import PyTorchExecutionConfig
 from .fields import ConfigError, config_fields, describe_rule, format_value
-from .precedence import Layer
+from .precedence import Layer, layer_defaults
 from .files import read_config_file
 
 __all__ = [
@@ -47,10 +47,13 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode={mode!r} is invalid: rule is one of {MODES}")
 
 
-def cli_default(cls: type, f: dataclasses.Field) -> Any:
-    """The default the CLI uses for a field: the front-end default if any, else the dataclass's."""
-    if cls is PyTorchExecutionConfig and f.name in FRONT_END_DEFAULTS:
-        return FRONT_END_DEFAULTS[f.name]
+def cli_default(cls: type, f: dataclasses.Field, command: str | None = None) -> Any:
+    """The default the CLI uses for a field: the command's default (``command='reconstruct'``),
+    else the front end's, else the dataclass's."""
+    if cls is PyTorchExecutionConfig:
+        given = layer_defaults("execution", "cli", command)
+        if f.name in given:
+            return given[f.name][0]
     return f.default
 
 
@@ -77,9 +80,9 @@ def _converter(name: str, kind: str, optional: bool) -> Callable[[str], Any]:
     return convert
 
 
-def _help(cls: type, f: dataclasses.Field, *, negative: bool = False) -> str:
+def _help(cls: type, f: dataclasses.Field, *, negative: bool = False, command: str | None = None) -> str:
     m = f.metadata
-    default = cli_default(cls, f)
+    default = cli_default(cls, f, command)
     if negative:
         return f"Set {f.name}=False."
     text = m["help"].replace("%", "%%")
@@ -90,9 +93,13 @@ def _help(cls: type, f: dataclasses.Field, *, negative: bool = False) -> str:
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, mode: str
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, mode: str,
+    command: str | None = None,
 ) -> list[str]:
-    """Add the flags of every ``cls`` field exposed in ``mode``; return the field names added."""
+    """Add the flags of every ``cls`` field exposed in ``mode``; return the field names added.
+
+    ``command`` ('reconstruct') only changes the defaults the help shows (:func:`cli_default`);
+    the payload applies them (``create_inference_payload(command=...)``)."""
     added = []
     for f in config_fields(cls):
         m = f.metadata
@@ -100,7 +107,7 @@ def add_config_arguments(
             continue
         if m["kind"] in ("bool", "bool_or_auto"):  # 'auto' is the default: neither flag given
             parser.add_argument(*m["flags"], dest=f.name, action="store_const", const=True,
-                                default=argparse.SUPPRESS, help=_help(cls, f))
+                                default=argparse.SUPPRESS, help=_help(cls, f, command=command))
             if m["neg_flags"]:
                 parser.add_argument(*m["neg_flags"], dest=f.name, action="store_const", const=False,
                                     default=argparse.SUPPRESS, help=_help(cls, f, negative=True))
@@ -110,17 +117,19 @@ def add_config_arguments(
                 metavar = "{" + ",".join(str(c) for c in m["choices"]) + "}"
             parser.add_argument(
                 *m["flags"], dest=f.name, type=_converter(f.name, m["kind"], m["optional"]),
-                default=argparse.SUPPRESS, metavar=metavar or f.name.upper(), help=_help(cls, f),
+                default=argparse.SUPPRESS, metavar=metavar or f.name.upper(),
+                help=_help(cls, f, command=command),
             )
         added.append(f.name)
     return added
 
 
-def add_execution_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+def add_execution_arguments(parser: argparse.ArgumentParser, mode: str,
+                            command: str | None = None) -> None:
     """Execution-config flags for ``mode`` plus the legacy aliases ``--device``/``--disable_mlflow``."""
     _check_mode(mode)
     group = parser.add_argument_group("execution (PyTorchExecutionConfig)")
-    add_config_arguments(group, PyTorchExecutionConfig, mode)
+    add_config_arguments(group, PyTorchExecutionConfig, mode, command)
     group.add_argument(
         DEPRECATED_DEVICE_FLAG, dest="_device", default=argparse.SUPPRESS, metavar="DEVICE",
         help="Deprecated alias of --accelerator (a DeprecationWarning is issued; it never forces "
@@ -134,15 +143,16 @@ def add_execution_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
         )
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
-    """All flags of a command: canonical configs, execution config and ``--config``."""
+def add_common_arguments(parser: argparse.ArgumentParser, mode: str, command: str | None = None) -> None:
+    """All flags of a command: canonical configs, execution config and ``--config``
+    (``command='reconstruct'``: the ``infer`` flags, their help showing reconstruct's defaults)."""
     _check_mode(mode)
     for section, cls in MODE_CLASSES[mode].items():
         if cls is PyTorchExecutionConfig:
             continue
         group = parser.add_argument_group(f"{section} ({cls.__name__})")
-        add_config_arguments(group, cls, mode)
-    add_execution_arguments(parser, mode)
+        add_config_arguments(group, cls, mode, command)
+    add_execution_arguments(parser, mode, command)
     parser.add_argument(
         "--config", dest="_config", default=argparse.SUPPRESS, metavar="FILE.json",
         help="Saved config (one config's JSON or a sectioned file with execution/model/training/"

@@ -14,6 +14,7 @@ import importlib.util
 import logging
 from typing import Any
 
+from ..metrics import LIT_FRACTION
 from .fields import ConfigError, config_field, validate_fields
 from .serialize import ConfigBase
 
@@ -28,6 +29,7 @@ __all__ = [
     "MONITOR_METRICS",
     "METRIC_MODES",
     "FRONT_END_DEFAULTS",
+    "RECONSTRUCT_DEFAULTS",
     "LIVE_PLOT_BUDGET",
     "EXPONENTIAL_GAMMA",
     "PLATEAU_FACTOR",
@@ -63,6 +65,12 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 10
 #: Defaults the front ends (CLI, widget builders) start from, on purpose different from the
 #: dataclass defaults (which suit scripts and tests: CPU, silent).
 FRONT_END_DEFAULTS: dict[str, Any] = {"accelerator": "auto", "enable_progress_bar": True}
+
+#: Defaults of the ``reconstruct`` command (``ptycho_nb.reconstruct``, ``ptycho-nb reconstruct``,
+#: the panel's Reconstruct), above the front end's and below every config the user gives: the
+#: whole lit field (``pad_eval=True``), as every iterative engine returns it. ``infer`` keeps
+#: the dataclass default (the box of the scan centres).
+RECONSTRUCT_DEFAULTS: dict[str, Any] = {"pad_eval": True}
 
 _LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
 
@@ -233,7 +241,9 @@ class PyTorchExecutionConfig(ConfigBase):
     pad_eval: bool = config_field(
         False, category="inference", kind="bool",
         flags=("--pad-eval",), neg_flags=("--no-pad-eval",), modes=_INFER, lands="stitching",
-        help="Evaluate with padding so that border scan points reconstruct fully.",
+        help="Return the whole lit field: the bounding box of every pixel the probe lit above "
+             f"{LIT_FRACTION:.0%} of the best-lit pixel's summed weight (border scan points in "
+             "full), rather than the box of the scan positions.",
     )
 
     def __post_init__(self) -> None:

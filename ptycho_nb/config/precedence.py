@@ -5,9 +5,11 @@ A run's settings come in layers, lowest precedence first (spec §4.4):
 1. the dataclass defaults (source ``'default'``);
 2. front-end defaults (``'front_end:cli'``, ``'front_end:widget'``: accelerator 'auto', progress
    bar on) — only the fields they name;
-3. configs: a config *object* passed to the API sets every field (``'<section>_config'``); a
+3. the command's defaults (``'reconstruct'``: the whole lit field, ``pad_eval=True``) — only the
+   fields they name, whichever front end runs the command;
+4. configs: a config *object* passed to the API sets every field (``'<section>_config'``); a
    config *file* (``--config``) sets only the fields it holds (``'config file'``);
-4. what the user typed for this run: keyword overrides (``'override'``), CLI flags
+5. what the user typed for this run: keyword overrides (``'override'``), CLI flags
    (``'cli flag'``), positional paths (``'argument'``).
 
 :func:`resolve` applies the layers once, validates each config through its dataclass and returns
@@ -22,16 +24,20 @@ import dataclasses
 import logging
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-from .execution import FRONT_END_DEFAULTS
+from .execution import FRONT_END_DEFAULTS, RECONSTRUCT_DEFAULTS
 from .fields import unknown_key_error
 
 __all__ = ["AuditEntry", "Layer", "resolve", "split_overrides", "config_layer", "front_end_layer",
-           "log_audit", "FRONT_ENDS"]
+           "command_layer", "default_layers", "layer_defaults", "log_audit", "FRONT_ENDS", "COMMANDS"]
 
 log = logging.getLogger(__name__)
 
 #: Front ends whose defaults can form a layer (None: no front-end layer).
 FRONT_ENDS = (None, "cli", "widget")
+#: Commands with defaults of their own, by section (``None``: the plain ``train``/``infer``).
+COMMAND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "reconstruct": {"execution": RECONSTRUCT_DEFAULTS}}
+COMMANDS = (None, *COMMAND_DEFAULTS)
 
 
 class AuditEntry(NamedTuple):
@@ -72,6 +78,32 @@ def front_end_layer(front_end: str | None) -> Layer | None:
     if front_end is None:
         return None
     return Layer(f"front_end:{front_end}", {"execution": dict(FRONT_END_DEFAULTS)})
+
+
+def command_layer(command: str | None) -> Layer | None:
+    """The command's own defaults as a layer, source ``command`` (None for ``command=None``)."""
+    if command not in COMMANDS:
+        raise ValueError(f"command={command!r} is invalid: rule is one of {COMMANDS}")
+    if command is None:
+        return None
+    return Layer(command, {s: dict(v) for s, v in COMMAND_DEFAULTS[command].items()})
+
+
+def default_layers(front_end: str | None, command: str | None = None) -> list[Layer]:
+    """The layers below every config the user gives, lowest first: the front end's defaults,
+    then the command's (a command's choice is the more specific one)."""
+    return [layer for layer in (front_end_layer(front_end), command_layer(command)) if layer is not None]
+
+
+def layer_defaults(section: str, front_end: str | None,
+                   command: str | None = None) -> dict[str, tuple[Any, str]]:
+    """Field → (value, source) of what :func:`default_layers` set in ``section``: the starting
+    values a front end shows (CLI help, widgets, the spec tables) and the layer each came from."""
+    out: dict[str, tuple[Any, str]] = {}
+    for layer in default_layers(front_end, command):
+        for name, value in layer.values.get(section, {}).items():
+            out[name] = (value, layer.source)
+    return out
 
 
 def config_layer(section: str, obj: Any, cls: type) -> Layer:

@@ -13,6 +13,10 @@ The frame (which object pixels are returned):
 - ``pad_eval=True``: that box padded by ``N/2 − middle_trim`` on every side, so every border scan
   point's (trimmed) patch is stitched in full.
 
+These are :func:`stitch_patches`'s own frames. A reconstruction's frame is chosen once, where
+it is assembled (:func:`ptycho_nb.workflows.reconstruction.assemble`; there ``pad_eval`` keeps
+the lit field, the pixels whose summed weight passes a fraction of its maximum).
+
 ``offset = (row0, col0)`` is the frame's origin in scan coordinates: frame pixel (r, c) is object
 pixel (r + row0, c + col0) of the scan's coordinate system (for simulated data, the ground truth's
 own pixel grid).

@@ -258,7 +258,8 @@ def start_training(data: Any = None, *, on_done: Callable[[TrainingHandle], None
 def start_reconstruction(data: Any = None, model: Any = None, *,
                          on_done: Callable[[ReconstructionHandle], None] | None = None,
                          view: Any = None, **reconstruct_kwargs: Any) -> ReconstructionHandle:
-    """Start :func:`ptycho_nb.reconstruct` in a background thread and return at once.
+    """Start :func:`ptycho_nb.reconstruct` in a background thread and return at once (its
+    defaults too: the whole lit field unless ``pad_eval=False`` or an execution config says no).
 
     Parameters
     ----------

@@ -37,7 +37,8 @@ import ipywidgets as widgets
 import traitlets
 
 from ..config.canonical import InferenceConfig, ModelConfig, TrainingConfig
-from ..config.execution import FRONT_END_DEFAULTS, PyTorchExecutionConfig
+from ..config.execution import PyTorchExecutionConfig
+from ..config.precedence import layer_defaults
 from ..config.fields import ConfigError, config_fields
 from .rows import INVALID_CLASS, FieldRow
 
@@ -180,10 +181,13 @@ class ConfigBuilder(_Form, widgets.VBox):
         validating the form validates the whole config.
     initial : config instance or mapping, optional
         Starting values (default: the dataclass defaults, plus the front-end defaults for
-        ``PyTorchExecutionConfig`` when ``front_end`` is set).
+        ``PyTorchExecutionConfig`` when ``front_end`` is set, and the command's).
     front_end : {'widget', None}
         Whether :data:`~ptycho_nb.config.execution.FRONT_END_DEFAULTS` apply to the initial values
         (they are labelled as such).
+    command : {None, 'reconstruct'}
+        The command the form's values run: its own defaults apply over the front end's, labelled
+        (:data:`~ptycho_nb.config.execution.RECONSTRUCT_DEFAULTS`: the panel's Reconstruct).
     title : str, optional
         A heading above the fields.
 
@@ -204,7 +208,8 @@ class ConfigBuilder(_Form, widgets.VBox):
     _entries = traitlets.Dict()
 
     def __init__(self, cls: type, fields: Sequence[str] | None = None, initial: Any = None,
-                 front_end: str | None = "widget", *, title: str | None = None) -> None:
+                 front_end: str | None = "widget", *, title: str | None = None,
+                 command: str | None = None) -> None:
         all_fields = config_fields(cls)
         names = [f.name for f in all_fields]
         if fields is None:
@@ -213,7 +218,9 @@ class ConfigBuilder(_Form, widgets.VBox):
             if name not in names:
                 from ..config.fields import unknown_key_error
                 raise unknown_key_error(cls.__name__, name, names)
-        fe = dict(FRONT_END_DEFAULTS) if (front_end and cls is PyTorchExecutionConfig) else {}
+        given = (layer_defaults("execution", "widget" if front_end else None, command)
+                 if cls is PyTorchExecutionConfig else {})
+        fe = {n: value for n, (value, _source) in given.items()}
         if initial is None:
             base = cls(**fe) if fe else cls()
         elif isinstance(initial, cls):
@@ -227,7 +234,7 @@ class ConfigBuilder(_Form, widgets.VBox):
         self.front_end = front_end
         by_name = {f.name: f for f in all_fields}
         self._rows: dict[str, FieldRow] = {
-            n: FieldRow(by_name[n], getattr(base, n), n in fe, self._controls_changed) for n in fields}
+            n: FieldRow(by_name[n], getattr(base, n), given.get(n), self._controls_changed) for n in fields}
         self.controls: dict[str, widgets.Widget] = {n: r.control for n, r in self._rows.items()}
         self.unset_controls: dict[str, widgets.Checkbox] = {
             n: r.unset for n, r in self._rows.items() if r.unset is not None}
@@ -318,9 +325,10 @@ class _ExecutionCategoryBuilder(ConfigBuilder):
     CATEGORIES: tuple[str, ...] = ()
     TITLE = ""
 
-    def __init__(self, initial: Any = None, front_end: str | None = "widget") -> None:
+    def __init__(self, initial: Any = None, front_end: str | None = "widget",
+                 command: str | None = None) -> None:
         super().__init__(PyTorchExecutionConfig, fields=_category_fields(self.CATEGORIES),
-                         initial=initial, front_end=front_end)
+                         initial=initial, front_end=front_end, command=command)
 
 
 class TrainerBuilder(_ExecutionCategoryBuilder):
@@ -374,9 +382,12 @@ class ExecutionConfigBuilder(_Form, widgets.Tab):
                 InferenceExecutionBuilder, UXBuilder)
     cls = PyTorchExecutionConfig
 
-    def __init__(self, initial: Any = None, front_end: str | None = "widget") -> None:
+    def __init__(self, initial: Any = None, front_end: str | None = "widget",
+                 command: str | None = None) -> None:
+        # a tab need not know commands (any form with the public interface will do)
+        extra = {} if command is None else {"command": command}
         self.builders: dict[str, ConfigBuilder] = {
-            b.TITLE: b(initial=initial, front_end=front_end) for b in self.BUILDERS}
+            b.TITLE: b(initial=initial, front_end=front_end, **extra) for b in self.BUILDERS}
         self.controls: dict[str, widgets.Widget] = {}
         self.unset_controls: dict[str, widgets.Checkbox] = {}
         self.messages: dict[str, widgets.HTML] = {}

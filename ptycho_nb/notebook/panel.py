@@ -5,7 +5,8 @@ Train runs the same :func:`ptycho_nb.train` as the API, in a background thread
 batch. The progress bar and the live figure appear in the panel's own output area (a
 :class:`~ptycho_nb.engine.callbacks.view.TrainingView`: a button's callback has no cell output to
 display into). Reconstruct runs :func:`ptycho_nb.reconstruct` on the scan (from the trained model when there is
-one, else from a flat start with the scan's probe), also in the background: a
+one, else from a flat start with the scan's probe) over the whole lit field unless the execution
+form's ``pad_eval`` is unticked, also in the background: a
 :class:`~ptycho_nb.notebook.RefineView` in the same area follows the refinement (the epoch and
 deviance, and the phase as it forms), Stop ends it after the current epoch, and the finished
 reconstruction's figure is shown there.
@@ -79,7 +80,8 @@ class Panel:
         Default: the demo's scan (:func:`interactive_preset`).
     model, training, execution, inference : configs, optional
         Initial values of the forms. Model and training default to the demo's recipe (its quick
-        variant when ``PTYCHO_NB_QUICK=1``), not the dataclass defaults.
+        variant when ``PTYCHO_NB_QUICK=1``), not the dataclass defaults; execution to the widget
+        front end's defaults and Reconstruct's (``pad_eval=True``: the whole lit field).
     """
 
     def __init__(self, data: Any = None, *, simulate_kwargs: Mapping[str, Any] | None = None,
@@ -107,7 +109,9 @@ class Panel:
         self.model_builder = ModelConfigBuilder(initial=preset["model"] if model is None else model)
         self.training_builder = TrainingConfigBuilder(
             initial=preset["training"] if training is None else training)
-        self.execution_builder = ExecutionConfigBuilder(initial=execution)
+        # Reconstruct is the only action that reads the inference fields: the form starts from
+        # its defaults (the whole lit field), labelled, so what it shows is what runs
+        self.execution_builder = ExecutionConfigBuilder(initial=execution, command="reconstruct")
         self.inference_builder = InferenceConfigBuilder(initial=inference)
         self.builders = {"model": self.model_builder, "training": self.training_builder,
                          "execution": self.execution_builder, "inference": self.inference_builder}

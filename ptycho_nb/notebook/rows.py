@@ -17,7 +17,6 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..config.execution import FRONT_END_DEFAULTS
 from ..config.fields import describe_rule, format_value
 
 __all__ = ["INVALID_CLASS", "HIDDEN_CHOICES", "FieldRow", "parse_entry"]
@@ -66,20 +65,24 @@ def _to_text(value: Any) -> str:
 
 
 class FieldRow:
-    """One field: label, control, optional "unset" toggle and message."""
+    """One field: label, control, optional "unset" toggle and message.
 
-    def __init__(self, f: dataclasses.Field, value: Any, front_end_default: bool,
+    ``default`` is ``(value, source)`` when the form starts from a default other than the
+    dataclass's (a front end's or a command's layer,
+    :func:`~ptycho_nb.config.precedence.layer_defaults`): the label and tooltip say whose."""
+
+    def __init__(self, f: dataclasses.Field, value: Any, default: tuple[Any, str] | None,
                  on_change: Callable[[], None]) -> None:
         m = f.metadata
         self.name, self.kind, self.optional = f.name, m["kind"], bool(m["optional"])
         self.choices = m["choices"]
         rule = describe_rule(f)
         tip = f"{m['help']} Rule: {rule}." if rule else m["help"]
-        if front_end_default:
-            tip += f" Front-end default: {format_value(FRONT_END_DEFAULTS[f.name])}."
         label = f.name + (f" [{m['units']}]" if m["units"] else "")
-        if front_end_default:
-            label += " (front-end default)"
+        if default is not None:
+            whose = "front-end" if default[1].startswith("front_end") else default[1]
+            tip += f" {whose.capitalize()} default: {format_value(default[0])}."
+            label += f" ({whose} default)"
         self.label = widgets.Label(label, tooltip=tip, layout=widgets.Layout(width="260px"))
         hints = dict(m["widget"])
         if self.kind == "bool":

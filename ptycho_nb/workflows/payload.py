@@ -6,9 +6,10 @@ precedence last (spec §4.4):
 
 1. the dataclass defaults,
 2. front-end defaults (``front_end='cli'`` or ``'widget'``: accelerator 'auto', progress bar on),
-3. the config objects passed in (``execution=``, ``model=``, ``training=``, ``inference=``),
-4. ``layers`` the front end read for this run (CLI: the ``--config`` file, then typed flags),
-5. positional paths and keyword overrides.
+3. the command's defaults (``command='reconstruct'``: the whole lit field, ``pad_eval=True``),
+4. the config objects passed in (``execution=``, ``model=``, ``training=``, ``inference=``),
+5. ``layers`` the front end read for this run (CLI: the ``--config`` file, then typed flags),
+6. positional paths and keyword overrides.
 
 The legacy bridge (:func:`~ptycho_nb.config.legacy.update_legacy_dict`) runs before any data is
 loaded (CONFIG-001). Every value that did not come from a dataclass default is logged once at INFO
@@ -28,7 +29,7 @@ from ..config import legacy
 from ..config.canonical import InferenceConfig, ModelConfig, TrainingConfig
 from ..config.compat import check_compatible
 from ..config.execution import PyTorchExecutionConfig
-from ..config.precedence import (AuditEntry, Layer, config_layer, front_end_layer, log_audit, resolve,
+from ..config.precedence import (AuditEntry, Layer, config_layer, default_layers, log_audit, resolve,
                                  split_overrides)
 from ..data.container import PtychoData
 from ..data.io import load as load_data
@@ -76,10 +77,9 @@ class InferencePayload:
 
 def _layers(classes: Mapping[str, type], *, front_end: str | None, objects: Mapping[str, Any],
             layers: Sequence[Layer], arguments: Mapping[str, Mapping[str, Any]],
-            overrides: Mapping[str, Any] | None) -> list[Layer]:
+            overrides: Mapping[str, Any] | None, command: str | None = None) -> list[Layer]:
     """The run's layers, lowest precedence first (see the module docstring)."""
-    fe = front_end_layer(front_end)
-    out: list[Layer] = [] if fe is None else [fe]
+    out: list[Layer] = default_layers(front_end, command)
     for section, obj in objects.items():
         if obj is not None:
             out.append(config_layer(section, obj, classes[section]))
@@ -243,6 +243,7 @@ def create_inference_payload(
     legacy_cfg: MutableMapping[str, Any] | None = None,
     load: bool = True,
     require_model: bool = True,
+    command: str | None = None,
 ) -> InferencePayload:
     """Merge and validate everything an inference run needs.
 
@@ -257,6 +258,10 @@ def create_inference_payload(
         As in :func:`create_training_payload`.
     require_model : bool
         Refuse a payload without a model (``infer``); ``reconstruct`` can run without one.
+    command : {None, 'reconstruct'}
+        The command's own defaults (:data:`~ptycho_nb.config.execution.RECONSTRUCT_DEFAULTS`:
+        the whole lit field), above the front end's and below the configs passed in; their audit
+        source is the command's name. None (``infer``): the dataclass defaults.
 
     Raises
     ------
@@ -275,7 +280,7 @@ def create_inference_payload(
     data_obj = _take_input(test_data, "test_data_file", arguments, "data")
     configs, audit = resolve(INFER_CLASSES, _layers(
         INFER_CLASSES, front_end=front_end, objects={"inference": inference, "execution": execution},
-        layers=layers, arguments={"inference": arguments}, overrides=overrides))
+        layers=layers, arguments={"inference": arguments}, overrides=overrides, command=command))
     inf_cfg, exec_cfg = configs["inference"], configs["execution"]
     log_audit(audit, INFER_CLASSES)
     if model_obj is None and (require_model or inf_cfg.model_path is not None):

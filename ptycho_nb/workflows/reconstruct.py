@@ -51,6 +51,8 @@ def reconstruct(data: Any = None, model: Any = None, *, execution: PyTorchExecut
         (``DEFAULT_PRETRAINED``) when the scan's patterns have its size N, else none (a flat
         start with the scan's own probe).
     execution, inference : configs, optional
+        A config object sets every field of its section, so ``execution=`` decides ``pad_eval``
+        too (the dataclass default False: the box of the scan centres).
     front_end : {None, 'cli', 'widget'}
     verbose : bool
     refine_callback : callable(RefineProgress) -> bool, optional
@@ -62,10 +64,14 @@ def reconstruct(data: Any = None, model: Any = None, *, execution: PyTorchExecut
     Returns
     -------
     Reconstruction
-        As :func:`ptycho_nb.infer` returns; ``run.refinement.start`` says which start was used.
+        As :func:`ptycho_nb.infer` returns, but by default over the whole lit field
+        (``pad_eval=True``, audit source ``'reconstruct'``: every pixel the probe lit, see
+        :attr:`Reconstruction.lit`); ``pad_eval=False`` or ``.crop('scan')`` gives the box of
+        the scan centres. ``run.refinement.start`` says which start was used.
     """
     payload = create_inference_payload(model, data, inference=inference, execution=execution,
-                                       overrides=overrides, front_end=front_end, require_model=False)
+                                       overrides=overrides, front_end=front_end, require_model=False,
+                                       command="reconstruct")
     return run_reconstruct(payload, verbose=verbose, refine_callback=refine_callback)
 
 

@@ -2,8 +2,10 @@
 
 ``infer`` (the network's single pass, then the refinement) and ``reconstruct`` (the same, or the
 refinement alone from a flat start) both end in :func:`assemble`: the object in the frame that
-holds every full patch, cropped to the frame the execution config asks for (``pad_eval``,
-``middle_trim``), its weight map, the patches, the probe, the timings and the run record.
+holds every full patch, cropped to the frame the execution config asks for (``pad_eval``: the
+lit field, else the box of the scan centres; :mod:`ptycho_nb.workflows.frames`), its weight map,
+the patches, the probe, the timings and the run record. :meth:`Reconstruction.crop` re-frames a
+reconstruction afterwards.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from ..config.precedence import AuditEntry
 from ..data.container import PtychoData
 from ..data.ptychodus import write_ptychodus_product
 from ..engine.run_info import InferenceRunInfo, InferenceTimings
-from ..metrics import compare
+from ..metrics import compare, lit_mask
 from ..plots import plot_reconstruction
 from ..refine.start import Frame
+from .frames import centre_frame, frame_of_box, lit_frame, slices_in
 
-__all__ = ["Reconstruction", "assemble", "OUTPUT_FILES"]
+__all__ = ["Reconstruction", "assemble", "OUTPUT_FILES", "CROP_REGIONS"]
 
 #: Files :meth:`Reconstruction.save` writes into its folder.
 OUTPUT_FILES = ("reconstruction.npz", "product.h5", "reconstruction.png")
+#: The regions :meth:`Reconstruction.crop` knows by name.
+CROP_REGIONS = ("scan", "lit")
 
 
 @dataclasses.dataclass(eq=False)
@@ -44,7 +49,10 @@ class Reconstruction:
         (row0, col0): frame pixel (r, c) is pixel (r + row0, c + col0) of the scan's coordinates
         (for simulated data, of the ground truth).
     weight : (H, W) float32
-        Summed stitching weights (probe intensity × coverage); 0 where nothing was reconstructed.
+        How well the scan lit each pixel: the summed stitching weights, Σ over patterns of
+        |P|²/max|P|² (probe modes summed; the ``middle_trim`` edges of each patch count 0), so 1
+        is one pattern's brightest pixel; 0 where nothing was reconstructed. :attr:`lit` is the
+        part above :data:`~ptycho_nb.metrics.LIT_FRACTION` of its maximum.
     patches : (M, N, N) complex64
         The per-pattern predictions that were stitched.
     xcoords, ycoords : (M,) float64
@@ -81,6 +89,55 @@ class Reconstruction:
         warnings.warn("Reconstruction.settings is deprecated: use Reconstruction.run "
                       "(an InferenceRunInfo)", DeprecationWarning, stacklevel=2)
         return self.run.as_dict()
+
+    @property
+    def lit(self) -> np.ndarray:
+        """(H, W) bool: the pixels lit with a meaningful weight, :attr:`weight` above
+        :data:`~ptycho_nb.metrics.LIT_FRACTION` (5 %) of its maximum
+        (:func:`ptycho_nb.metrics.lit_mask`). The figures show these pixels only."""
+        return lit_mask(self.weight)
+
+    @property
+    def frame(self) -> Frame:
+        """Where :attr:`object` lies in the scan's coordinates (:attr:`offset` and its shape)."""
+        return Frame(row0=int(self.offset[0]), col0=int(self.offset[1]), h=int(self.object.shape[0]),
+                     w=int(self.object.shape[1]))
+
+    def crop(self, region: str | tuple[int, int, int, int]) -> Reconstruction:
+        """The same reconstruction in a smaller frame, ``offset`` adjusted.
+
+        Parameters
+        ----------
+        region : {'scan', 'lit'} or (row0, row1, col0, col1)
+            ``'scan'``: the box of the scan centres (the frame ``pad_eval=False`` returns);
+            ``'lit'``: the bounding box of :attr:`lit`, joined with the scan centres' box (the
+            frame ``pad_eval=True`` returns); or a box, half-open, in the scan's coordinates
+            (those of :attr:`offset`; for simulated data the ground truth's pixels).
+
+        Returns
+        -------
+        Reconstruction
+            ``object`` and ``weight`` cut to the region (copies); everything else shared
+            (``run.pad_eval`` still records the frame the run returned).
+
+        Raises
+        ------
+        ValueError
+            An unknown region name, a malformed box, or a region not inside this frame (crop
+            the reconstruction as returned, not an earlier crop of it).
+        """
+        n = int(np.shape(self.probe)[-1])
+        if isinstance(region, str):
+            if region not in CROP_REGIONS:
+                raise ValueError(f"region={region!r} is invalid: rule is one of {CROP_REGIONS} or a "
+                                 "box (row0, row1, col0, col1)")
+            centres = centre_frame(self.xcoords, self.ycoords, n)
+            target = centres if region == "scan" else lit_frame(self.weight, self.frame, centres)
+        else:
+            target = frame_of_box(region, "region")
+        sl = slices_in(target, self.frame, f"region={region!r}")
+        return dataclasses.replace(self, object=self.object[sl].copy(), weight=self.weight[sl].copy(),
+                                   offset=target.offset)
 
     @property
     def amplitude(self) -> np.ndarray:
@@ -189,20 +246,23 @@ def assemble(*, data: PtychoData, frame: Frame, obj: np.ndarray, weight: np.ndar
         Their centres in scan coordinates.
     probe : (N, N) or (K, N, N) complex
     execution : PyTorchExecutionConfig
-        ``pad_eval`` keeps the whole lit field: the positions' bounding box padded by
-        ``N/2 − middle_trim``; otherwise the bounding box alone.
+        ``pad_eval`` keeps the whole lit field: the bounding box of the pixels whose ``weight``
+        exceeds :data:`~ptycho_nb.metrics.LIT_FRACTION` of its maximum (``middle_trim`` edges
+        are unlit), joined with the positions' bounding box; otherwise that bounding box alone
+        (:mod:`ptycho_nb.workflows.frames`).
     timings, run, audit : what the run measured, resolved and was given
     """
     n = int(np.shape(probe)[-1])
     if tuple(np.shape(obj)) != frame.shape or tuple(np.shape(weight)) != frame.shape:
         raise ValueError(f"obj/weight: expected the frame's shape {frame.shape}, got "
                          f"{tuple(np.shape(obj))} and {tuple(np.shape(weight))}")
-    margin = (n // 2 - execution.middle_trim) if execution.pad_eval else 0
-    cut = n // 2 - margin
-    sl = (slice(cut, frame.h - cut), slice(cut, frame.w - cut))
+    weight = np.asarray(weight, dtype=np.float32)
+    centres = centre_frame(xcoords, ycoords, n)
+    target = lit_frame(weight, frame, centres) if execution.pad_eval else centres
+    sl = slices_in(target, frame, "the reconstruction's frame")
     return Reconstruction(
-        object=np.asarray(obj)[sl].astype(np.complex64), offset=(frame.row0 + cut, frame.col0 + cut),
-        weight=np.asarray(weight)[sl].astype(np.float32), patches=np.asarray(patches).astype(np.complex64),
+        object=np.asarray(obj)[sl].astype(np.complex64), offset=target.offset,
+        weight=weight[sl].copy(), patches=np.asarray(patches).astype(np.complex64),
         xcoords=np.array(xcoords, dtype=np.float64), ycoords=np.array(ycoords, dtype=np.float64),
         probe=np.asarray(probe).astype(np.complex64), truth=data.object, timings=timings, run=run,
         audit=tuple(audit))

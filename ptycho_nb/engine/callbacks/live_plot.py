@@ -26,6 +26,7 @@ import torch
 
 from ...config.execution import LIVE_PLOT_BUDGET
 from ... import kernel
+from ...metrics import lit_mask
 from ...model.stitching import stitch_patches
 from .progress import epoch_label
 from .view import current_view
@@ -247,7 +248,7 @@ class LivePlot(L.Callback):
         obj, weight, truth = self._reconstruct(pl_module)
         if self.figure is None or self._artists["amp"].get_array().shape != obj.shape:
             self._build_figure(obj, with_truth=truth is not None)
-        lit = weight > 0.05 * float(np.max(weight) or 1.0)
+        lit = lit_mask(weight)  # the pixels a reconstruction's figure shows too
         if truth is not None and self._artists["error"] is not None:
             # remove the global phase (the one ambiguity) before showing the error
             z = np.sum((truth * np.conj(obj))[lit])
