@@ -109,9 +109,9 @@ def _frame_positions(recon: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def patches_are_the_objects(recon: Any) -> bool:
-    """Whether ``recon.patches`` are its object's own, cut at the positions (a refinement's
-    patches from a flat start), rather than a network's predictions per pattern (``infer``'s,
-    refined or not): compared where the frame holds a patch's pixels, on up to 64 patterns."""
+    """Whether ``recon.patches`` are its object's own, cut at the positions (any refinement's),
+    rather than a network's predictions per pattern (``infer(..., refine_epochs=0)``'s):
+    compared where the frame holds a patch's pixels, on up to 64 patterns."""
     n = int(np.shape(recon.probe)[-1])
     x, y = _frame_positions(recon)
     pick = np.unique(np.linspace(0, len(x) - 1, min(len(x), _CHECKED_PATTERNS)).round().astype(int))
@@ -198,10 +198,9 @@ def predicted_counts(recon: Any, patterns: Any = None, *, scale: float = 1.0,
     source : {'auto', 'object', 'patches'}
         'object': cut each patch from ``recon.object`` at its position (the frame's
         ``offset`` subtracted), as the refinement does; needs a frame that holds every full
-        patch (``pad_eval=True``). 'patches': ``recon.patches`` — after a flat start (no model)
-        the refined object's own patches, cut before the frame's crop (the same numbers); with a
-        model (``infer``, ``reconstruct(model=...)``) the network's predictions per pattern,
-        not the refined object. 'auto': 'object' when the frame holds every patch, else
+        patch. 'patches': ``recon.patches`` — after a refinement the refined object's own
+        patches, cut before the frame's crop (the same numbers); for the network alone
+        (``refine_epochs=0``) its predictions per pattern. 'auto': 'object' when the frame holds every patch, else
         'patches' when they are the object's own (:func:`patches_are_the_objects`), else a
         ``ValueError`` that says to reconstruct with ``pad_eval=True``.
 

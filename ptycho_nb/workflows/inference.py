@@ -34,6 +34,7 @@ from ..engine.run_info import InferenceRunInfo, InferenceTimings
 from ..engine.trainer import resolve_accelerator
 from ..model.io import load_model
 from ..model.stitching import coverage, stitch_patches
+from ..physics.forward import extract_patches
 from ..refine import (PROBE_MISMATCH_WARN, PreparedScan, RefineSettings, flat_start, match_counts,
                       probe_mismatch, run_refinement, scan_frame)
 from .payload import InferencePayload, create_inference_payload
@@ -123,8 +124,10 @@ def refine_frame(data: PtychoData, own: np.ndarray, start: Any, probe: Any, scal
 def refined_reconstruction(data: PtychoData, own: np.ndarray, res: Any, execution: PyTorchExecutionConfig,
                            **fields: Any) -> Reconstruction:
     """The :class:`Reconstruction` of a refinement's result over the frame of the patterns
-    ``own``: its object, the stitching weights of its probe, its patches unless ``patches`` is
-    given; ``fields`` are the rest of :func:`~ptycho_nb.workflows.reconstruction.assemble`'s."""
+    ``own``: its object, the stitching weights of its probe, the refined object's patches at the
+    positions it was refined at (what the reconstruction says each pattern saw, so its
+    diagnostics read them whatever frame is returned); ``fields`` are the rest of
+    :func:`~ptycho_nb.workflows.reconstruction.assemble`'s."""
     probe = res.probe_array()
     x, y = data.xcoords[own], data.ycoords[own]
     frame = scan_frame(x, y, int(probe.shape[-1]))
@@ -134,12 +137,9 @@ def refined_reconstruction(data: PtychoData, own: np.ndarray, res: Any, executio
         x, y = xl + frame.col0, yl + frame.row0
     weight = coverage(xl, yl, probe, frame.shape, middle_trim=execution.middle_trim)
     obj = res.object_array()
-    if fields.get("patches") is None:
-        from ..physics.forward import extract_patches
-
-        with torch.no_grad():
-            fields["patches"] = extract_patches(torch.from_numpy(obj), torch.from_numpy(xl),
-                                                torch.from_numpy(yl), int(probe.shape[-1])).numpy()
+    with torch.no_grad():
+        fields["patches"] = extract_patches(torch.from_numpy(obj), torch.from_numpy(xl),
+                                            torch.from_numpy(yl), int(probe.shape[-1])).numpy()
     return assemble(data=data, frame=frame, obj=obj, weight=weight, xcoords=x, ycoords=y,
                     probe=probe, execution=execution, **fields)
 
@@ -227,9 +227,9 @@ def run_inference(payload: InferencePayload, *, verbose: bool = False,
         accelerator=resolve_accelerator(ecfg), batch_size=int(loader_kw["batch_size"]),
         middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval, gridsize=mcfg.gridsize,
         n_patterns=int(len(own)), probe_source=probe_source, precision=precision, refinement=record)
-    common = dict(patches=patches.numpy(), execution=ecfg, timings=timings, run=run, audit=payload.audit)
+    common = dict(execution=ecfg, timings=timings, run=run, audit=payload.audit)
     if record is not None:
         return refined_reconstruction(data, own, res, **common)
     frame = scan_frame(x, y, n)
     return assemble(data=data, frame=frame, obj=full.object, weight=full.weight, xcoords=x,
-                    ycoords=y, probe=model_probe.numpy(), **common)
+                    ycoords=y, probe=model_probe.numpy(), patches=patches.numpy(), **common)

@@ -168,8 +168,7 @@ def _flat_reconstruction(payload: Any, refine_callback: Any) -> Reconstruction:
         accelerator=record.device.split(":")[0], batch_size=icfg.refine_batch_size,
         middle_trim=ecfg.middle_trim, pad_eval=ecfg.pad_eval, gridsize=1, n_patterns=len(own),
         probe_source="scan", refinement=record)
-    recon = refined_reconstruction(data, own, res, ecfg, patches=None, timings=None, run=run,
-                                   audit=payload.audit)
+    recon = refined_reconstruction(data, own, res, ecfg, timings=None, run=run, audit=payload.audit)
     t3 = time.perf_counter()  # the assembly (the patches, the weights, the crop) counts as stitching
     recon.timings = InferenceTimings(
         load_s=t2 - t0 - refine_s, forward_s=0.0, stitch_s=t3 - t2, refine_s=refine_s, total_s=t3 - t0,

@@ -54,9 +54,11 @@ class Reconstruction:
         is one pattern's brightest pixel; 0 where nothing was reconstructed. :attr:`lit` is the
         part above :data:`~ptycho_nb.metrics.LIT_FRACTION` of its maximum.
     patches : (M, N, N) complex64
-        The per-pattern predictions that were stitched.
+        Each pattern's patch of the object: the refined object's after a refinement, the
+        network's predictions that were stitched without one.
     xcoords, ycoords : (M,) float64
-        Their patch centres (scan coordinates).
+        Their patch centres (scan coordinates): after a refinement that corrected them
+        (``run.refinement.positions``), the corrected positions.
     probe : (N, N) or (K, N, N) complex64
         The probe the model used (refined when it was trainable, and by the physics
         refinement when ``refine_probe``).
@@ -172,6 +174,7 @@ class Reconstruction:
         from ..diagnostics.fit import residuals
         from ..diagnostics.summary import report
 
+        mask = scan.mask if mask is None else mask  # the scan's own detector mask, by default
         return report(residuals(self, scan, mask=mask, scale=scale), split)
 
     def plot(self, path: str | pathlib.Path | None = None, *, show: bool | None = None) -> Any:
@@ -241,7 +244,7 @@ def assemble(*, data: PtychoData, frame: Frame, obj: np.ndarray, weight: np.ndar
     weight : (H, W) float
         Its summed stitching weights (:func:`ptycho_nb.model.stitching.coverage`).
     patches : (M, N, N) complex
-        The per-pattern patches the object came from (the network's, or the refined object's).
+        The per-pattern patches (the refined object's, or the network's without a refinement).
     xcoords, ycoords : (M,) float
         Their centres in scan coordinates.
     probe : (N, N) or (K, N, N) complex
