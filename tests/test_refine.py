@@ -143,8 +143,9 @@ def test_momentum_defaults_by_mode_and_an_explicit_value_is_kept():
     from ptycho_nb.config import InferenceConfig, PyTorchExecutionConfig
     from ptycho_nb.refine import RefineSettings
 
-    def momentum(**kw):
-        return RefineSettings.from_configs(InferenceConfig(**kw), PyTorchExecutionConfig()).momentum
+    def momentum(**kw):  # a scan whose record says its probe is exact: the object alone by default
+        return RefineSettings.from_configs(InferenceConfig(**kw), PyTorchExecutionConfig(),
+                                           scan_probe_exact=True).momentum
 
     assert momentum() == 0.85
     assert momentum(refine_probe=True) == 0.0

@@ -170,8 +170,13 @@ def test_a_new_update_rule_is_one_function_and_one_registry_line(small, monkeypa
 
 def test_settings_resolve_every_auto_once_from_the_configs():
     e = PyTorchExecutionConfig()
-    s = RefineSettings.from_configs(InferenceConfig(), e, seed=4)
+    s = RefineSettings.from_configs(InferenceConfig(), e, seed=4, scan_probe_exact=True, positions_exact=True)
     assert (s.rule, s.momentum, s.refine_probe, s.device, s.seed) == ("fisher", 0.85, False, torch.device("cpu"), 4)
+    assert not s.correct_positions and (s.probe_modes, s.auto_modes) == (0, 0)
+    # a measured scan (its record says nothing): the probe is a guess, the positions nominal
+    m = RefineSettings.from_configs(InferenceConfig(), e)
+    assert m.refine_probe and m.correct_positions and m.auto_modes == 3
+    assert "guess" in dict(m.why)["refine_probe"] and "nominal" in dict(m.why)["refine_positions"]
     j = RefineSettings.from_configs(InferenceConfig(refine_probe=True), e, probe_mismatch=0.01)
     assert (j.rule, j.momentum, j.probe_source, j.probe_init) == ("gaussian", 0.0, "model", "auto")
     # whose probe: the scan's when it is another than the model's, or there is no model

@@ -222,7 +222,10 @@ class InferenceConfig(ConfigBase):
         modes=_INFER, lands="physics refinement after stitching (a cap: it stops on a plateau)",
         help="Most epochs of physics refinement of the stitched object against the scan's own "
              "diffraction (Poisson likelihood); the run stops earlier when the data stop "
-             "improving (refine_tolerance); 0 = the network's single-pass reconstruction only.",
+             "improving (refine_tolerance); 0 = the network's single-pass reconstruction only. "
+             "When a converged single probe mode leaves the data above the noise floor and more "
+             "modes explain them (refine_probe_modes='auto'), the modes' refinement has this cap "
+             "of its own.",
     )
     refine_step: float = config_field(
         1.0, category="refinement", kind="float", min=0.0, min_exclusive=True, max=2.0,
@@ -276,7 +279,7 @@ class InferenceConfig(ConfigBase):
         help="With probe refinement: incoherent probe modes refined (a partially coherent beam); "
              "more than the probe has are made from it. 'auto' = a single-mode probe gets 3 "
              "modes when a short trial shows they explain the data better than one "
-             "(deviance 5 % lower), else stays one.",
+             "(deviance 10 % lower), else stays one.",
     )
     refine_positions: bool | str = config_field(
         "auto", category="refinement", kind="bool_or_auto", choices=("auto", True, False),

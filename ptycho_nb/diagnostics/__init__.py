@@ -7,7 +7,7 @@ use only those:
   counts measured: normalised residuals per pixel; :mod:`~ptycho_nb.diagnostics.fit` — the
   deviance of every pattern and the residual of every detector pixel over all patterns (a
   defect or a misplaced DC centre shows there);
-- :mod:`~ptycho_nb.diagnostics.noise_floor` — the deviance a perfect model would still have,
+- :mod:`~ptycho_nb.refine.noise_floor` — the deviance a perfect model would still have,
   pixel by pixel from its predicted counts; deviance / floor ≈ 1 means the model explains the
   data down to the photon noise;
 - :mod:`~ptycho_nb.diagnostics.resolution` — two reconstructions from alternate patterns
@@ -34,7 +34,7 @@ Example
 from .figure import plot_diagnostics
 from .fit import Residuals, residuals
 from .halves import LIT_THRESHOLD, SplitHalf, compare_halves, pixel_size_of
-from .noise_floor import SERIES_FROM, expected_deviance
+from ..refine.noise_floor import SERIES_FROM, expected_deviance
 from .predict import (EPS, match_patterns, normalised_residuals, patches_are_the_objects,
                       predicted_counts)
 from .resolution import split_half

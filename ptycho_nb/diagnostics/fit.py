@@ -4,7 +4,7 @@ From the predicted counts (:mod:`~ptycho_nb.diagnostics.predict`):
 
 - the deviance per pixel of every pattern (the package's half deviance,
   :func:`ptycho_nb.refine.poisson_deviance`) and its noise floor
-  (:func:`~ptycho_nb.diagnostics.noise_floor.expected_deviance` of λ): their ratio ≈ 1 when the
+  (:func:`~ptycho_nb.refine.noise_floor.expected_deviance` of λ): their ratio ≈ 1 when the
   model explains the data to the noise, > 1 when it leaves signal unexplained;
 - per detector pixel, the photons measured over those predicted, summed over the patterns, as
   a relative excess and as a z-score: a dead, hot or wrongly-gained pixel, a beamstop or a
@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..data.container import PtychoData
-from .noise_floor import expected_deviance
+from ..refine.noise_floor import expected_deviance
 from .predict import (EPS, Source, check_reconstruction, check_scale, match_patterns,
                       normalised_residuals, pixel_deviance, resolve_source, unscaled_counts)
 
@@ -66,7 +66,7 @@ class Residuals:
         Each pattern's mean deviance per measured pixel (the package's half deviance).
     floor : (M,) float64
         Its noise floor: the mean expected deviance per measured pixel under the predicted
-        counts (:func:`~ptycho_nb.diagnostics.noise_floor.expected_deviance`).
+        counts (:func:`~ptycho_nb.refine.noise_floor.expected_deviance`).
     pixels : (M,) int64
         Measured (unmasked) pixels of each pattern.
     counts, predicted : (M,) float64

@@ -14,8 +14,9 @@ import torch
 from .scan import EPS, PreparedScan
 from .state import RefineState
 from ..physics.forward import gather_patches
+from .noise_floor import expected_deviance_torch
 
-__all__ = ["poisson_deviance", "predicted_counts", "batch_deviance", "scan_deviance"]
+__all__ = ["poisson_deviance", "predicted_counts", "batch_deviance", "scan_deviance", "scan_noise_floor"]
 
 
 def poisson_deviance(pred_counts: torch.Tensor, counts: torch.Tensor,
@@ -91,4 +92,22 @@ def scan_deviance(state: RefineState, scan: PreparedScan, idx: torch.Tensor,
                                       state.scale)
             total += batch_deviance(lam, scan.counts(part), scan.klogk[part], scan.accumulate,
                                     scan.weights(part))
+    return total
+
+
+def scan_noise_floor(state: RefineState, scan: PreparedScan, idx: torch.Tensor,
+                     chunk: int) -> torch.Tensor:
+    """The summed deviance the patterns ``idx`` would still have if the current object and probe
+    were exactly right: the Poisson expectation of each measured pixel's deviance from its
+    predicted counts (:func:`~ptycho_nb.refine.noise_floor.expected_deviance`), 0-d in
+    ``scan.accumulate``. Deviance / floor ≈ 1: the model explains the data to the noise."""
+    total = torch.zeros((), dtype=scan.accumulate, device=scan.device)
+    with torch.no_grad():
+        for part in scan.chunks(idx, chunk):
+            _, lam = predicted_counts(state.probe * scan.checker,
+                                      gather_patches(state.object, scan.taps(part, state.x, state.y)),
+                                      state.scale)
+            f = expected_deviance_torch(lam.to(scan.accumulate))
+            weight = scan.weights(part)
+            total += (f if weight is None else f * weight).sum()
     return total

@@ -23,12 +23,13 @@ import torch
 from ..physics.probes import probe_from_patterns
 from .loop import refine_scan
 from .result import ModeChoice, RefineProgress, RefineResult
+from .deviance import scan_noise_floor
 from .scan import PreparedScan
+from .state import RefineState
 from .settings import PROBE_INITS, RefineSettings
 
-__all__ = ["PROBE_INITS", "PROBE_TRIAL_EPOCHS", "MODE_TRIAL_EPOCHS", "MODE_GAIN", "ProbeStart",
-           "ModeChoice", "probe_candidates", "choose_probe_start", "choose_modes",
-           "refine_from_probe_start"]
+__all__ = ["PROBE_INITS", "PROBE_TRIAL_EPOCHS", "MODE_TRIAL_EPOCHS", "MODE_GAIN", "MODES_NEEDED", "ProbeStart",
+           "ModeChoice", "probe_candidates", "choose_probe_start", "refine_from_probe_start"]
 
 #: Joint epochs each candidate runs before the choice. Measured on 1,000-pattern scans (siemens
 #: star / zone plate at 10³, 10⁴, 10⁶ photons; lines / disc at 10³, 10⁴; dead leaves / Gaussian
@@ -146,40 +147,14 @@ def _after(callback: Callback | None, epochs: int, seconds: float, max_epochs: i
         progress, epoch=epochs + progress.epoch, max_epochs=max_epochs, seconds=seconds + progress.seconds))
 
 
-#: Joint epochs each mode count runs before the choice (``RefineSettings.auto_modes``).
+#: Joint epochs the extra modes run before the choice (``RefineSettings.auto_modes``).
 MODE_TRIAL_EPOCHS = 8
 #: The relative drop in deviance the extra modes must bring to be kept: fitting noise with two
 #: more modes lowers it by far less on a coherent beam (README "Partial coherence").
-MODE_GAIN = 0.05
-
-
-def choose_modes(scan: PreparedScan, obj: Any, probe: torch.Tensor, intensity_scale: Any,
-                 settings: RefineSettings, *, positions: torch.Tensor | None = None,
-                 trial_epochs: int = MODE_TRIAL_EPOCHS,
-                 callback: Callback | None = None) -> tuple[RefineResult, ModeChoice]:
-    """Run ``trial_epochs`` joint epochs with one mode and with ``settings.auto_modes`` from the
-    same start; keep the extra modes when they lower the deviance by :data:`MODE_GAIN` or more.
-
-    Returns the chosen trial (continue from it) and the choice.
-    """
-    _check_joint(settings)
-    t0 = time.perf_counter()
-    k = settings.auto_modes
-    trial = settings.replace(max_epochs=trial_epochs, tol=0.0, patience=trial_epochs + 1, auto_modes=0)
-    runs: dict[int, RefineResult] = {}
-    for count in (1, k):
-        stage = f"probe modes {count}"
-        report = None if callback is None else (
-            lambda progress, stage=stage: callback(dataclasses.replace(progress, stage=stage)))
-        runs[count] = refine_scan(scan, obj, probe, intensity_scale, trial.replace(probe_modes=count),
-                                  callback=report, positions=positions)
-        if runs[count].stopped == "callback":
-            return runs[count], ModeChoice(modes=count, deviance={c: r.deviance[-1] for c, r in runs.items()},
-                                           epochs=trial_epochs, seconds=time.perf_counter() - t0)
-    dev = {c: float(r.deviance[-1]) for c, r in runs.items()}
-    modes = k if dev[k] < (1 - MODE_GAIN) * dev[1] else 1
-    return runs[modes], ModeChoice(modes=modes, deviance=dev, epochs=trial_epochs,
-                                   seconds=time.perf_counter() - t0)
+MODE_GAIN = 0.10
+#: Deviance / noise floor of the converged single mode above which more modes are tried: below
+#: it the one mode explains the data to the photon noise (nothing is left for more modes).
+MODES_NEEDED = 1.3
 
 
 def refine_from_probe_start(scan: PreparedScan, obj: Any, probe: torch.Tensor | np.ndarray,
@@ -187,9 +162,10 @@ def refine_from_probe_start(scan: PreparedScan, obj: Any, probe: torch.Tensor | 
                             trial_epochs: int = PROBE_TRIAL_EPOCHS,
                             callback: Callback | None = None) -> tuple[RefineResult, ProbeStart | None]:
     """A joint object+probe refinement from the probe start the data choose
-    (:func:`choose_probe_start` over :func:`probe_candidates` of ``settings.probe_init``), with
-    as many incoherent modes as the data ask for when ``settings.auto_modes`` (:func:`choose_modes`),
-    then the rest of the epochs.
+    (:func:`choose_probe_start` over :func:`probe_candidates` of ``settings.probe_init``), run to
+    convergence; with ``settings.auto_modes``, then as many incoherent modes as the data ask for
+    (:func:`_more_modes`: tried when the one mode leaves the data above the noise floor, kept
+    when they explain them better).
 
     Returns the whole run as one :class:`~ptycho_nb.refine.result.RefineResult` (the chosen
     trials' epochs first, then the continuation's; ``seconds`` counts every trial) and the start
@@ -210,31 +186,72 @@ def refine_from_probe_start(scan: PreparedScan, obj: Any, probe: torch.Tensor | 
         done, seconds = start.trial, start.seconds
         if start.stopped:
             return dataclasses.replace(done, seconds=seconds, stopped="callback"), start
-    probe_now = done.probe if done is not None else torch.as_tensor(probe)
-    if settings.auto_modes > 1 and probe_now.ndim == 2:
-        epochs_left = max_epochs - (done.epochs_run if done is not None else 0)
-        if epochs_left > 0:
-            e0 = done.epochs_run if done is not None else 0
-            stage_settings = settings if done is None else settings.replace(
-                probe_start=0, position_start=max(settings.position_start - e0, 0))
-            run, modes = choose_modes(scan, obj if done is None else done.object, probe_now, intensity_scale,
-                                      stage_settings, positions=None if done is None else done.positions,
-                                      trial_epochs=min(MODE_TRIAL_EPOCHS, epochs_left),
-                                      callback=callback)  # trials count their own epochs, as the starts
-            done = run if done is None else _chain(done, run, seconds)
-            seconds += modes.seconds  # both trials ran
-            done = dataclasses.replace(done, seconds=seconds, modes=modes)
-            if run.stopped == "callback":
-                return dataclasses.replace(done, stopped="callback"), start
+    # The refinement with the probe's modes as given, to convergence or the cap.
     if done is None:
-        return refine_scan(scan, obj, probe, intensity_scale, settings.replace(auto_modes=0),
-                           callback=callback), start
-    e0 = done.epochs_run
-    if e0 >= max_epochs:
+        done = refine_scan(scan, obj, probe, intensity_scale, settings.replace(auto_modes=0),
+                           callback=callback)
+    elif done.epochs_run < max_epochs:
+        done = _continue(scan, done, intensity_scale, settings, callback, max_epochs)
+    # more modes are judged against a converged single mode only (one the cap stopped is not)
+    if done.stopped not in ("plateau", "holdout") or settings.auto_modes < 2 or done.probe.ndim != 2:
         return done, start
-    # The probe already moves: the continuation updates it from its first epoch.
+    return _more_modes(scan, done, intensity_scale, settings, callback, max_epochs), start
+
+
+def _continue(scan: PreparedScan, done: RefineResult, intensity_scale: Any, settings: RefineSettings,
+              callback: Callback | None, max_epochs: int, **changes: Any) -> RefineResult:
+    """``done`` continued for the rest of the cap (the probe already moves: from its first
+    epoch), as one result."""
+    e0 = done.epochs_run
     rest = refine_scan(scan, done.object, done.probe, intensity_scale,
                        settings.replace(max_epochs=max_epochs - e0, probe_start=0, auto_modes=0,
-                                        probe_modes=0, position_start=max(settings.position_start - e0, 0)),
+                                        position_start=max(settings.position_start - e0, 0), **changes),
                        callback=_after(callback, e0, done.seconds, max_epochs), positions=done.positions)
-    return dataclasses.replace(_chain(done, rest, done.seconds), modes=done.modes), start
+    return dataclasses.replace(_chain(done, rest, done.seconds), modes=done.modes)
+
+
+def _more_modes(scan: PreparedScan, done: RefineResult, intensity_scale: Any, settings: RefineSettings,
+                callback: Callback | None, max_epochs: int) -> RefineResult:
+    """Whether the data ask for more incoherent modes than the single one that converged.
+
+    When its deviance stands above the noise floor by :data:`MODES_NEEDED` (the single mode
+    leaves signal unexplained), ``settings.auto_modes`` modes made from it run a trial of
+    :data:`MODE_TRIAL_EPOCHS` epochs; kept when they lower the deviance by :data:`MODE_GAIN` or
+    more, they go on to their own convergence (under a cap of ``max_epochs`` of their own). The
+    single mode converges first, so a probe that refining fixes is not taken for partial
+    coherence.
+    """
+    k, e0 = settings.auto_modes, done.epochs_run
+    floor = _floor(scan, done, intensity_scale, settings)
+    dev = {1: float(done.deviance[-1])}
+    if dev[1] < MODES_NEEDED * floor:
+        return dataclasses.replace(done, modes=ModeChoice(modes=1, deviance=dev, epochs=0, floor=floor))
+    epochs = MODE_TRIAL_EPOCHS
+    stage = f"probe modes {k}"
+    report = None if callback is None else (
+        lambda progress: callback(dataclasses.replace(progress, stage=stage)))
+    trial = refine_scan(scan, done.object, done.probe, intensity_scale,
+                        settings.replace(max_epochs=epochs, probe_start=0, auto_modes=0, probe_modes=k,
+                                         tol=0.0, patience=epochs + 1,
+                                         position_start=max(settings.position_start - e0, 0)),
+                        callback=report, positions=done.positions)
+    dev[k] = float(trial.deviance[-1])
+    keep = trial.stopped != "callback" and dev[k] < (1 - MODE_GAIN) * dev[1]
+    choice = ModeChoice(modes=k if keep else 1, deviance=dev, epochs=epochs, seconds=trial.seconds,
+                        floor=floor)
+    if not keep:
+        return dataclasses.replace(done, seconds=done.seconds + trial.seconds, modes=choice,
+                                   stopped="callback" if trial.stopped == "callback" else done.stopped)
+    more = dataclasses.replace(_chain(done, trial, done.seconds), modes=choice)
+    return _continue(scan, more, intensity_scale, settings, callback, more.epochs_run + max_epochs,
+                     probe_modes=0)
+
+
+def _floor(scan: PreparedScan, done: RefineResult, intensity_scale: Any, settings: RefineSettings) -> float:
+    """The noise floor per measured pixel of every pattern under ``done``'s object and probe."""
+    state = RefineState.build(done.object, done.probe, intensity_scale, scan.device)
+    if done.positions is not None:
+        state.x, state.y = done.positions[:, 0], done.positions[:, 1]
+    idx = torch.arange(scan.m, device=scan.device)
+    chunk = scan.chunk_size(state.modes, settings.chunk_patterns)
+    return float(scan_noise_floor(state, scan, idx, chunk)) / float(scan.pixels.sum())

@@ -8,10 +8,21 @@ from typing import Any
 import torch
 
 from .modes import power_fractions
-from .result import RefineResult
+from .result import ModeChoice, RefineResult
 from .settings import RefineSettings
 
-__all__ = ["RefineRecord"]
+__all__ = ["RefineRecord", "modes_reason"]
+
+
+def modes_reason(choice: ModeChoice) -> str:
+    """Why a refinement kept as many probe modes as it did, in words."""
+    one = choice.deviance[1]
+    if len(choice.deviance) == 1:
+        return (f"refine_probe_modes='auto': 1 mode, its deviance {one:.4g} per pixel is at the "
+                f"noise floor {choice.floor:.4g}")
+    (k, more), = ((c, v) for c, v in choice.deviance.items() if c != 1)
+    return (f"refine_probe_modes='auto': {choice.modes} mode(s): one converged at {one:.4g} per pixel "
+            f"(noise floor {choice.floor:.4g}); {k} modes reached {more:.4g} after {choice.epochs} epochs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +117,9 @@ class RefineRecord:
                    probe_source=settings.probe_source, probe_init=probe_init,
                    probe_modes=len(powers), mode_powers=powers,
                    positions=result.positions is not None, position_shift_rms=shift,
-                   why=tuple(settings.why), seconds=result.seconds)
+                   why=tuple(settings.why) + ((("refine_probe_modes", modes_reason(result.modes)),)
+                                              if result.modes is not None else ()),
+                   seconds=result.seconds)
 
     def as_dict(self) -> dict[str, Any]:
         """Field name → value (JSON-ready: tuples become lists when dumped)."""

@@ -22,13 +22,15 @@ def _host(t: torch.Tensor) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class ModeChoice:
     """What a probe-modes trial chose (:func:`ptycho_nb.refine.probe_start.choose_modes`):
-    ``modes`` (1 or the count tried), each count's mean deviance per pixel after ``epochs``
-    joint epochs, and the trials' wall ``seconds``."""
+    ``modes`` (1 or the count tried), each count's mean deviance per pixel (the single mode's
+    converged, the trial's after its ``epochs``; no trial when the single mode was at the
+    noise ``floor``, also per pixel), and the trial's wall ``seconds``."""
 
     modes: int
     deviance: dict[int, float]
     epochs: int
     seconds: float = 0.0
+    floor: float = float("nan")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ import torch
 from .loop import refine_scan
 from .probe_start import refine_from_probe_start
 from .progress import RefineProgressBar, chain_callbacks
-from .record import RefineRecord
+from .record import RefineRecord, modes_reason
 from .result import RefineProgress, RefineResult
 from .scan import PreparedScan
 from .settings import RefineSettings
@@ -43,9 +43,7 @@ def run_refinement(scan: PreparedScan, start: Any, probe: Any, intensity_scale: 
                                               callback=report)
         init = chosen.name if chosen is not None else ("given" if settings.max_epochs > 0 else "")
         if res.modes is not None:
-            log.info("refinement: %d incoherent probe mode(s) (deviance per pixel after %d epochs: %s)",
-                     res.modes.modes, res.modes.epochs,
-                     ", ".join(f"{k} mode(s) {v:.4g}" for k, v in res.modes.deviance.items()))
+            log.info("refinement: %s", modes_reason(res.modes))
     else:
         res = refine_scan(scan, start, probe, intensity_scale, settings, callback=report)
     if bar is not None:

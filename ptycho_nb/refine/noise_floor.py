@@ -22,9 +22,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import torch
 from scipy.special import gammaln, xlogy
 
-__all__ = ["expected_deviance", "SERIES_FROM"]
+__all__ = ["expected_deviance", "expected_deviance_torch", "SERIES_FROM"]
 
 #: Counts above which the large-λ series replaces the tabulated exact sum.
 SERIES_FROM = 200.0
@@ -84,3 +85,21 @@ def expected_deviance(lam: np.ndarray) -> np.ndarray:
     log_lam, f = _table()
     out[mid] = np.interp(np.log(lam[mid]), log_lam, f)
     return out
+
+
+def expected_deviance_torch(lam: torch.Tensor) -> torch.Tensor:
+    """:func:`expected_deviance` of a tensor, on its device (the refinement's): the same table,
+    linearly interpolated in log λ, and the same series above :data:`SERIES_FROM`."""
+    log_lam, f = _table()
+    grid = torch.as_tensor(log_lam, dtype=lam.dtype, device=lam.device)
+    vals = torch.as_tensor(f, dtype=lam.dtype, device=lam.device)
+    lam = lam.clamp_min(0)
+    big = lam > SERIES_FROM
+    inv = 1.0 / lam.clamp_min(SERIES_FROM)
+    series = 0.5 + inv / 12.0 + inv * inv / 12.0
+    x = torch.log(lam.clamp(_TABLE_FROM, SERIES_FROM))
+    i = torch.searchsorted(grid, x.contiguous()).clamp_(1, grid.numel() - 1)
+    x0, x1 = grid[i - 1], grid[i]
+    table = vals[i - 1] + (vals[i] - vals[i - 1]) * (x - x0) / (x1 - x0)
+    tiny = -torch.special.xlogy(lam, lam)
+    return torch.where(big, series, torch.where(lam < _TABLE_FROM, tiny, table))
